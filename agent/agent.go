@@ -1,0 +1,445 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/internal/clock"
+)
+
+// Refresh policy, in one place (see refreshAt).
+const (
+	// waitWindow: a hit waits for a renewal only when its credentials have
+	// less than this left.
+	waitWindow = 5 * time.Minute
+	// refreshMargin: renew no later than this before expiry...
+	refreshMargin = 20 * time.Minute
+	// backoffBase and backoffCap bound the retry delay between logical
+	// calls after a failed renewal (full jitter).
+	backoffBase = time.Second
+	backoffCap  = 2 * time.Minute
+	// touchEvery limits how often a hit updates the LRU's recency (which
+	// takes the LRU's lock): often enough for eviction order, rarely
+	// enough to keep the hot path lock-free.
+	touchEvery = time.Second
+	// negativeEntries bounds the negative cache.
+	negativeEntries = 4096
+)
+
+// Metrics receives the agent's events. The metrics package implements it;
+// nil means no metrics.
+type Metrics interface {
+	CacheHit()
+	CacheMiss()
+	STSRequest(operation, result string)
+	RefreshFailure()
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) CacheHit()                  {}
+func (nopMetrics) CacheMiss()                 {}
+func (nopMetrics) STSRequest(_, _ string)     {}
+func (nopMetrics) RefreshFailure()            {}
+func (nopMetrics) CacheEntries(_ func() int)  {}
+func (nopMetrics) EarliestExpiry(func() bool) {}
+
+// Options are the agent's dependencies.
+type Options struct {
+	// Source obtains credentials (required).
+	Source Source
+	// Clock defaults to the wall clock.
+	Clock clock.Clock
+	// Logger defaults to a no-op logger.
+	Logger *zap.Logger
+	// Metrics defaults to none.
+	Metrics Metrics
+	// FetchTimeout is the deadline of one logical source call, detached from
+	// any caller's context (default 10s).
+	FetchTimeout time.Duration
+	// Rand returns a float in [0,1) for jitter; defaults to math/rand/v2.
+	Rand func() float64
+	// Warm fetches each client's default-role session at start and after a
+	// reload (default true in production; tests may turn it off).
+	DisableWarm bool
+}
+
+// Agent hands out credentials. Create it with New; it is safe for
+// concurrent use. Close stops its background work.
+type Agent struct {
+	src     Source
+	clk     clock.Clock
+	log     *zap.Logger
+	metrics Metrics
+	timeout time.Duration
+	rnd     func() float64
+	warm    bool
+
+	state atomic.Pointer[state]
+	// entries is the lock-free read side of the cache; lru owns bound and
+	// recency and removes from entries on eviction.
+	entries sync.Map // key -> *entry
+	lru     *lru.Cache[string, *entry]
+	flight  singleflight.Group
+	budget  atomic.Pointer[rate.Limiter]
+
+	negMu sync.Mutex
+	neg   *lru.Cache[string, negative]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type negative struct {
+	err   error
+	until time.Time
+}
+
+// New builds an agent for cfg.
+func New(opts Options, cfg *config.Config) (*Agent, error) {
+	if opts.Source == nil {
+		return nil, errors.New("agent: a Source is required")
+	}
+	if cfg == nil {
+		return nil, errors.New("agent: a config is required")
+	}
+	a := &Agent{
+		src:     opts.Source,
+		clk:     opts.Clock,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		timeout: opts.FetchTimeout,
+		rnd:     opts.Rand,
+		warm:    !opts.DisableWarm,
+	}
+	if a.clk == nil {
+		a.clk = clock.Real{}
+	}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	if a.metrics == nil {
+		a.metrics = nopMetrics{}
+	}
+	if a.timeout <= 0 {
+		a.timeout = 10 * time.Second
+	}
+	if a.rnd == nil {
+		a.rnd = rand.Float64
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	c, err := lru.NewWithEvict(cfg.Cache.MaxEntries, a.onEvict)
+	if err != nil {
+		return nil, fmt.Errorf("agent: create cache: %w", err)
+	}
+	a.lru = c
+	a.neg, _ = lru.New[string, negative](negativeEntries)
+	a.Apply(cfg)
+	return a, nil
+}
+
+// Close stops refreshers and waits for background fetches to end.
+func (a *Agent) Close() {
+	a.cancel()
+	for _, k := range a.lru.Keys() {
+		a.lru.Remove(k)
+	}
+	a.wg.Wait()
+}
+
+// Apply swaps in a new config atomically. Sessions of roles whose definition
+// changed are dropped; those of unchanged roles are kept. The cache bound
+// follows cache.max_entries.
+func (a *Agent) Apply(cfg *config.Config) {
+	st := compile(cfg)
+	a.state.Store(st)
+	live := map[string]bool{}
+	for _, r := range st.roles {
+		live[r.fingerprint] = true
+	}
+	for _, k := range a.lru.Keys() {
+		if e, ok := a.lru.Peek(k); ok && !live[e.fingerprint] {
+			a.lru.Remove(k)
+		}
+	}
+	if a.lru.Len() > cfg.Cache.MaxEntries || cfg.Cache.MaxEntries != a.size() {
+		a.lru.Resize(cfg.Cache.MaxEntries)
+	}
+	a.negMu.Lock()
+	a.neg.Purge()
+	a.negMu.Unlock()
+	if lim := a.budget.Load(); lim == nil || lim.Limit() != rate.Limit(cfg.STS.MaxQPS) {
+		burst := int(cfg.STS.MaxQPS)
+		if burst < 1 {
+			burst = 1
+		}
+		a.budget.Store(rate.NewLimiter(rate.Limit(cfg.STS.MaxQPS), burst))
+	}
+	if a.warm {
+		a.warmUp(st)
+	}
+}
+
+func (a *Agent) size() int {
+	if st := a.state.Load(); st != nil {
+		return st.cfg.Cache.MaxEntries
+	}
+	return 0
+}
+
+// Config returns the config in force.
+func (a *Agent) Config() *config.Config { return a.state.Load().cfg }
+
+// Len is the number of cached sessions.
+func (a *Agent) Len() int { return a.lru.Len() }
+
+// EarliestExpiry is the earliest expiry among cached sessions (zero if none).
+func (a *Agent) EarliestExpiry() time.Time {
+	var min time.Time
+	a.entries.Range(func(_, v any) bool {
+		if c := v.(*entry).creds.Load(); c != nil && (min.IsZero() || c.Expiration.Before(min)) {
+			min = c.Expiration
+		}
+		return true
+	})
+	return min
+}
+
+// Identify returns the name of the client the caller is, for front ends
+// that bind tokens to clients.
+func (a *Agent) Identify(c *Caller) (string, error) {
+	cl, err := a.state.Load().identify(c)
+	if err != nil {
+		return "", err
+	}
+	return cl.name, nil
+}
+
+// DefaultRole returns the caller's default role name.
+func (a *Agent) DefaultRole(c *Caller) (string, error) {
+	cl, err := a.state.Load().identify(c)
+	if err != nil {
+		return "", err
+	}
+	return cl.defaultRole, nil
+}
+
+// Credentials returns credentials of roleName ("" = the caller's default
+// role) for the caller, after the trust decision. Errors are *Error.
+func (a *Agent) Credentials(ctx context.Context, c *Caller, roleName string) (*Credentials, error) {
+	st := a.state.Load()
+	cl, ierr := st.identify(c)
+	if ierr != nil {
+		return nil, ierr
+	}
+	if roleName == "" {
+		roleName = cl.defaultRole
+	}
+	r := st.roles[roleName]
+	if r == nil || !cl.roles[roleName] {
+		// Same answer for "does not exist" and "not yours": no caller
+		// learns which roles exist.
+		return nil, errorf(KindRoleNotAllowed, nil, "no such role for this caller: %q", roleName)
+	}
+	return a.get(ctx, st, cl, r, c)
+}
+
+func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Caller) (*Credentials, error) {
+	id := st.session(cl, r, c)
+	if v, ok := a.entries.Load(id.key); ok {
+		e := v.(*entry)
+		if creds := e.creds.Load(); creds != nil {
+			now := a.clk.Now()
+			e.touch(a, now)
+			if now.Before(e.refreshAt()) {
+				a.metrics.CacheHit()
+				return creds, nil
+			}
+			if left := creds.Expiration.Sub(now); left > waitWindow {
+				a.metrics.CacheHit()
+				a.refreshSoon(e)
+				return creds, nil
+			}
+			// Close to expiry: wait for the renewal, but keep serving what
+			// we have if it fails and is still valid. A recent failure is
+			// not retried on every request (the negative cache).
+			err, failed := a.negativeHit(id.key)
+			if !failed {
+				var fresh *Credentials
+				if fresh, err = a.fetch(ctx, e); err == nil {
+					return fresh, nil
+				}
+			}
+			if a.clk.Now().Before(creds.Expiration) {
+				a.metrics.CacheHit()
+				return creds, nil
+			}
+			return nil, a.callerError(r, err)
+		}
+	}
+	a.metrics.CacheMiss()
+	if n, ok := a.negativeHit(id.key); ok {
+		return nil, a.callerError(r, n)
+	}
+	req, err := a.request(ctx, st, cl, r, c, id)
+	if err != nil {
+		return nil, err
+	}
+	e := a.newEntry(id, r, cl.name, req)
+	creds, err := a.fetch(ctx, e)
+	if err != nil {
+		return nil, a.callerError(r, err)
+	}
+	return creds, nil
+}
+
+// request builds the source request for role r, fetching the previous hop
+// of a chain through the cache first (each hop is cached too).
+func (a *Agent) request(ctx context.Context, st *state, cl *client, r *role, c *Caller, id sessionID) (Request, error) {
+	req := r.req
+	req.SessionName = id.name
+	if r.via != nil {
+		via, err := a.get(ctx, st, cl, r.via, c)
+		if err != nil {
+			return Request{}, err
+		}
+		req.Via = via
+	}
+	return req, nil
+}
+
+func (a *Agent) callerError(r *role, err error) error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var se *SourceError
+	if errors.As(err, &se) && !se.Retryable {
+		return errorf(KindSourceRejected, err, "STS refused role %q: %s", r.cfg.Name, se.Error())
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return errorf(KindUnavailable, err, "STS did not answer in time for role %q and no valid credentials are cached", r.cfg.Name)
+	}
+	return errorf(KindUnavailable, err, "STS failed for role %q and no valid credentials are cached: %s", r.cfg.Name, err.Error())
+}
+
+func (a *Agent) negativeHit(key string) (error, bool) {
+	a.negMu.Lock()
+	defer a.negMu.Unlock()
+	n, ok := a.neg.Get(key)
+	if !ok {
+		return nil, false
+	}
+	if !a.clk.Now().Before(n.until) {
+		a.neg.Remove(key)
+		return nil, false
+	}
+	return n.err, true
+}
+
+func (a *Agent) remember(key string, err error) {
+	ttl := a.state.Load().cfg.Cache.ErrorTTL.D()
+	if ttl <= 0 {
+		return
+	}
+	a.negMu.Lock()
+	a.neg.Add(key, negative{err: err, until: a.clk.Now().Add(ttl)})
+	a.negMu.Unlock()
+}
+
+// fetch makes (or joins) the one logical source call for e. The call runs on
+// a context detached from every caller, with its own deadline, so an
+// impatient caller cannot cancel the others' fetch.
+func (a *Agent) fetch(ctx context.Context, e *entry) (*Credentials, error) {
+	ch := a.flight.DoChan(e.key, func() (any, error) {
+		return a.retrieve(e, true)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Credentials), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// retrieve calls the source once and installs the result. Foreground calls
+// (misses, callers waiting near expiry) may use the whole STS budget;
+// background renewals leave headroom for them.
+func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
+	a.wg.Add(1)
+	defer a.wg.Done()
+	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
+	defer cancel()
+	if err := a.waitBudget(ctx, foreground); err != nil {
+		return nil, &SourceError{Code: "Throttled", Message: "local STS request budget (sts.max_qps) exhausted", Retryable: true, Err: err}
+	}
+	op := e.req.Operation()
+	creds, err := a.src.Retrieve(ctx, e.req)
+	if err == nil && creds == nil {
+		err = &SourceError{Code: "EmptyResponse", Message: "source returned no credentials", Retryable: true}
+	}
+	if err == nil && !a.clk.Now().Before(creds.Expiration) {
+		err = &SourceError{Code: "ExpiredCredentials", Message: "source returned credentials that have already expired", Retryable: true}
+	}
+	if err != nil {
+		a.metrics.STSRequest(op, resultOf(err))
+		a.remember(e.key, err)
+		a.log.Warn("credential request failed",
+			zap.String("client", e.client), zap.String("role", e.role),
+			zap.String("session", e.req.SessionName), zap.Error(err))
+		return nil, err
+	}
+	a.metrics.STSRequest(op, "success")
+	a.install(e, creds)
+	return creds, nil
+}
+
+func resultOf(err error) string {
+	var se *SourceError
+	switch {
+	case errors.As(err, &se) && se.Retryable:
+		return "retryable_error"
+	case errors.As(err, &se):
+		return "error"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "retryable_error"
+	}
+}
+
+func (a *Agent) waitBudget(ctx context.Context, foreground bool) error {
+	lim := a.budget.Load()
+	if foreground {
+		return lim.Wait(ctx)
+	}
+	// Background renewals only spend tokens while at least half the burst
+	// is left, and otherwise wait their turn behind callers' misses.
+	for {
+		if lim.Tokens() >= float64(lim.Burst())/2 || lim.Burst() == 1 {
+			return lim.Wait(ctx)
+		}
+		t := time.NewTimer(time.Duration(float64(time.Second) / float64(lim.Limit())))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

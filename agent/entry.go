@@ -1,0 +1,238 @@
+package agent
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credsidecar/credsidecar/internal/clock"
+)
+
+// entry is one cached session. Its credentials are swapped atomically, so
+// callers keep reading the current ones while a renewal runs.
+type entry struct {
+	key         string
+	fingerprint string
+	role        string
+	client      string
+	req         Request
+
+	creds atomic.Pointer[Credentials]
+	// refreshAtNs is when background renewal is due (unix ns).
+	refreshAtNs atomic.Int64
+	// lastUsedNs is the last hit recorded (unix ns, coarse: see touch).
+	lastUsedNs atomic.Int64
+	lastTouch  atomic.Int64
+	// installedNs is when the current credentials were installed.
+	installedNs atomic.Int64
+
+	mu       sync.Mutex
+	timer    clock.Timer
+	pending  bool // a renewal is running or a retry is armed
+	failures int
+	gone     bool // evicted or dropped: never renew again
+}
+
+func (a *Agent) newEntry(id sessionID, r *role, client string, req Request) *entry {
+	return &entry{key: id.key, fingerprint: r.fingerprint, role: r.cfg.Name, client: client, req: req}
+}
+
+func (e *entry) refreshAt() time.Time { return time.Unix(0, e.refreshAtNs.Load()) }
+
+// touch records a hit. It updates the LRU's recency at most once per
+// touchEvery, keeping the LRU's lock off nearly every hit.
+func (e *entry) touch(a *Agent, now time.Time) {
+	ns := now.UnixNano()
+	if ns-e.lastTouch.Load() < int64(touchEvery) {
+		return
+	}
+	e.lastTouch.Store(ns)
+	e.lastUsedNs.Store(ns)
+	a.lru.Get(e.key)
+}
+
+// refreshAt is the refresh policy: renew no earlier than half the lifetime
+// and no later than two thirds of it or refreshMargin before expiry,
+// whichever comes first; if that is before the half-life point, at half-life
+// (so short sessions do not renew in a loop). Jitter spreads a fleet.
+func refreshAt(now, exp time.Time, jitter float64) time.Time {
+	life := exp.Sub(now)
+	if life <= 0 {
+		return now
+	}
+	earliest := now.Add(life / 2)
+	latest := now.Add(life * 2 / 3)
+	if m := exp.Add(-refreshMargin); m.Before(latest) {
+		latest = m
+	}
+	if latest.Before(earliest) {
+		latest = earliest
+	}
+	return earliest.Add(time.Duration(jitter * float64(latest.Sub(earliest))))
+}
+
+// install makes creds the entry's current credentials, caches the entry, and
+// arms its renewal.
+func (a *Agent) install(e *entry, creds *Credentials) {
+	now := a.clk.Now()
+	e.refreshAtNs.Store(refreshAt(now, creds.Expiration, a.rnd()).UnixNano())
+	e.creds.Store(creds)
+	e.lastTouch.Store(0)
+	e.installedNs.Store(now.UnixNano())
+	e.mu.Lock()
+	gone := e.gone
+	e.failures = 0
+	e.mu.Unlock()
+	if gone {
+		return
+	}
+	if cur, ok := a.entries.Load(e.key); !ok || cur.(*entry) != e {
+		a.entries.Store(e.key, e)
+		a.lru.Add(e.key, e)
+	}
+	a.arm(e, e.refreshAt().Sub(now), a.onRefreshDue)
+	a.log.Info("credentials issued",
+		zap.String("client", e.client), zap.String("role", e.role),
+		zap.String("session", e.req.SessionName),
+		zap.Time("expiration", creds.Expiration),
+		zap.String("key_id_last4", creds.KeyIDSuffix()))
+}
+
+// arm replaces the entry's timer.
+func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if d < 0 {
+		d = 0
+	}
+	e.timer = a.clk.AfterFunc(d, func() { f(e) })
+}
+
+// onEvict is the LRU's eviction callback: the entry leaves the read side
+// and its refresher stops.
+func (a *Agent) onEvict(key string, e *entry) {
+	a.entries.CompareAndDelete(key, e)
+	e.mu.Lock()
+	e.gone = true
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.mu.Unlock()
+}
+
+// onRefreshDue runs at the entry's refresh point. A session nobody asked
+// for since it was issued is retired: not renewed, removed at expiry.
+func (a *Agent) onRefreshDue(e *entry) {
+	creds := e.creds.Load()
+	if creds == nil {
+		return
+	}
+	if e.lastUsedNs.Load() < e.installedNs.Load() {
+		a.arm(e, creds.Expiration.Sub(a.clk.Now()), func(e *entry) {
+			if e.creds.Load() == creds {
+				a.lru.Remove(e.key)
+			}
+		})
+		return
+	}
+	a.renew(e)
+}
+
+// refreshSoon starts a background renewal unless one is pending.
+func (a *Agent) refreshSoon(e *entry) {
+	e.mu.Lock()
+	if e.pending || e.gone {
+		e.mu.Unlock()
+		return
+	}
+	e.pending = true
+	e.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.renewLocked(e)
+	}()
+}
+
+// renew runs one background renewal synchronously (in the timer's goroutine).
+func (a *Agent) renew(e *entry) {
+	e.mu.Lock()
+	if e.pending || e.gone {
+		e.mu.Unlock()
+		return
+	}
+	e.pending = true
+	e.mu.Unlock()
+	a.renewLocked(e)
+}
+
+// renewLocked does the renewal of an entry marked pending; on failure it
+// arms a retry with capped exponential backoff and full jitter.
+func (a *Agent) renewLocked(e *entry) {
+	if a.ctx.Err() != nil {
+		return
+	}
+	_, err, _ := a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, false) })
+	e.mu.Lock()
+	e.pending = false
+	if err == nil || e.gone {
+		e.mu.Unlock()
+		return
+	}
+	e.failures++
+	n := e.failures
+	e.pending = true
+	e.mu.Unlock()
+	a.metrics.RefreshFailure()
+	ceiling := float64(backoffBase) * math.Pow(2, float64(min(n-1, 16)))
+	ceiling = min(ceiling, float64(backoffCap))
+	delay := time.Duration(a.rnd() * ceiling)
+	failedAt := a.clk.Now()
+	a.arm(e, delay, func(e *entry) {
+		e.mu.Lock()
+		e.pending = false
+		e.mu.Unlock()
+		creds := e.creds.Load()
+		// Dead sessions stop being retried once expired and unused.
+		if creds != nil && !a.clk.Now().Before(creds.Expiration) && e.lastUsedNs.Load() < failedAt.UnixNano() {
+			a.lru.Remove(e.key)
+			return
+		}
+		a.renew(e)
+	})
+}
+
+// warmUp fetches each client's default-role session in the background, so
+// an SDK's first call (one second, one attempt for botocore and JS) hits.
+func (a *Agent) warmUp(st *state) {
+	for _, cl := range st.clients {
+		r := st.roles[cl.defaultRole]
+		id, ok := cl.sessions[cl.defaultRole]
+		if r == nil || !ok {
+			continue // per-caller session names cannot be known in advance
+		}
+		if _, ok := a.entries.Load(id.key); ok {
+			continue
+		}
+		cl, r := cl, r
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
+			defer cancel()
+			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {
+				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.Error(err))
+			}
+		}()
+	}
+}

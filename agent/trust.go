@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"net/netip"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/credsidecar/credsidecar/config"
+)
+
+// state is a config compiled for the request path. It is immutable; a
+// reload builds a new one and swaps a pointer.
+type state struct {
+	cfg     *config.Config
+	clients []*client
+	roles   map[string]*role
+	// anyToken: some client matches on a token, so presented tokens are checked.
+	anyToken bool
+}
+
+type client struct {
+	name        string
+	tokenHash   []byte // sha256 of the token; nil when the match has none
+	cidrs       []netip.Prefix
+	uids        []uint32
+	roles       map[string]bool
+	defaultRole string
+	// sessionKeys memoizes the session key and name per role when the
+	// role's session_name does not depend on the caller's uid or address.
+	sessions map[string]sessionID
+}
+
+type sessionID struct{ key, name string }
+
+type role struct {
+	cfg *config.Role
+	// fingerprint hashes the role's whole definition: a reload that changes
+	// it gives its sessions new keys, and the old ones are dropped.
+	fingerprint string
+	via         *role
+	// perCaller: the session name uses .UID or .Addr.
+	perCaller bool
+	account   string
+	req       Request // template of the source request, without SessionName/Via
+}
+
+func compile(cfg *config.Config) *state {
+	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles))}
+	for i := range cfg.Roles {
+		rc := &cfg.Roles[i]
+		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName)}
+		r.req = Request{
+			RoleARN:              rc.ARN,
+			Duration:             rc.Duration.D(),
+			ExternalID:           rc.ExternalID,
+			SourceIdentity:       rc.SourceIdentity,
+			PolicyARNs:           rc.PolicyARNs,
+			TransitiveTagKeys:    rc.TransitiveTagKeys,
+			WebIdentityTokenFile: rc.WebIdentityTokenFile,
+		}
+		if rc.SessionPolicy != nil {
+			r.req.SessionPolicy = rc.SessionPolicy.JSON
+		}
+		for k, v := range rc.Tags {
+			r.req.Tags = append(r.req.Tags, Tag{k, v})
+		}
+		sort.Slice(r.req.Tags, func(a, b int) bool { return r.req.Tags[a].Key < r.req.Tags[b].Key })
+		if parts := strings.SplitN(rc.ARN, ":", 6); len(parts) == 6 {
+			r.account = parts[4]
+		}
+		st.roles[rc.Name] = r
+	}
+	for _, r := range st.roles {
+		if r.cfg.Via != "" {
+			r.via = st.roles[r.cfg.Via]
+		}
+	}
+	for _, r := range st.roles {
+		r.fingerprint = fingerprint(r, cfg)
+	}
+	for i := range cfg.Clients {
+		cc := &cfg.Clients[i]
+		c := &client{name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}}
+		if t := cc.Match.Token; t != nil {
+			if t.SHA256 != "" {
+				c.tokenHash, _ = hex.DecodeString(t.SHA256)
+			} else {
+				h := sha256.Sum256([]byte(t.Value))
+				c.tokenHash = h[:]
+			}
+			st.anyToken = true
+		}
+		for _, p := range cc.Match.SourceCIDRs {
+			c.cidrs = append(c.cidrs, p.Prefix)
+		}
+		for _, rn := range cc.Roles {
+			c.roles[rn] = true
+		}
+		if len(cc.Roles) > 0 {
+			c.defaultRole = cc.Roles[0]
+		}
+		for rn := range c.roles {
+			r := st.roles[rn]
+			if r == nil || r.perCaller || (r.via != nil && chainPerCaller(r)) {
+				continue
+			}
+			c.sessions[rn] = sessionFor(r, sessionData{Client: c.name, Role: rn})
+		}
+		st.clients = append(st.clients, c)
+	}
+	return st
+}
+
+func chainPerCaller(r *role) bool {
+	for ; r != nil; r = r.via {
+		if r.perCaller {
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint covers every field of a role (and of its chain) that shapes
+// the session; the session name is appended per caller.
+func fingerprint(r *role, cfg *config.Config) string {
+	h := sha256.New()
+	for cur := r; cur != nil; cur = cur.via {
+		c := *cur.cfg
+		c.SessionTemplate = nil
+		c.Line = 0
+		b, _ := json.Marshal(c)
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	// The source's identity changes when the mode or local account does.
+	h.Write([]byte(cfg.STS.Mode + "\x00" + cfg.STS.Endpoint + "\x00" + cfg.STS.Profile + "\x00" + cfg.STS.Local.AccountID + "\x00" + cfg.STS.Local.Caller))
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func usesCallerDetails(tmpl string) bool {
+	return strings.Contains(tmpl, ".UID") || strings.Contains(tmpl, ".Addr")
+}
+
+// sessionData is what session_name templates see.
+type sessionData struct {
+	Client string
+	Role   string
+	UID    string
+	Addr   string
+}
+
+var invalidSessionChars = regexp.MustCompile(`[^\w+=,.@-]`)
+
+// SanitizeSessionName makes s acceptable to STS as a RoleSessionName: only
+// [\w+=,.@-], 2 to 64 characters.
+func SanitizeSessionName(s string) string {
+	s = invalidSessionChars.ReplaceAllString(s, "-")
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	if len(s) < 2 {
+		s = "credsidecar-" + s
+	}
+	return s
+}
+
+func sessionName(r *role, d sessionData) string {
+	var b strings.Builder
+	if r.cfg.SessionTemplate == nil || r.cfg.SessionTemplate.Execute(&b, d) != nil {
+		return SanitizeSessionName(d.Client)
+	}
+	return SanitizeSessionName(b.String())
+}
+
+// identify returns the first client whose match holds for the caller.
+func (st *state) identify(c *Caller) (*client, *Error) {
+	var presented []byte
+	if c.HasToken {
+		h := sha256.Sum256([]byte(c.Token))
+		presented = h[:]
+		known := false
+		for _, cl := range st.clients {
+			// Constant-time on the digest: timing says nothing about tokens.
+			if cl.tokenHash != nil && subtle.ConstantTimeCompare(cl.tokenHash, presented) == 1 {
+				known = true
+			}
+		}
+		if !known {
+			return nil, errorf(KindBadToken, nil, "the authorization token matches no client")
+		}
+	}
+	var uid uint32
+	var uidDone, uidOK bool
+	for _, cl := range st.clients {
+		if cl.tokenHash != nil && (presented == nil || subtle.ConstantTimeCompare(cl.tokenHash, presented) != 1) {
+			continue
+		}
+		if len(cl.cidrs) > 0 && !containsAddr(cl.cidrs, c.Addr) {
+			continue
+		}
+		if len(cl.uids) > 0 {
+			if !uidDone {
+				uidDone = true
+				if c.UID != nil {
+					if u, err := c.UID(); err == nil {
+						uid, uidOK = u, true
+					}
+				}
+			}
+			if !uidOK || !slices.Contains(cl.uids, uid) {
+				continue
+			}
+		}
+		return cl, nil
+	}
+	return nil, errorf(KindNoClient, nil, "the caller matches no client of the trust config")
+}
+
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// session returns the key and session name of role r for caller cl.
+func (st *state) session(cl *client, r *role, c *Caller) sessionID {
+	if id, ok := cl.sessions[r.cfg.Name]; ok {
+		return id
+	}
+	d := sessionData{Client: cl.name, Role: r.cfg.Name, Addr: c.Addr.String()}
+	if c.UID != nil {
+		if u, err := c.UID(); err == nil {
+			d.UID = strconv.FormatUint(uint64(u), 10)
+		}
+	}
+	return sessionFor(r, d)
+}
+
+func sessionFor(r *role, d sessionData) sessionID {
+	name := sessionName(r, d)
+	key := r.fingerprint + "/" + name
+	// A chained role's session is distinct per session of its previous hop.
+	for hop := r.via; hop != nil; hop = hop.via {
+		key += "<" + sessionName(hop, d)
+	}
+	return sessionID{key: key, name: name}
+}

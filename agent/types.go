@@ -1,0 +1,174 @@
+// Package agent decides which caller gets which role, and hands out role
+// credentials from a bounded LRU cache that it keeps fresh: concurrent misses
+// share one source call, sessions are renewed in the background well before
+// SDKs would consider them stale, and STS outages shorter than the cached
+// credentials' remaining life are invisible to callers. It knows nothing of
+// HTTP or of any AWS SDK: front ends hand it a Caller, sources implement Source.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Caller is what a front end knows about who is asking.
+type Caller struct {
+	// Token is the bearer token the caller presented; HasToken tells an
+	// empty token from none.
+	Token    string
+	HasToken bool
+	// Addr is the caller's IP address.
+	Addr netip.Addr
+	// UID looks up the uid owning the caller's socket; nil where unknown.
+	// It is called only when a client's match has uids.
+	UID func() (uint32, error)
+}
+
+// Credentials are one session's temporary credentials. They are immutable
+// once issued, apart from the render memo that front ends use to build each
+// response body once per session.
+type Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
+	// Expiration is when STS stops accepting them.
+	Expiration time.Time
+	// Issued is when they were obtained (IMDS's LastUpdated).
+	Issued time.Time
+	// RoleARN is the role the session belongs to.
+	RoleARN string
+	// AccountID is the role's account.
+	AccountID string
+	// AssumedRoleARN is arn:aws:sts::ACCT:assumed-role/ROLE/SESSION.
+	AssumedRoleARN string
+
+	render [RenderSlots]atomic.Pointer[[]byte]
+}
+
+// RenderSlots is how many distinct response formats a session can memoize.
+const RenderSlots = 4
+
+// Rendered returns the bytes render produced for this session in slot,
+// calling render at most a few times per session (racing first callers may
+// each render; all results are equal). The agent never interprets them.
+func (c *Credentials) Rendered(slot int, render func(*Credentials) []byte) []byte {
+	if b := c.render[slot].Load(); b != nil {
+		return *b
+	}
+	b := render(c)
+	c.render[slot].Store(&b)
+	return b
+}
+
+// KeyIDSuffix is the last four characters of the access key id: enough to
+// correlate logs, not enough to use.
+func (c *Credentials) KeyIDSuffix() string {
+	if len(c.AccessKeyID) < 4 {
+		return ""
+	}
+	return c.AccessKeyID[len(c.AccessKeyID)-4:]
+}
+
+// Tag is a session tag.
+type Tag struct{ Key, Value string }
+
+// Request is one logical call to a source: everything that makes a session
+// distinct.
+type Request struct {
+	RoleARN           string
+	SessionName       string
+	Duration          time.Duration
+	ExternalID        string
+	SourceIdentity    string
+	SessionPolicy     string
+	PolicyARNs        []string
+	Tags              []Tag
+	TransitiveTagKeys []string
+	// WebIdentityTokenFile selects AssumeRoleWithWebIdentity; the source
+	// re-reads the file on every call.
+	WebIdentityTokenFile string
+	// Via holds the credentials of the previous hop for role chaining; nil
+	// means the sidecar's own identity.
+	Via *Credentials
+}
+
+// Operation names the STS operation the request maps to.
+func (r *Request) Operation() string {
+	if r.WebIdentityTokenFile != "" {
+		return "AssumeRoleWithWebIdentity"
+	}
+	return "AssumeRole"
+}
+
+// Source obtains credentials for a request: real STS or the local emulator.
+type Source interface {
+	Retrieve(ctx context.Context, req Request) (*Credentials, error)
+}
+
+// SourceError is what sources return for a failed call, so the agent can
+// decide whether to retry and front ends what to tell the caller.
+type SourceError struct {
+	// Code is STS's error code, e.g. AccessDenied or Throttling.
+	Code string
+	// Message is STS's message; it must not contain secrets.
+	Message string
+	// Retryable is true for throttling, 5xx and timeouts.
+	Retryable bool
+	Err       error
+}
+
+func (e *SourceError) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether err is worth trying again later. Context
+// deadlines and unknown errors count as transient.
+func IsRetryable(err error) bool {
+	var se *SourceError
+	if errors.As(err, &se) {
+		return se.Retryable
+	}
+	return true
+}
+
+// Kind classifies an agent error for the front end's status mapping.
+type Kind int
+
+// Error kinds.
+const (
+	// KindNoClient: the caller matches no client (403).
+	KindNoClient Kind = iota + 1
+	// KindBadToken: a token was presented that matches no client (401).
+	KindBadToken
+	// KindRoleNotAllowed: unknown role, or one the client may not have (404).
+	KindRoleNotAllowed
+	// KindSourceRejected: STS refused for good (access denied, validation) (502).
+	KindSourceRejected
+	// KindUnavailable: STS failed transiently and nothing valid is cached (503).
+	KindUnavailable
+)
+
+// Error is the agent's error for callers; Msg is safe to show to the
+// caller it was produced for.
+type Error struct {
+	Kind Kind
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(k Kind, err error, format string, args ...any) *Error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...), Err: err}
+}

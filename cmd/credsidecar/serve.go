@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/imds"
+	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/metrics"
+	"github.com/credsidecar/credsidecar/sts/localsts"
+)
+
+// serveHooks let tests observe the daemon; zero in production.
+type serveHooks struct {
+	// ready is called with the bound addresses once every listener is up.
+	ready func(credentials []string, admin string)
+}
+
+const shutdownGrace = 10 * time.Second
+
+// daemon is the wired process: what a reload touches.
+type daemon struct {
+	log     *zap.Logger
+	cfg     *config.Config
+	agent   *agent.Agent
+	imds    *imds.Server
+	issuer  *localsts.Issuer
+	metrics *metrics.Set
+}
+
+func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", zap.String("warning", w))
+	}
+	d := &daemon{log: log, cfg: cfg, metrics: metrics.New()}
+	src, err := d.source(cfg)
+	if err != nil {
+		return err
+	}
+	d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics}, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.agent.Close()
+	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
+	d.imds, err = imds.New(imds.Options{
+		Agent: d.agent, Logger: log.Named("imds"), Metrics: d.metrics,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(),
+	})
+	if err != nil {
+		return err
+	}
+
+	// Bind everything before serving anything, so a bad address fails
+	// start-up as a whole with a clear error.
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	var bound []string
+	for _, addr := range cfg.Listen {
+		l, err := listen(addr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		lns = append(lns, l)
+		bound = append(bound, l.Addr().String())
+	}
+	adminLn, err := listen(cfg.AdminListen)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	lns = append(lns, adminLn)
+
+	var servers []*http.Server
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range lns[:len(lns)-1] {
+		srv := imds.NewHTTPServer(d.imds.Handler(), d.imds.ConnContext, log)
+		servers = append(servers, srv)
+		g.Go(func() error { return serveOn(srv, l) })
+	}
+	admin := imds.NewHTTPServer(d.adminHandler(), nil, log)
+	servers = append(servers, admin)
+	g.Go(func() error { return serveOn(admin, adminLn) })
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				d.reload(path)
+			}
+		}
+	})
+	log.Info("credsidecar serving",
+		zap.Strings("listen", bound), zap.String("admin_listen", adminLn.Addr().String()),
+		zap.String("sts_mode", cfg.STS.Mode), zap.String("version", version))
+	if hooks.ready != nil {
+		hooks.ready(bound, adminLn.Addr().String())
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		for _, s := range servers {
+			s.Shutdown(sctx)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func serveOn(srv *http.Server, l net.Listener) error {
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// source builds the credential source of cfg's sts.mode.
+func (d *daemon) source(cfg *config.Config) (agent.Source, error) {
+	switch cfg.STS.Mode {
+	case config.ModeLocal:
+		key, err := signingKey(cfg.STS.Local.SigningKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		acct, err := localsts.NewAccount(cfg, localsts.RandomUserKeys)
+		if err != nil {
+			return nil, fmt.Errorf("local sts: %w", err)
+		}
+		d.issuer, err = localsts.NewIssuer(key, clock.Real{}, acct)
+		if err != nil {
+			return nil, err
+		}
+		return localsts.NewSource(d.issuer), nil
+	default:
+		return nil, fmt.Errorf("sts.mode %q is not available in this build yet: use sts.mode: local", cfg.STS.Mode)
+	}
+}
+
+// signingKey reads the local STS signing key, or makes a random one
+// (issued credentials then stop verifying after a restart).
+func signingKey(path string) ([]byte, error) {
+	if path == "" {
+		return localsts.RandomKey(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read sts.local.signing_key_file: %w", err)
+	}
+	if len(b) < 32 {
+		return nil, fmt.Errorf("sts.local.signing_key_file %s holds %d bytes; it needs at least 32 (e.g. head -c 32 /dev/urandom > %s)", path, len(b), path)
+	}
+	return b, nil
+}
+
+// reload re-reads the config; a bad one is logged and the running one stays.
+func (d *daemon) reload(path string) {
+	cfg, err := config.Load(path)
+	if err == nil && cfg.STS.Mode == config.ModeLocal && d.issuer != nil {
+		var acct *localsts.Account
+		if acct, err = localsts.NewAccount(cfg, localsts.RandomUserKeys); err == nil {
+			d.issuer.SetAccount(acct)
+		}
+	}
+	if err != nil {
+		d.metrics.Reload("failure")
+		d.log.Error("config reload failed; the running config stays", zap.Error(err))
+		return
+	}
+	if fmt.Sprint(cfg.Listen) != fmt.Sprint(d.cfg.Listen) || cfg.AdminListen != d.cfg.AdminListen || cfg.STS.Mode != d.cfg.STS.Mode || cfg.STS.Local.Listen != d.cfg.STS.Local.Listen {
+		d.log.Warn("listener addresses and sts.mode changes need a restart; the rest of the new config is applied")
+	}
+	d.agent.Apply(cfg)
+	d.imds.Apply(cfg)
+	d.cfg = cfg
+	d.metrics.Reload("success")
+	d.log.Info("config reloaded", zap.Int("roles", len(cfg.Roles)), zap.Int("clients", len(cfg.Clients)))
+}
+
+func (d *daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}

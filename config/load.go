@@ -1,0 +1,391 @@
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds a config file: anything larger is refused before parsing.
+const MaxFileSize = 4 << 20
+
+// Problem is one finding, tied to a YAML line (0 when not tied to one).
+type Problem struct {
+	Line int
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s", p.Line, p.Msg)
+	}
+	return p.Msg
+}
+
+// Error lists every problem found in a config; it is never returned empty.
+type Error struct {
+	Path     string
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	name := e.Path
+	if name == "" {
+		name = "config"
+	}
+	fmt.Fprintf(&b, "%s: %d problem(s)", name, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Env looks up an environment variable; os.LookupEnv in production.
+type Env func(string) (string, bool)
+
+// ReadFile reads a referenced file; os.ReadFile in production.
+type ReadFile func(string) ([]byte, error)
+
+// Load reads, parses, validates and resolves the config at path.
+func Load(path string) (*Config, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.Path = path
+		}
+		return nil, err
+	}
+	c.Path = path
+	if err := c.Resolve(os.LookupEnv, readLimited); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.Path = path
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxFileSize)
+	}
+	return data, nil
+}
+
+// Parse decodes and validates a config from bytes, filling defaults. Secret
+// references are not resolved (see Resolve). Every problem is reported, each
+// with its line, in one *Error.
+func Parse(data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{Problems: []Problem{{Msg: fmt.Sprintf("config is larger than %d bytes", MaxFileSize)}}}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &Error{Problems: yamlProblems(err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{Problems: []Problem{{Msg: "config is empty"}}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, &Error{Problems: []Problem{{Line: root.Line, Msg: "config must be a mapping of keys"}}}
+	}
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, &Error{Problems: yamlProblems(err)}
+	}
+	v := validator{root: root}
+	c.fillDefaults()
+	v.validate(c)
+	if len(v.problems) > 0 {
+		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
+		return nil, &Error{Problems: v.problems}
+	}
+	c.Warnings = v.warnings
+	return c, nil
+}
+
+// yamlProblems turns yaml.v3's errors ("yaml: line 3: ...", or a TypeError
+// listing "line N: ...") into problems with lines.
+func yamlProblems(err error) []Problem {
+	var te *yaml.TypeError
+	var msgs []string
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	out := make([]Problem, 0, len(msgs))
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		p := Problem{Msg: m}
+		if rest, ok := strings.CutPrefix(m, "line "); ok {
+			if i := strings.Index(rest, ":"); i > 0 {
+				if n, err := strconv.Atoi(rest[:i]); err == nil {
+					p = Problem{Line: n, Msg: strings.TrimSpace(rest[i+1:])}
+				}
+			}
+		}
+		// Type names are Go internals; say it the user's way.
+		p.Msg = strings.ReplaceAll(p.Msg, "not found in type config.", "is not a known key in ")
+		out = append(out, p)
+	}
+	return out
+}
+
+func lineErr(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, fmt.Sprintf(format, args...))}}
+}
+
+// UnmarshalYAML reads a Go duration string such as "1h" or "90s".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return lineErr(n, "a duration must be a string such as \"1h\" or \"15m\"")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return lineErr(n, "invalid duration %q: use a Go duration such as \"1h\", \"15m\" or \"90s\"", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML reads a CIDR or a single address.
+func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return lineErr(n, "a CIDR must be a string such as \"127.0.0.1/32\"")
+	}
+	if strings.Contains(n.Value, "/") {
+		v, err := netip.ParsePrefix(n.Value)
+		if err != nil {
+			return lineErr(n, "invalid CIDR %q", n.Value)
+		}
+		p.Prefix = v.Masked()
+		return nil
+	}
+	a, err := netip.ParseAddr(n.Value)
+	if err != nil {
+		return lineErr(n, "invalid address or CIDR %q", n.Value)
+	}
+	p.Prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+	return nil
+}
+
+// UnmarshalYAML reads a secret: a literal string, or a mapping with exactly
+// one of env:, file: or sha256:.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	s.Line = n.Line
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return lineErr(n, "secret is empty: give a string or one of env:, file:, sha256:")
+		}
+		s.Literal = n.Value
+		return nil
+	case yaml.MappingNode:
+	default:
+		return lineErr(n, "a secret must be a string or a mapping with one of env:, file:, sha256:")
+	}
+	if len(n.Content) != 2 {
+		return lineErr(n, "a secret reference has exactly one of env:, file:, sha256:")
+	}
+	k, v := n.Content[0], n.Content[1]
+	if v.Kind != yaml.ScalarNode || v.Value == "" {
+		return lineErr(v, "%s: needs a non-empty string", k.Value)
+	}
+	switch k.Value {
+	case "env":
+		s.Env = v.Value
+	case "file":
+		s.File = v.Value
+	case "sha256":
+		h := strings.ToLower(v.Value)
+		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
+			return lineErr(v, "sha256: must be 64 hex characters (e.g. the output of `printf %%s TOKEN | sha256sum`)")
+		}
+		s.SHA256 = h
+	default:
+		return lineErr(k, "%q is not a secret reference: use env:, file: or sha256:", k.Value)
+	}
+	return nil
+}
+
+// UnmarshalYAML accepts a policy as a YAML mapping with IAM's keys or as a
+// string holding the JSON document. Scalars of a mapping keep their source
+// text, so an unquoted 2012-10-17 stays a string and 012345678901 keeps its
+// leading zero.
+func (p *Policy) UnmarshalYAML(n *yaml.Node) error {
+	p.Line = n.Line
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return lineErr(n, "policy is empty")
+		}
+		var probe map[string]any
+		if err := json.Unmarshal([]byte(n.Value), &probe); err != nil {
+			return lineErr(n, "policy string is not a JSON object: %v", err)
+		}
+		p.JSON = n.Value
+		return nil
+	case yaml.MappingNode:
+		var b bytes.Buffer
+		if err := nodeJSON(&b, n, 0); err != nil {
+			return err
+		}
+		p.JSON = b.String()
+		return nil
+	default:
+		return lineErr(n, "a policy must be a mapping (Version, Statement) or a JSON string")
+	}
+}
+
+// nodeJSON writes n as JSON with every scalar as a string of its source text
+// (IAM itself treats condition values as strings).
+func nodeJSON(b *bytes.Buffer, n *yaml.Node, depth int) error {
+	if depth > 64 {
+		return lineErr(n, "policy is nested too deeply")
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return nodeJSON(b, n.Alias, depth+1)
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(n.Content[i].Value)
+			b.Write(k)
+			b.WriteByte(':')
+			if err := nodeJSON(b, n.Content[i+1], depth+1); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case yaml.SequenceNode:
+		b.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := nodeJSON(b, c, depth+1); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			b.WriteString("null")
+			return nil
+		}
+		v, _ := json.Marshal(n.Value)
+		b.Write(v)
+	default:
+		return lineErr(n, "unsupported YAML node in policy")
+	}
+	return nil
+}
+
+// Resolve reads env: and file: secret references. Problems name their lines;
+// secret values never appear in messages.
+func (c *Config) Resolve(env Env, read ReadFile) error {
+	var problems []Problem
+	resolve := func(s *Secret, what string) {
+		if s == nil {
+			return
+		}
+		switch {
+		case s.Literal != "":
+			s.Value = s.Literal
+		case s.Env != "":
+			v, ok := env(s.Env)
+			if !ok || v == "" {
+				problems = append(problems, Problem{s.Line, fmt.Sprintf("%s: environment variable %s is not set or empty", what, s.Env)})
+				return
+			}
+			s.Value = v
+		case s.File != "":
+			data, err := read(s.File)
+			if err != nil {
+				problems = append(problems, Problem{s.Line, fmt.Sprintf("%s: read %s: %v", what, s.File, errors.Unwrap(err))})
+				return
+			}
+			// Editors add a trailing newline; SDKs send the file verbatim
+			// (Go even refuses a newline), so compare without it.
+			v := strings.TrimRight(string(data), "\r\n")
+			if v == "" {
+				problems = append(problems, Problem{s.Line, fmt.Sprintf("%s: file %s is empty", what, s.File)})
+				return
+			}
+			s.Value = v
+		}
+	}
+	for i := range c.Clients {
+		resolve(c.Clients[i].Match.Token, fmt.Sprintf("clients[%s].match.token", c.Clients[i].Name))
+	}
+	for i := range c.STS.Local.Users {
+		resolve(&c.STS.Local.Users[i].SecretAccessKey, fmt.Sprintf("sts.local.users[%s].secret_access_key", c.STS.Local.Users[i].Name))
+	}
+	if len(problems) > 0 {
+		return &Error{Problems: problems}
+	}
+	return nil
+}
+
+// ReferencedFiles lists the files the config depends on besides itself
+// (token files, JWKS files, the signing key), for the watcher.
+func (c *Config) ReferencedFiles() []string {
+	var out []string
+	for _, cl := range c.Clients {
+		if t := cl.Match.Token; t != nil && t.File != "" {
+			out = append(out, t.File)
+		}
+	}
+	for _, u := range c.STS.Local.Users {
+		if u.SecretAccessKey.File != "" {
+			out = append(out, u.SecretAccessKey.File)
+		}
+	}
+	for _, p := range c.STS.Local.OIDCProviders {
+		if p.JWKSFile != "" {
+			out = append(out, p.JWKSFile)
+		}
+	}
+	if c.STS.Local.SigningKeyFile != "" {
+		out = append(out, c.STS.Local.SigningKeyFile)
+	}
+	return out
+}

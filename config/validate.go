@@ -1,0 +1,442 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults of PRODUCT.md.
+const (
+	DefaultListen      = "127.0.0.1:8169"
+	DefaultAdminListen = "127.0.0.1:8170"
+	DefaultLocalListen = "127.0.0.1:8171"
+	DefaultRegion      = "us-east-1"
+	DefaultAccountID   = "000000000000"
+	DefaultCaller      = "credsidecar"
+	DefaultMaxEntries  = 10000
+	DefaultErrorTTL    = 5 * time.Second
+	DefaultMaxQPS      = 10
+	DefaultDuration    = time.Hour
+	DefaultSessionName = "{{.Client}}"
+
+	// MinDuration and MaxDuration bound role sessions as STS does; local mode
+	// goes down to MinLocalDuration so users can watch their apps refresh.
+	MinDuration      = 15 * time.Minute
+	MaxDuration      = 12 * time.Hour
+	MinLocalDuration = time.Minute
+	// ChainMaxDuration is STS's cap for sessions assumed by role chaining.
+	ChainMaxDuration = time.Hour
+	// StaleWindow is when SDKs start treating credentials as stale; sessions
+	// shorter than twice it cannot keep callers out of it.
+	StaleWindow = 15 * time.Minute
+)
+
+var (
+	accountRE     = regexp.MustCompile(`^\d{12}$`)
+	roleARNRE     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/([\w+=,.@/-]+)$`)
+	policyARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$`)
+	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	sourceIDRE    = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	tagKeyRE      = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+	tagValueRE    = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]{0,256}$`)
+	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}$`)
+	accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z2-7]{16}$`)
+)
+
+func (c *Config) fillDefaults() {
+	if len(c.Listen) == 0 {
+		c.Listen = []string{DefaultListen}
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.IMDS.Tokens == "" {
+		c.IMDS.Tokens = TokensRequired
+	}
+	if c.Cache.MaxEntries == 0 {
+		c.Cache.MaxEntries = DefaultMaxEntries
+	}
+	if c.Cache.ErrorTTL == 0 {
+		c.Cache.ErrorTTL = Duration(DefaultErrorTTL)
+	}
+	if c.Limits.PerClientRPS > 0 && c.Limits.Burst == 0 {
+		c.Limits.Burst = int(c.Limits.PerClientRPS) + 1
+	}
+	if c.STS.Mode == "" {
+		c.STS.Mode = ModeLocal
+	}
+	if c.STS.MaxQPS == 0 {
+		c.STS.MaxQPS = DefaultMaxQPS
+	}
+	l := &c.STS.Local
+	if l.Listen == "" {
+		l.Listen = DefaultLocalListen
+	}
+	if l.AccountID == "" {
+		l.AccountID = DefaultAccountID
+	}
+	if l.Caller == "" {
+		l.Caller = DefaultCaller
+	}
+	for i := range c.Roles {
+		r := &c.Roles[i]
+		if r.Duration == 0 {
+			r.Duration = Duration(DefaultDuration)
+		}
+		if r.SessionName == "" {
+			r.SessionName = DefaultSessionName
+		}
+		if r.ARN == "" && c.STS.Mode == ModeLocal && r.Name != "" {
+			r.ARN = fmt.Sprintf("arn:aws:iam::%s:role/%s", l.AccountID, r.Name)
+		}
+	}
+}
+
+type validator struct {
+	root     *yaml.Node
+	problems []Problem
+	warnings []string
+}
+
+// line finds the YAML line of the value at path (mapping keys as strings,
+// sequence indexes as ints), or of the nearest ancestor that exists.
+func (v *validator) line(path ...any) int {
+	n := v.root
+	best := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+			}
+		}
+		if next == nil {
+			return best
+		}
+		n = next
+		best = n.Line
+	}
+	return best
+}
+
+func (v *validator) errf(path []any, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Line: v.line(path...), Msg: fmt.Sprintf(format, args...)})
+}
+
+func p(path ...any) []any { return path }
+
+func (v *validator) validate(c *Config) {
+	for i, l := range c.Listen {
+		v.checkListen(p("listen", i), "listen", l, c.AllowPublicListen)
+	}
+	v.checkListen(p("admin_listen"), "admin_listen", c.AdminListen, c.AllowPublicListen)
+	if c.IMDS.Tokens != TokensRequired && c.IMDS.Tokens != TokensOptional {
+		v.errf(p("imds", "tokens"), "imds.tokens must be %q or %q, not %q", TokensRequired, TokensOptional, c.IMDS.Tokens)
+	}
+	if c.IMDS.HopLimit < 0 || c.IMDS.HopLimit > 64 {
+		v.errf(p("imds", "hop_limit"), "imds.hop_limit must be 1..64 (0 = off), not %d", c.IMDS.HopLimit)
+	}
+	if c.Cache.MaxEntries < 1 {
+		v.errf(p("cache", "max_entries"), "cache.max_entries must be at least 1")
+	}
+	if c.Cache.ErrorTTL < 0 {
+		v.errf(p("cache", "error_ttl"), "cache.error_ttl must not be negative")
+	}
+	if c.Limits.PerClientRPS < 0 || c.Limits.Burst < 0 {
+		v.errf(p("limits"), "limits.per_client_rps and limits.burst must not be negative")
+	}
+	for i, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, " /") {
+			v.errf(p("allowed_hosts", i), "allowed_hosts: %q is not a host name", h)
+		}
+	}
+	switch c.STS.Mode {
+	case ModeLocal:
+		v.validateLocal(c)
+	case ModeAWS:
+		if c.STS.Endpoint != "" {
+			if u, err := url.Parse(c.STS.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				v.errf(p("sts", "endpoint"), "sts.endpoint %q is not an http(s) URL", c.STS.Endpoint)
+			}
+		}
+	default:
+		v.errf(p("sts", "mode"), "sts.mode must be %q or %q, not %q", ModeLocal, ModeAWS, c.STS.Mode)
+	}
+	if c.STS.MaxQPS < 0 {
+		v.errf(p("sts", "max_qps"), "sts.max_qps must be positive")
+	}
+	v.validateRoles(c)
+	v.validateClients(c)
+}
+
+// IsLocalAddr reports whether ip is an address credential listeners may
+// bind without allow_public_listen: loopback, link-local, or AWS's IPv6
+// metadata addresses.
+func IsLocalAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return true
+	}
+	return ip == netip.MustParseAddr("fd00:ec2::254") || ip == netip.MustParseAddr("fd00:ec2::23")
+}
+
+func (v *validator) checkListen(path []any, what, addr string, public bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.errf(path, "%s: %q is not host:port: %v", what, addr, err)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errf(path, "%s: %q has an invalid port", what, addr)
+		return
+	}
+	if host == "localhost" {
+		return
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		v.errf(path, "%s: %q: use an IP address (or localhost), not a host name", what, addr)
+		return
+	}
+	if !public && !IsLocalAddr(ip) {
+		v.errf(path, "%s: %s is neither loopback nor link-local: credential endpoints must not reach a network (set allow_public_listen: true to override)", what, addr)
+	}
+}
+
+func (v *validator) validateLocal(c *Config) {
+	l := &c.STS.Local
+	if !accountRE.MatchString(l.AccountID) {
+		v.errf(p("sts", "local", "account_id"), "sts.local.account_id must be 12 digits (quote it so YAML keeps leading zeros), not %q", l.AccountID)
+	}
+	v.checkListen(p("sts", "local", "listen"), "sts.local.listen", l.Listen, c.AllowPublicListen)
+	if !nameRE.MatchString(l.Caller) {
+		v.errf(p("sts", "local", "caller"), "sts.local.caller %q is not a valid user name", l.Caller)
+	}
+	seen := map[string]bool{}
+	keys := map[string]bool{}
+	for i, u := range l.Users {
+		if !nameRE.MatchString(u.Name) {
+			v.errf(p("sts", "local", "users", i, "name"), "user name %q is invalid", u.Name)
+		}
+		if seen[u.Name] {
+			v.errf(p("sts", "local", "users", i, "name"), "user %q is defined twice", u.Name)
+		}
+		seen[u.Name] = true
+		if !accessKeyIDRE.MatchString(u.AccessKeyID) {
+			v.errf(p("sts", "local", "users", i, "access_key_id"), "user %q: access_key_id must be AKIA followed by 16 characters A-Z or 2-7", u.Name)
+		}
+		if keys[u.AccessKeyID] {
+			v.errf(p("sts", "local", "users", i, "access_key_id"), "user %q: access_key_id is used twice", u.Name)
+		}
+		keys[u.AccessKeyID] = true
+		if u.SecretAccessKey == (Secret{}) {
+			v.errf(p("sts", "local", "users", i), "user %q: secret_access_key is required", u.Name)
+		} else if u.SecretAccessKey.SHA256 != "" {
+			v.errf(p("sts", "local", "users", i, "secret_access_key"), "user %q: a secret access key cannot be a sha256 reference (the emulator must sign with it)", u.Name)
+		}
+		for j, pol := range u.Policies {
+			v.checkPolicy(p("sts", "local", "users", i, "policies", j), pol, false)
+		}
+		v.checkTags(p("sts", "local", "users", i, "tags"), u.Tags)
+	}
+	for i, o := range l.OIDCProviders {
+		if u, err := url.Parse(o.Issuer); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.errf(p("sts", "local", "oidc_providers", i, "issuer"), "oidc issuer %q must be an https URL", o.Issuer)
+		}
+		if o.JWKSFile == "" {
+			v.errf(p("sts", "local", "oidc_providers", i), "oidc provider %q: jwks_file is required", o.Issuer)
+		}
+	}
+	for name, pol := range l.ManagedPolicies {
+		if !nameRE.MatchString(name) {
+			v.errf(p("sts", "local", "managed_policies", name), "managed policy name %q is invalid", name)
+		}
+		v.checkPolicy(p("sts", "local", "managed_policies", name), pol, false)
+	}
+}
+
+func (v *validator) validateRoles(c *Config) {
+	names := map[string]int{}
+	for i := range c.Roles {
+		r := &c.Roles[i]
+		r.Line = v.line("roles", i)
+		at := func(k ...any) []any { return append(p("roles", i), k...) }
+		if !nameRE.MatchString(r.Name) {
+			v.errf(at("name"), "role name %q is invalid (letters, digits and _.@+=,- only)", r.Name)
+		}
+		if _, dup := names[r.Name]; dup {
+			v.errf(at("name"), "role %q is defined twice", r.Name)
+		}
+		names[r.Name] = i
+		if m := roleARNRE.FindStringSubmatch(r.ARN); m == nil {
+			v.errf(at("arn"), "role %q: arn %q is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", r.Name, r.ARN)
+		} else if c.STS.Mode == ModeLocal && m[1] != c.STS.Local.AccountID {
+			v.errf(at("arn"), "role %q: local mode emulates account %s, not %s", r.Name, c.STS.Local.AccountID, m[1])
+		}
+		lo := MinDuration
+		if c.STS.Mode == ModeLocal {
+			lo = MinLocalDuration
+		}
+		d := r.Duration.D()
+		if d < lo || d > MaxDuration {
+			v.errf(at("duration"), "role %q: duration %s is outside %s..%s", r.Name, d, lo, MaxDuration)
+		} else if d < 2*StaleWindow {
+			v.warnings = append(v.warnings, fmt.Sprintf("line %d: role %q: duration %s is under %s, so callers will hold credentials that SDKs consider stale (under %s left) part of the time", v.line(at("duration")...), r.Name, d, 2*StaleWindow, StaleWindow))
+		}
+		if d%time.Second != 0 {
+			v.errf(at("duration"), "role %q: duration must be whole seconds", r.Name)
+		}
+		tmpl, err := template.New(r.Name).Option("missingkey=error").Parse(r.SessionName)
+		if err != nil {
+			v.errf(at("session_name"), "role %q: session_name template: %v", r.Name, err)
+		} else {
+			r.SessionTemplate = tmpl
+		}
+		if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalIDRE.MatchString(r.ExternalID)) {
+			v.errf(at("external_id"), "role %q: external_id must be 2-1224 characters of [\\w+=,.@:/-]", r.Name)
+		}
+		if r.SourceIdentity != "" && (!sourceIDRE.MatchString(r.SourceIdentity) || strings.HasPrefix(strings.ToLower(r.SourceIdentity), "aws:")) {
+			v.errf(at("source_identity"), "role %q: source_identity must be 2-64 characters of [\\w+=,.@-] and not start with aws:", r.Name)
+		}
+		if len(r.PolicyARNs) > 10 {
+			v.errf(at("policy_arns"), "role %q: at most 10 policy_arns", r.Name)
+		}
+		for j, a := range r.PolicyARNs {
+			if !policyARNRE.MatchString(a) {
+				v.errf(at("policy_arns", j), "role %q: %q is not a policy ARN", r.Name, a)
+			}
+		}
+		v.checkTags(at("tags"), r.Tags)
+		v.checkTags(at("role_tags"), r.RoleTags)
+		if len(r.Tags) > 50 {
+			v.errf(at("tags"), "role %q: at most 50 session tags", r.Name)
+		}
+		for j, k := range r.TransitiveTagKeys {
+			if _, ok := lookupFold(r.Tags, k); !ok {
+				v.errf(at("transitive_tag_keys", j), "role %q: transitive tag key %q is not among its tags", r.Name, k)
+			}
+		}
+		if r.SessionPolicy != nil {
+			v.checkPolicy(at("session_policy"), *r.SessionPolicy, false)
+		}
+		if r.TrustPolicy != nil {
+			if c.STS.Mode != ModeLocal {
+				v.warnings = append(v.warnings, fmt.Sprintf("line %d: role %q: trust_policy is used only in local mode", r.Line, r.Name))
+			}
+			v.checkPolicy(at("trust_policy"), *r.TrustPolicy, true)
+		}
+		for j, pol := range r.PermissionPolicies {
+			v.checkPolicy(at("permission_policies", j), pol, false)
+		}
+		if r.Via != "" && r.WebIdentityTokenFile != "" {
+			v.errf(at("via"), "role %q: via and web_identity_token_file exclude each other", r.Name)
+		}
+	}
+	// Chains: via must name a role, without cycles, and chained sessions are capped at 1h.
+	for i := range c.Roles {
+		r := &c.Roles[i]
+		if r.Via == "" {
+			continue
+		}
+		if _, ok := names[r.Via]; !ok {
+			v.errf(p("roles", i, "via"), "role %q: via names unknown role %q", r.Name, r.Via)
+			continue
+		}
+		if r.Duration.D() > ChainMaxDuration {
+			v.errf(p("roles", i, "duration"), "role %q: a chained session (via) lasts at most %s", r.Name, ChainMaxDuration)
+		}
+		seen := map[string]bool{r.Name: true}
+		for cur := r.Via; cur != ""; {
+			if seen[cur] {
+				v.errf(p("roles", i, "via"), "role %q: via forms a cycle through %q", r.Name, cur)
+				break
+			}
+			seen[cur] = true
+			j, ok := names[cur]
+			if !ok {
+				break
+			}
+			cur = c.Roles[j].Via
+		}
+	}
+}
+
+func (v *validator) validateClients(c *Config) {
+	names := map[string]bool{}
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		cl.Line = v.line("clients", i)
+		at := func(k ...any) []any { return append(p("clients", i), k...) }
+		if !nameRE.MatchString(cl.Name) {
+			v.errf(at("name"), "client name %q is invalid (letters, digits and _.@+=,- only)", cl.Name)
+		}
+		if names[cl.Name] {
+			v.errf(at("name"), "client %q is defined twice", cl.Name)
+		}
+		names[cl.Name] = true
+		if cl.Match.Empty() {
+			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids (an empty match would trust every caller)", cl.Name)
+		}
+		if len(cl.Roles) == 0 {
+			v.errf(at("roles"), "client %q: roles must list at least one role (the first is the default)", cl.Name)
+		}
+		for j, rn := range cl.Roles {
+			if _, ok := c.RoleByName(rn); !ok {
+				v.errf(at("roles", j), "client %q: unknown role %q", cl.Name, rn)
+			}
+		}
+	}
+}
+
+func (v *validator) checkTags(path []any, tags map[string]string) {
+	for k, val := range tags {
+		if !tagKeyRE.MatchString(k) {
+			v.errf(append(path, k), "tag key %q is invalid (1-128 characters of letters, digits, spaces and _.:/=+-@)", k)
+		}
+		if !tagValueRE.MatchString(val) {
+			v.errf(append(path, k), "tag %q: value is invalid (0-256 characters of letters, digits, spaces and _.:/=+-@*)", k)
+		}
+	}
+}
+
+// checkPolicy validates a policy document with the IAM grammar.
+func (v *validator) checkPolicy(path []any, pol Policy, trust bool) {
+	if err := policyCheck(pol.JSON, trust); err != nil {
+		line := pol.Line
+		if line == 0 {
+			line = v.line(path...)
+		}
+		v.problems = append(v.problems, Problem{Line: line, Msg: err.Error()})
+	}
+}
+
+func lookupFold(m map[string]string, k string) (string, bool) {
+	for mk, mv := range m {
+		if strings.EqualFold(mk, k) {
+			return mv, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,218 @@
+// Package imds serves the credential endpoints that AWS SDKs read through
+// their default chain: EC2 instance metadata (IMDSv1/v2) and the ECS
+// container-credential endpoint. It identifies the caller (bearer token,
+// source address, local uid), asks the agent, and writes response bodies
+// rendered once per session. The wire contract follows
+// shared/reference/aws-contracts.md sections A and B.
+package imds
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/internal/clock"
+)
+
+// Agent is what the server needs of the agent.
+type Agent interface {
+	Credentials(ctx context.Context, c *agent.Caller, role string) (*agent.Credentials, error)
+	Identify(c *agent.Caller) (string, error)
+	DefaultRole(c *agent.Caller) (string, error)
+	Config() *config.Config
+}
+
+// Metrics receives one observation per request.
+type Metrics interface {
+	Request(endpoint string, code int, d time.Duration)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Request(string, int, time.Duration) {}
+
+// UIDLookup returns the uid owning the client socket of a TCP connection
+// from this host, identified by both of its endpoints.
+type UIDLookup func(local, remote netip.AddrPort) (uint32, error)
+
+// Options are the server's dependencies.
+type Options struct {
+	Agent  Agent
+	Logger *zap.Logger
+	Clock  clock.Clock
+	// Metrics defaults to none.
+	Metrics Metrics
+	// TokenKey signs IMDSv2 tokens; random when nil (tokens then do not
+	// survive a restart, which SDKs handle by asking for a new one).
+	TokenKey []byte
+	// UIDLookup is nil where uid lookups are impossible: uid conditions
+	// then fail closed.
+	UIDLookup UIDLookup
+	// ListenAddrs are the listener addresses, accepted as Host headers.
+	ListenAddrs []string
+}
+
+// Server is the HTTP front end of the credential listeners.
+type Server struct {
+	agent   Agent
+	log     *zap.Logger
+	clk     clock.Clock
+	metrics Metrics
+	tokens  *tokenSigner
+	uid     UIDLookup
+	listen  []string
+	hosts   atomic.Pointer[map[string]bool]
+	router  *mux.Router
+	uidWarn sync.Once
+}
+
+// New builds the server and its router.
+func New(opts Options) (*Server, error) {
+	if opts.Agent == nil {
+		return nil, errors.New("imds: an Agent is required")
+	}
+	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.clk == nil {
+		s.clk = clock.Real{}
+	}
+	if s.metrics == nil {
+		s.metrics = nopMetrics{}
+	}
+	key := opts.TokenKey
+	if key == nil {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("imds: token key: %w", err)
+		}
+	}
+	s.tokens = &tokenSigner{key: key}
+	s.Apply(opts.Agent.Config())
+	s.router = s.routes()
+	return s, nil
+}
+
+// Apply takes the parts of a new config the server itself uses (the Host
+// allowlist); the rest is read from the agent per request.
+func (s *Server) Apply(cfg *config.Config) {
+	h := map[string]bool{"localhost": true}
+	for _, w := range wellKnownHosts {
+		h[w] = true
+	}
+	for _, l := range s.listen {
+		if host, _, err := net.SplitHostPort(l); err == nil {
+			h[strings.ToLower(host)] = true
+		}
+	}
+	for _, a := range cfg.AllowedHosts {
+		h[strings.ToLower(strings.Trim(a, "[]"))] = true
+	}
+	s.hosts.Store(&h)
+}
+
+// wellKnownHosts are the metadata addresses SDKs use by default.
+var wellKnownHosts = []string{"169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23", "127.0.0.1", "::1"}
+
+// Handler is the root handler of the credential listeners.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// connInfo is per-connection state: both endpoints and the cached uid.
+type connInfo struct {
+	local, remote netip.AddrPort
+	once          sync.Once
+	uid           uint32
+	uidErr        error
+	lookup        func() (uint32, error)
+}
+
+type connKey struct{}
+
+// ConnContext is http.Server.ConnContext: it records the connection's
+// endpoints so the caller's uid can be looked up once per connection.
+func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	ci := &connInfo{}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ci.remote = a.AddrPort()
+	}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		ci.local = a.AddrPort()
+	}
+	ci.lookup = func() (uint32, error) {
+		ci.once.Do(func() {
+			if s.uid == nil {
+				ci.uidErr = errors.New("uid lookup is not available on this system")
+			} else {
+				ci.uid, ci.uidErr = s.uid(ci.local, ci.remote)
+			}
+			if ci.uidErr != nil {
+				s.uidWarn.Do(func() {
+					s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(ci.uidErr))
+				})
+			}
+		})
+		return ci.uid, ci.uidErr
+	}
+	return context.WithValue(ctx, connKey{}, ci)
+}
+
+// caller builds the agent's view of who is asking.
+func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
+	c := &agent.Caller{}
+	if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok {
+		c.Addr = ci.remote.Addr().Unmap()
+		c.UID = ci.lookup
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		c.Addr = ap.Addr().Unmap()
+	}
+	if withToken {
+		if v, ok := r.Header["Authorization"]; ok && len(v) > 0 {
+			c.Token, c.HasToken = v[0], true
+		}
+	}
+	return c
+}
+
+// hostAllowed is the DNS-rebinding defence: a page that rebinds a name to
+// the sidecar sends that name as Host, which is not on the list.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	hosts := *s.hosts.Load()
+	if hosts[host] {
+		return true
+	}
+	return hosts[strings.ToLower(host)]
+}
+
+// NewHTTPServer returns an http.Server for h with the timeouts and limits
+// every listener needs (slowloris, oversized headers).
+func NewHTTPServer(h http.Handler, connCtx func(context.Context, net.Conn) context.Context, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ConnContext:       connCtx,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+}

@@ -1,0 +1,114 @@
+// Package metrics holds credsidecar's Prometheus collectors, registered on a
+// registry built by main (never the global one), with the names of
+// PRODUCT.md. It implements the small metrics interfaces that agent and imds
+// declare, so those packages do not import Prometheus.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Set is every collector of the process.
+type Set struct {
+	Registry        *prometheus.Registry
+	credRequests    *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	stsRequests     *prometheus.CounterVec
+	cacheHits       prometheus.Counter
+	cacheMisses     prometheus.Counter
+	refreshFailures prometheus.Counter
+	reloads         *prometheus.CounterVec
+	// codes memoizes status code label strings (bounded: HTTP codes).
+	codes [600]string
+}
+
+// New registers the collectors on a new registry, with the Go runtime and
+// process collectors.
+func New() *Set {
+	r := prometheus.NewRegistry()
+	s := &Set{
+		Registry: r,
+		credRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsidecar_credential_requests_total",
+			Help: "Requests to the credential listeners, by endpoint and HTTP status code.",
+		}, []string{"endpoint", "code"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "credsidecar_request_duration_seconds",
+			Help:    "Time to answer a request on the credential listeners, by endpoint.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1, .5, 1, 5},
+		}, []string{"endpoint"}),
+		stsRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsidecar_sts_requests_total",
+			Help: "Logical calls to the credential source (real STS or the local emulator), by operation and result.",
+		}, []string{"operation", "result"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "credsidecar_cache_hits_total", Help: "Credential requests served from the cache.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "credsidecar_cache_misses_total", Help: "Credential requests that needed a source call.",
+		}),
+		refreshFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "credsidecar_refresh_failures_total", Help: "Background renewals that failed (and will be retried with backoff).",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsidecar_config_reloads_total", Help: "Config reloads, by result (success or failure).",
+		}, []string{"result"}),
+	}
+	for i := range s.codes {
+		s.codes[i] = strconv.Itoa(i)
+	}
+	r.MustRegister(s.credRequests, s.requestDuration, s.stsRequests, s.cacheHits, s.cacheMisses, s.refreshFailures, s.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s
+}
+
+// CacheGauges registers the gauges read from the agent at scrape time.
+func (s *Set) CacheGauges(entries func() int, earliest func() time.Time) {
+	s.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "credsidecar_cache_entries", Help: "Sessions in the credential cache.",
+		}, func() float64 { return float64(entries()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "credsidecar_cache_earliest_expiry_timestamp_seconds", Help: "Earliest expiry among cached sessions (unix seconds; 0 when empty).",
+		}, func() float64 {
+			t := earliest()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.Unix())
+		}),
+	)
+}
+
+// Request counts one request of a credential listener (imds.Metrics).
+func (s *Set) Request(endpoint string, code int, d time.Duration) {
+	c := "other"
+	if code > 0 && code < len(s.codes) {
+		c = s.codes[code]
+	}
+	s.credRequests.WithLabelValues(endpoint, c).Inc()
+	if d > 0 {
+		s.requestDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+	}
+}
+
+// CacheHit implements agent.Metrics.
+func (s *Set) CacheHit() { s.cacheHits.Inc() }
+
+// CacheMiss implements agent.Metrics.
+func (s *Set) CacheMiss() { s.cacheMisses.Inc() }
+
+// STSRequest implements agent.Metrics.
+func (s *Set) STSRequest(operation, result string) {
+	s.stsRequests.WithLabelValues(operation, result).Inc()
+}
+
+// RefreshFailure implements agent.Metrics.
+func (s *Set) RefreshFailure() { s.refreshFailures.Inc() }
+
+// Reload counts a config reload ("success" or "failure").
+func (s *Set) Reload(result string) { s.reloads.WithLabelValues(result).Inc() }

@@ -1,0 +1,85 @@
+package localsts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/credsidecar/credsidecar/agent"
+)
+
+// Source is local mode's agent.Source: it calls the issuer in process, as
+// the sidecar's own user (sts.local.caller), or as the previous hop's
+// session for role chaining.
+type Source struct {
+	issuer *Issuer
+}
+
+var _ agent.Source = (*Source)(nil)
+
+// NewSource returns a Source backed by issuer.
+func NewSource(issuer *Issuer) *Source { return &Source{issuer: issuer} }
+
+// Retrieve assumes req's role through the same validate-and-authorize path
+// as the Query API.
+func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Credentials, error) {
+	if req.WebIdentityTokenFile != "" {
+		return nil, &agent.SourceError{Code: "InvalidParameterValue", Message: "web identity roles are not supported by the in-process local source yet"}
+	}
+	acct := s.issuer.Account()
+	caller := UserPrincipal(acct, acct.Caller)
+	if req.Via != nil {
+		claims, _, err := s.issuer.Verify(req.Via.AccessKeyID, req.Via.SessionToken)
+		if err != nil {
+			return nil, sourceError(err)
+		}
+		if caller, err = s.issuer.PrincipalOf(claims); err != nil {
+			return nil, sourceError(err)
+		}
+	}
+	in := AssumeRoleInput{
+		RoleARN: req.RoleARN, RoleSessionName: req.SessionName, Duration: req.Duration,
+		SourceIdentity: req.SourceIdentity, Policy: req.SessionPolicy, PolicyARNs: req.PolicyARNs,
+		TransitiveTagKeys: req.TransitiveTagKeys, AllowShort: true, SecureTransport: true,
+	}
+	if req.ExternalID != "" {
+		in.SetExternalID(req.ExternalID)
+	}
+	for _, t := range req.Tags {
+		in.Tags = append(in.Tags, Tag{t.Key, t.Value})
+	}
+	out, err := s.issuer.AssumeRole(ctx, caller, in)
+	if err != nil {
+		return nil, sourceError(err)
+	}
+	name := req.RoleARN[lastSlash(req.RoleARN)+1:]
+	return &agent.Credentials{
+		AccessKeyID:     out.AccessKeyID,
+		SecretAccessKey: out.SecretAccessKey,
+		SessionToken:    out.SessionToken,
+		Expiration:      out.Expiration,
+		Issued:          s.issuer.clk.Now().UTC(),
+		RoleARN:         req.RoleARN,
+		AccountID:       acct.ID,
+		AssumedRoleARN:  fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", acct.ID, name, req.SessionName),
+	}, nil
+}
+
+func lastSlash(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '/' {
+			return i
+		}
+	}
+	return -1
+}
+
+// sourceError classifies an emulator error for the agent: the emulator
+// never throttles or fails transiently, so its errors are final.
+func sourceError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return &agent.SourceError{Code: e.Code, Message: e.Message, Retryable: e.Status >= 500 || e.Code == "Throttling", Err: err}
+	}
+	return &agent.SourceError{Code: "InternalFailure", Message: err.Error(), Retryable: true, Err: err}
+}
