@@ -100,6 +100,9 @@ type Agent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// background counts running background renewals and warm-ups (tests
+	// wait for it to drain before moving a fake clock).
+	background atomic.Int64
 }
 
 type negative struct {
@@ -209,7 +212,7 @@ func (a *Agent) Len() int { return a.lru.Len() }
 func (a *Agent) EarliestExpiry() time.Time {
 	var min time.Time
 	a.entries.Range(func(_, v any) bool {
-		if c := v.(*entry).creds.Load(); c != nil && (min.IsZero() || c.Expiration.Before(min)) {
+		if c := v.(*entry).credsNow(); c != nil && (min.IsZero() || c.Expiration.Before(min)) {
 			min = c.Expiration
 		}
 		return true
@@ -260,10 +263,10 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 	id := st.session(cl, r, c)
 	if v, ok := a.entries.Load(id.key); ok {
 		e := v.(*entry)
-		if creds := e.creds.Load(); creds != nil {
+		if creds, at := e.load(); creds != nil {
 			now := a.clk.Now()
 			e.touch(a, now)
-			if now.Before(e.refreshAt()) {
+			if now.Before(at) {
 				a.metrics.CacheHit()
 				return creds, nil
 			}
@@ -363,17 +366,27 @@ func (a *Agent) remember(key string, err error) {
 // a context detached from every caller, with its own deadline, so an
 // impatient caller cannot cancel the others' fetch.
 func (a *Agent) fetch(ctx context.Context, e *entry) (*Credentials, error) {
-	ch := a.flight.DoChan(e.key, func() (any, error) {
-		return a.retrieve(e, true)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+	for attempt := 0; ; attempt++ {
+		ch := a.flight.DoChan(e.key, func() (any, error) {
+			return a.retrieve(e, true)
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return nil, res.Err
+			}
+			creds := res.Val.(*Credentials)
+			// A flight joined late may have finished long ago (a background
+			// renewal): never hand out what expired meanwhile.
+			if a.clk.Now().Before(creds.Expiration) || attempt > 0 {
+				if !a.clk.Now().Before(creds.Expiration) {
+					return nil, &SourceError{Code: "ExpiredCredentials", Message: "source returned credentials that have already expired", Retryable: true}
+				}
+				return creds, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return res.Val.(*Credentials), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 

@@ -21,9 +21,9 @@ type entry struct {
 	client      string
 	req         Request
 
-	creds atomic.Pointer[Credentials]
-	// refreshAtNs is when background renewal is due (unix ns).
-	refreshAtNs atomic.Int64
+	// cur holds the credentials with their refresh point, swapped as one
+	// so a reader never pairs old credentials with a new refresh point.
+	cur atomic.Pointer[current]
 	// lastUsedNs is the last hit recorded (unix ns, coarse: see touch).
 	lastUsedNs atomic.Int64
 	lastTouch  atomic.Int64
@@ -41,7 +41,26 @@ func (a *Agent) newEntry(id sessionID, r *role, client string, req Request) *ent
 	return &entry{key: id.key, fingerprint: r.fingerprint, role: r.cfg.Name, client: client, req: req}
 }
 
-func (e *entry) refreshAt() time.Time { return time.Unix(0, e.refreshAtNs.Load()) }
+// current is an entry's credentials and when to renew them.
+type current struct {
+	creds     *Credentials
+	refreshAt time.Time
+}
+
+// load returns the entry's credentials and refresh point (nil if none yet).
+func (e *entry) load() (*Credentials, time.Time) {
+	c := e.cur.Load()
+	if c == nil {
+		return nil, time.Time{}
+	}
+	return c.creds, c.refreshAt
+}
+
+// credsNow returns the entry's current credentials.
+func (e *entry) credsNow() *Credentials {
+	c, _ := e.load()
+	return c
+}
 
 // touch records a hit. It updates the LRU's recency at most once per
 // touchEvery, keeping the LRU's lock off nearly every hit.
@@ -79,8 +98,8 @@ func refreshAt(now, exp time.Time, jitter float64) time.Time {
 // arms its renewal.
 func (a *Agent) install(e *entry, creds *Credentials) {
 	now := a.clk.Now()
-	e.refreshAtNs.Store(refreshAt(now, creds.Expiration, a.rnd()).UnixNano())
-	e.creds.Store(creds)
+	at := refreshAt(now, creds.Expiration, a.rnd())
+	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
 	e.mu.Lock()
@@ -94,7 +113,7 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		a.entries.Store(e.key, e)
 		a.lru.Add(e.key, e)
 	}
-	a.arm(e, e.refreshAt().Sub(now), a.onRefreshDue)
+	a.arm(e, at.Sub(now), a.onRefreshDue)
 	a.log.Info("credentials issued",
 		zap.String("client", e.client), zap.String("role", e.role),
 		zap.String("session", e.req.SessionName),
@@ -133,13 +152,13 @@ func (a *Agent) onEvict(key string, e *entry) {
 // onRefreshDue runs at the entry's refresh point. A session nobody asked
 // for since it was issued is retired: not renewed, removed at expiry.
 func (a *Agent) onRefreshDue(e *entry) {
-	creds := e.creds.Load()
+	creds := e.credsNow()
 	if creds == nil {
 		return
 	}
 	if e.lastUsedNs.Load() < e.installedNs.Load() {
 		a.arm(e, creds.Expiration.Sub(a.clk.Now()), func(e *entry) {
-			if e.creds.Load() == creds {
+			if e.credsNow() == creds {
 				a.lru.Remove(e.key)
 			}
 		})
@@ -158,8 +177,10 @@ func (a *Agent) refreshSoon(e *entry) {
 	e.pending = true
 	e.mu.Unlock()
 	a.wg.Add(1)
+	a.background.Add(1)
 	go func() {
 		defer a.wg.Done()
+		defer a.background.Add(-1)
 		a.renewLocked(e)
 	}()
 }
@@ -202,7 +223,7 @@ func (a *Agent) renewLocked(e *entry) {
 		e.mu.Lock()
 		e.pending = false
 		e.mu.Unlock()
-		creds := e.creds.Load()
+		creds := e.credsNow()
 		// Dead sessions stop being retried once expired and unused.
 		if creds != nil && !a.clk.Now().Before(creds.Expiration) && e.lastUsedNs.Load() < failedAt.UnixNano() {
 			a.lru.Remove(e.key)
@@ -224,10 +245,11 @@ func (a *Agent) warmUp(st *state) {
 		if _, ok := a.entries.Load(id.key); ok {
 			continue
 		}
-		cl, r := cl, r
 		a.wg.Add(1)
+		a.background.Add(1)
 		go func() {
 			defer a.wg.Done()
+			defer a.background.Add(-1)
 			ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 			defer cancel()
 			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {

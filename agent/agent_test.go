@@ -1,0 +1,446 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func mustCreds(t *testing.T, a *Agent, c *Caller, role string) *Credentials {
+	t.Helper()
+	creds, err := a.Credentials(context.Background(), c, role)
+	if err != nil {
+		t.Fatalf("Credentials(%q): %v", role, err)
+	}
+	return creds
+}
+
+func kindOf(err error) Kind {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Kind
+	}
+	return 0
+}
+
+func TestTrustDecision(t *testing.T) {
+	f := newFixture(t, 100)
+	cases := []struct {
+		name   string
+		caller *Caller
+		role   string
+		want   Kind
+	}{
+		{"token client, allowed role", alice, "app", 0},
+		{"token client, default role", alice, "", 0},
+		{"token client, role of another client", alice, "peruid", KindRoleNotAllowed},
+		{"token client, unknown role", alice, "nope", KindRoleNotAllowed},
+		{"unknown token never falls back to address", &Caller{Token: "x", HasToken: true, Addr: addrCaller("127.0.0.1").Addr}, "short", KindBadToken},
+		{"empty token is still a token", &Caller{HasToken: true, Addr: addrCaller("127.0.0.1").Addr}, "short", KindBadToken},
+		{"address client", addrCaller("127.0.0.9"), "short", 0},
+		{"address client, not its role", addrCaller("127.0.0.9"), "app", KindRoleNotAllowed},
+		{"no client", addrCaller("169.254.1.1"), "app", KindNoClient},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.a.Credentials(context.Background(), tc.caller, tc.role)
+			if got := kindOf(err); got != tc.want {
+				t.Fatalf("kind = %d (%v), want %d", got, err, tc.want)
+			}
+		})
+	}
+	// Not-allowed and unknown roles read the same: no caller learns which exist.
+	_, e1 := f.a.Credentials(context.Background(), alice, "peruid")
+	_, e2 := f.a.Credentials(context.Background(), alice, "peruid2")
+	if strings.ReplaceAll(e1.Error(), "peruid", "X") != strings.ReplaceAll(e2.Error(), "peruid2", "X") {
+		t.Fatalf("messages differ: %q vs %q", e1, e2)
+	}
+}
+
+func TestSessionKeys(t *testing.T) {
+	f := newFixture(t, 100)
+	a1 := mustCreds(t, f.a, alice, "app")
+	a2 := mustCreds(t, f.a, tokenCaller("alice-token"), "app")
+	b1 := mustCreds(t, f.a, tokenCaller("bob-token"), "app")
+	if a1 != a2 {
+		t.Error("two requests of one client for one role should share a session")
+	}
+	if a1 == b1 {
+		t.Error("clients with different session names must not share a session")
+	}
+	// Session names depending on the uid give each uid its own session.
+	uid := func(u uint32) *Caller {
+		c := tokenCaller("bob-token")
+		c.UID = func() (uint32, error) { return u, nil }
+		return c
+	}
+	u1 := mustCreds(t, f.a, uid(1000), "peruid")
+	u2 := mustCreds(t, f.a, uid(1001), "peruid")
+	u1b := mustCreds(t, f.a, uid(1000), "peruid")
+	if u1 == u2 || u1 != u1b {
+		t.Error("per-uid session names must give per-uid sessions")
+	}
+	names := map[string]bool{}
+	for _, r := range f.src.reqs {
+		names[r.SessionName] = true
+	}
+	for _, want := range []string{"alice", "bob", "u-1000", "u-1001"} {
+		if !names[want] {
+			t.Errorf("no source call with session name %q (got %v)", want, names)
+		}
+	}
+}
+
+func TestSessionKeyCoversDefinition(t *testing.T) {
+	base := `
+sts: {mode: local, max_qps: 1000000}
+roles:
+  - {name: app%s}
+clients:
+  - {name: c, match: {token: t}, roles: [app]}
+`
+	variants := map[string]string{
+		"external id":     ", external_id: ext-1",
+		"source identity": ", source_identity: me",
+		"session policy":  `, session_policy: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'`,
+		"policy arns":     ", policy_arns: [arn:aws:iam::000000000000:policy/p]",
+		"tags":            ", tags: {a: b}",
+		"duration":        ", duration: 2h",
+	}
+	fp := func(extra string) string {
+		cfg := parseConfig(t, fmt.Sprintf(base, extra))
+		st := compile(cfg)
+		return st.session(st.clients[0], st.roles["app"], tokenCaller("t")).key
+	}
+	plain := fp("")
+	for name, v := range variants {
+		if k := fp(v); k == plain {
+			t.Errorf("%s does not change the session key", name)
+		}
+	}
+}
+
+func TestSanitizeSessionName(t *testing.T) {
+	cases := map[string]string{
+		"alice":                 "alice",
+		"a b/c:d":               "a-b-c-d",
+		"x":                     "credsidecar-x",
+		"":                      "credsidecar-",
+		strings.Repeat("é", 40): strings.Repeat("-", 40),
+		strings.Repeat("a", 80): strings.Repeat("a", 64),
+		"ok+=,.@-_":             "ok+=,.@-_",
+	}
+	for in, want := range cases {
+		if got := SanitizeSessionName(in); got != want {
+			t.Errorf("SanitizeSessionName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSingleFlight100(t *testing.T) {
+	f := newFixture(t, 100)
+	release := make(chan struct{})
+	f.src.block = release
+	const n = 100
+	var wg sync.WaitGroup
+	got := make([]*Credentials, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = f.a.Credentials(context.Background(), alice, "app")
+		}()
+	}
+	// Give every goroutine the chance to join the flight before releasing.
+	waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if c := f.src.calls.Load(); c != 1 {
+		t.Fatalf("source calls = %d, want 1", c)
+	}
+	for i := range n {
+		if errs[i] != nil || got[i] != got[0] {
+			t.Fatalf("caller %d: %v / different credentials", i, errs[i])
+		}
+	}
+}
+
+func TestSingleFlightFailureSharedAndNoStorm(t *testing.T) {
+	f := newFixture(t, 100)
+	release := make(chan struct{})
+	f.src.block = release
+	f.src.setFail(denied)
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = f.a.Credentials(context.Background(), alice, "app")
+		}()
+	}
+	waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for _, err := range errs {
+		if kindOf(err) != KindSourceRejected || err.Error() != errs[0].Error() {
+			t.Fatalf("got %v, want the same rejection for all", err)
+		}
+	}
+	if !strings.Contains(errs[0].Error(), "AccessDenied") || !strings.Contains(errs[0].Error(), `"app"`) {
+		t.Fatalf("error should name the role and STS's error: %v", errs[0])
+	}
+	// The negative cache answers the next requests without a source call.
+	f.src.block = nil
+	for range 10 {
+		f.a.Credentials(context.Background(), alice, "app")
+	}
+	if c := f.src.calls.Load(); c != 1 {
+		t.Fatalf("source calls = %d, want 1 (negative cache)", c)
+	}
+	f.clk.Advance(6 * time.Second)
+	f.src.setFail(nil)
+	mustCreds(t, f.a, alice, "app")
+}
+
+func TestImpatientCallerDoesNotCancelOthers(t *testing.T) {
+	f := newFixture(t, 100)
+	release := make(chan struct{})
+	f.src.block = release
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := f.a.Credentials(ctx, alice, "app")
+		first <- err
+	}()
+	waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
+	second := make(chan error, 1)
+	go func() {
+		_, err := f.a.Credentials(context.Background(), alice, "app")
+		second <- err
+	}()
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) && kindOf(err) != KindUnavailable {
+		t.Fatalf("impatient caller: %v", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("patient caller got %v: the first caller's cancel reached the shared fetch", err)
+	}
+	if c := f.src.calls.Load(); c != 1 {
+		t.Fatalf("source calls = %d, want 1", c)
+	}
+}
+
+func TestRefreshPolicy(t *testing.T) {
+	cases := []struct {
+		life          time.Duration
+		lo, hi        time.Duration // allowed refresh offsets from issue
+		minLeftAtWire time.Duration
+	}{
+		{time.Hour, 30 * time.Minute, 40 * time.Minute, 20 * time.Minute},
+		{30 * time.Minute, 15 * time.Minute, 15 * time.Minute, 15 * time.Minute},
+		{12 * time.Hour, 6 * time.Hour, 8 * time.Hour, 4 * time.Hour},
+		{2 * time.Minute, time.Minute, time.Minute, time.Minute},
+	}
+	for _, tc := range cases {
+		for _, j := range []float64{0, 0.5, 0.999} {
+			at := refreshAt(t0, t0.Add(tc.life), j).Sub(t0)
+			if at < tc.lo || at > tc.hi {
+				t.Errorf("life %s jitter %.3f: refresh at %s, want within [%s, %s]", tc.life, j, at, tc.lo, tc.hi)
+			}
+			if left := tc.life - at; left < tc.minLeftAtWire {
+				t.Errorf("life %s: %s left at refresh, want >= %s", tc.life, left, tc.minLeftAtWire)
+			}
+		}
+	}
+}
+
+// TestNeverStaleWhileHealthy walks a caller through 10 hours, a minute at a
+// time: it never gets credentials with under 15 minutes left.
+func TestNeverStaleWhileHealthy(t *testing.T) {
+	for _, role := range []string{"app", "short"} {
+		t.Run(role, func(t *testing.T) {
+			f := newFixture(t, 100)
+			var calls []time.Time
+			first := mustCreds(t, f.a, alice, role)
+			life := first.Expiration.Sub(first.Issued)
+			for range 600 {
+				f.clk.Advance(time.Minute)
+				c := mustCreds(t, f.a, alice, role)
+				now := f.clk.Now()
+				if left := c.Expiration.Sub(now); left < 15*time.Minute {
+					t.Fatalf("at %s: handed credentials with %s left", now.Sub(t0), left)
+				}
+				if len(calls) == 0 || !c.Issued.Equal(calls[len(calls)-1]) {
+					calls = append(calls, c.Issued)
+				}
+			}
+			// Renewals happen no earlier than half the lifetime: no loops.
+			for i := 1; i < len(calls); i++ {
+				if gap := calls[i].Sub(calls[i-1]); gap < life/2 {
+					t.Fatalf("renewals %s apart, under half of %s", gap, life)
+				}
+			}
+			if got, max := f.src.calls.Load(), int64(10*time.Hour/(life/2))+1; got > max {
+				t.Fatalf("%d source calls in 10h, want at most %d", got, max)
+			}
+		})
+	}
+}
+
+// A 20-minute STS outage starting at the refresh point of a 1-hour session
+// is invisible to callers.
+func TestShortOutageInvisible(t *testing.T) {
+	f := newFixture(t, 100)
+	first := mustCreds(t, f.a, alice, "app")
+	f.clk.Advance(29 * time.Minute)
+	mustCreds(t, f.a, alice, "app")
+	f.src.setFail(throttled)
+	for range 20 {
+		f.clk.Advance(time.Minute)
+		c := mustCreds(t, f.a, alice, "app")
+		if c != first {
+			t.Fatal("credentials changed during the outage")
+		}
+	}
+	f.src.setFail(nil)
+	// Backoff is capped, so the renewal succeeds within the cap.
+	f.clk.Advance(backoffCap)
+	if c := mustCreds(t, f.a, alice, "app"); c == first {
+		t.Fatal("not renewed after the outage")
+	}
+}
+
+// An outage past expiry yields KindUnavailable (503), never expired
+// credentials, and recovers by itself.
+func TestOutagePastExpiry(t *testing.T) {
+	f := newFixture(t, 100)
+	first := mustCreds(t, f.a, alice, "app")
+	f.src.setFail(throttled)
+	for f.clk.Now().Before(first.Expiration.Add(-time.Second)) {
+		f.clk.Advance(time.Minute)
+		if f.clk.Now().Before(first.Expiration) {
+			mustCreds(t, f.a, alice, "app")
+		}
+	}
+	f.clk.Set(first.Expiration)
+	_, err := f.a.Credentials(context.Background(), alice, "app")
+	if kindOf(err) != KindUnavailable {
+		t.Fatalf("at expiry: %v, want KindUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), `"app"`) || !strings.Contains(err.Error(), "Throttling") {
+		t.Fatalf("message should name the role and the STS error: %v", err)
+	}
+	if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "token") {
+		t.Fatalf("message leaks: %v", err)
+	}
+	f.src.setFail(nil)
+	f.clk.Advance(6 * time.Second) // past the negative cache
+	c := mustCreds(t, f.a, alice, "app")
+	if !c.Expiration.After(f.clk.Now()) {
+		t.Fatal("expired credentials after recovery")
+	}
+}
+
+func TestEvictionAtBound(t *testing.T) {
+	f := newFixture(t, 2)
+	mustCreds(t, f.a, alice, "app")
+	mustCreds(t, f.a, alice, "short")
+	timers := f.clk.Pending()
+	mustCreds(t, f.a, tokenCaller("bob-token"), "app")
+	if n := f.a.Len(); n != 2 {
+		t.Fatalf("cache holds %d, want 2", n)
+	}
+	if p := f.clk.Pending(); p != timers {
+		t.Fatalf("pending timers %d, want %d: the evicted entry's refresher must stop", p, timers)
+	}
+	before := f.src.calls.Load()
+	mustCreds(t, f.a, alice, "app") // evicted (least recently used): fetched again
+	if f.src.calls.Load() != before+1 {
+		t.Fatal("evicted entry was not fetched again")
+	}
+}
+
+func TestRetirement(t *testing.T) {
+	f := newFixture(t, 100)
+	mustCreds(t, f.a, alice, "app")
+	f.clk.Advance(2 * time.Hour)
+	if c := f.src.calls.Load(); c != 1 {
+		t.Fatalf("an unused session was renewed (%d calls)", c)
+	}
+	if n := f.a.Len(); n != 0 {
+		t.Fatalf("an expired unused session is still cached (%d)", n)
+	}
+}
+
+func TestChainEachHopCached(t *testing.T) {
+	f := newFixture(t, 100)
+	c := mustCreds(t, f.a, alice, "chained")
+	if f.src.calls.Load() != 2 {
+		t.Fatalf("calls = %d, want 2 (app, then chained via app)", f.src.calls.Load())
+	}
+	last := f.src.reqs[1]
+	if last.Via == nil || !strings.HasSuffix(last.RoleARN, "role/chained") {
+		t.Fatalf("second call %+v: want chained with Via credentials", last)
+	}
+	if c2 := mustCreds(t, f.a, alice, "app"); c2 != last.Via {
+		t.Fatal("the first hop is not served from the cache")
+	}
+	_ = c
+}
+
+func TestReloadDropsOnlyChangedRoles(t *testing.T) {
+	f := newFixture(t, 100)
+	app := mustCreds(t, f.a, alice, "app")
+	short := mustCreds(t, f.a, alice, "short")
+	changed := strings.Replace(fmt.Sprintf(testYAML, 100), "{name: short, duration: 30m}", "{name: short, duration: 45m}", 1)
+	f.a.Apply(parseConfig(t, changed))
+	if c := mustCreds(t, f.a, alice, "app"); c != app {
+		t.Error("unchanged role lost its session")
+	}
+	if c := mustCreds(t, f.a, alice, "short"); c == short {
+		t.Error("changed role kept its session")
+	}
+	// A revoked client loses access on the next request.
+	revoked := strings.Replace(changed, "  - {name: alice, match: {token: alice-token}, roles: [app, short, chained]}\n", "", 1)
+	f.a.Apply(parseConfig(t, revoked))
+	if _, err := f.a.Credentials(context.Background(), alice, "app"); kindOf(err) != KindBadToken {
+		t.Fatalf("revoked client: %v", err)
+	}
+}
+
+func TestWarmStart(t *testing.T) {
+	clk := newFixture(t, 10).clk
+	src := newFakeSource(clk)
+	a, err := New(Options{Source: src, Clock: clk}, parseConfig(t, fmt.Sprintf(testYAML, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	waitFor(t, func() bool { return a.Len() >= 3 })
+	calls := src.calls.Load()
+	mustCreds(t, a, alice, "")
+	mustCreds(t, a, addrCaller("127.0.0.1"), "")
+	if src.calls.Load() != calls {
+		t.Fatal("default-role sessions were not warm")
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
