@@ -296,31 +296,19 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 	if n, ok := a.negativeHit(id.key); ok {
 		return nil, a.callerError(r, n)
 	}
-	req, err := a.request(ctx, st, cl, r, c, id)
-	if err != nil {
-		return nil, err
+	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name}
+	if r.via != nil {
+		// Each hop is cached too; a renewal asks the cache for the previous
+		// hop's current credentials rather than reusing ones that may have
+		// expired since.
+		cc := *c
+		e.via = func(ctx context.Context) (*Credentials, error) { return a.get(ctx, st, cl, r.via, &cc) }
 	}
-	e := a.newEntry(id, r, cl.name, req)
 	creds, err := a.fetch(ctx, e)
 	if err != nil {
 		return nil, a.callerError(r, err)
 	}
 	return creds, nil
-}
-
-// request builds the source request for role r, fetching the previous hop
-// of a chain through the cache first (each hop is cached too).
-func (a *Agent) request(ctx context.Context, st *state, cl *client, r *role, c *Caller, id sessionID) (Request, error) {
-	req := r.req
-	req.SessionName = id.name
-	if r.via != nil {
-		via, err := a.get(ctx, st, cl, r.via, c)
-		if err != nil {
-			return Request{}, err
-		}
-		req.Via = via
-	}
-	return req, nil
 }
 
 func (a *Agent) callerError(r *role, err error) error {
@@ -398,11 +386,20 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 	defer a.wg.Done()
 	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 	defer cancel()
+	req := e.role.req
+	req.SessionName = e.session
+	if e.via != nil {
+		via, err := e.via(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.Via = via
+	}
 	if err := a.waitBudget(ctx, foreground); err != nil {
 		return nil, &SourceError{Code: "Throttled", Message: "local STS request budget (sts.max_qps) exhausted", Retryable: true, Err: err}
 	}
-	op := e.req.Operation()
-	creds, err := a.src.Retrieve(ctx, e.req)
+	op := req.Operation()
+	creds, err := a.src.Retrieve(ctx, req)
 	if err == nil && creds == nil {
 		err = &SourceError{Code: "EmptyResponse", Message: "source returned no credentials", Retryable: true}
 	}
@@ -413,8 +410,8 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		a.metrics.STSRequest(op, resultOf(err))
 		a.remember(e.key, err)
 		a.log.Warn("credential request failed",
-			zap.String("client", e.client), zap.String("role", e.role),
-			zap.String("session", e.req.SessionName), zap.Error(err))
+			zap.String("client", e.client), zap.String("role", e.role.cfg.Name),
+			zap.String("session", e.session), zap.Error(err))
 		return nil, err
 	}
 	a.metrics.STSRequest(op, "success")

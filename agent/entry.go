@@ -17,9 +17,11 @@ import (
 type entry struct {
 	key         string
 	fingerprint string
-	role        string
+	role        *role
 	client      string
-	req         Request
+	session     string
+	// via returns the previous hop's current credentials (chained roles only).
+	via func(context.Context) (*Credentials, error)
 
 	// cur holds the credentials with their refresh point, swapped as one
 	// so a reader never pairs old credentials with a new refresh point.
@@ -35,10 +37,6 @@ type entry struct {
 	pending  bool // a renewal is running or a retry is armed
 	failures int
 	gone     bool // evicted or dropped: never renew again
-}
-
-func (a *Agent) newEntry(id sessionID, r *role, client string, req Request) *entry {
-	return &entry{key: id.key, fingerprint: r.fingerprint, role: r.cfg.Name, client: client, req: req}
 }
 
 // current is an entry's credentials and when to renew them.
@@ -115,8 +113,8 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 	}
 	a.arm(e, at.Sub(now), a.onRefreshDue)
 	a.log.Info("credentials issued",
-		zap.String("client", e.client), zap.String("role", e.role),
-		zap.String("session", e.req.SessionName),
+		zap.String("client", e.client), zap.String("role", e.role.cfg.Name),
+		zap.String("session", e.session),
 		zap.Time("expiration", creds.Expiration),
 		zap.String("key_id_last4", creds.KeyIDSuffix()))
 }

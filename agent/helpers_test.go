@@ -77,6 +77,10 @@ func (f *fakeSource) Retrieve(ctx context.Context, req Request) (*Credentials, e
 		return nil, fail
 	}
 	now := f.clk.Now()
+	if req.Via != nil && !now.Before(req.Via.Expiration) {
+		// As STS: a chained call signed with expired credentials fails.
+		return nil, &SourceError{Code: "ExpiredToken", Message: "The security token included in the request is expired"}
+	}
 	n := f.seq.Add(1)
 	return &Credentials{
 		AccessKeyID:     fmt.Sprintf("ASIATEST%012d", n),

@@ -35,8 +35,7 @@ func runSchedule(t *testing.T, ops []byte) {
 		if err != nil {
 			stsBad := failing || (!lastFailure.IsZero() && now.Sub(lastFailure) <= 5*time.Second)
 			valid := last[i] != nil && now.Before(last[i].Expiration)
-			// A chained session also fails when its first hop cannot be renewed.
-			if !stsBad || (valid && sessions[i].role != "chained") {
+			if !stsBad || valid {
 				t.Fatalf("at +%s session %d failed (sts failing=%v, cached valid=%v): %v", now.Sub(t0), i, failing, valid, err)
 			}
 			return

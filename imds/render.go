@@ -37,7 +37,9 @@ func imdsDoc(c *agent.Credentials, withAccount bool) []byte {
 	if withAccount {
 		b.AccountID = c.AccountID
 	}
-	out, _ := json.MarshalIndent(b, "", "  ")
+	// Compact, unlike EC2's indented JSON: no SDK cares, and the body is
+	// kept per cached session.
+	out, _ := json.Marshal(b)
 	return out
 }
 

@@ -21,7 +21,7 @@ done
 token=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$base/latest/api/token")
 role=$(curl -sf -H "X-aws-ec2-metadata-token: $token" "$base/latest/meta-data/iam/security-credentials/")
 creds=$(curl -sf -H "X-aws-ec2-metadata-token: $token" "$base/latest/meta-data/iam/security-credentials/$role")
-echo "$creds" | grep -q '"AccessKeyId": "ASIA' || { echo "smoke: IMDS gave no credentials: $creds"; exit 1; }
+echo "$creds" | grep -Eq '"AccessKeyId": ?"ASIA' || { echo "smoke: IMDS gave no credentials: $creds"; exit 1; }
 ecs=$(curl -sf -H 'Authorization: demo-billing-token' "$base/creds")
 echo "$ecs" | grep -q '"AccessKeyId":"ASIA' || { echo "smoke: ECS endpoint gave no credentials: $ecs"; exit 1; }
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/latest/meta-data/iam/security-credentials/$role")
