@@ -104,6 +104,12 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 	servers = append(servers, admin)
 	g.Go(func() error { return serveOn(admin, adminLn) })
 
+	watcher, err := config.NewWatcher(path, cfg, log.Named("config"), config.WatcherOptions{})
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("watch config: %w", err)
+	}
+	g.Go(func() error { return watcher.Run(gctx, d.apply, d.reloadFailed) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -113,7 +119,7 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 			case <-gctx.Done():
 				return nil
 			case <-hup:
-				d.reload(path)
+				watcher.Trigger()
 			}
 		}
 	})
@@ -189,22 +195,32 @@ func signingKey(path string) ([]byte, error) {
 	return b, nil
 }
 
-// reload re-reads the config; a bad one is logged and the running one stays.
-func (d *daemon) reload(path string) {
-	cfg, err := config.Load(path)
-	if err == nil && cfg.STS.Mode == config.ModeLocal && d.issuer != nil {
-		var acct *localsts.Account
-		if acct, err = localsts.NewAccount(cfg, localsts.RandomUserKeys); err == nil {
-			d.issuer.SetAccount(acct)
-		}
+// reloadFailed keeps the running config and says why the new one failed,
+// every problem with its line.
+func (d *daemon) reloadFailed(err error) {
+	d.metrics.Reload("failure")
+	d.log.Error("config reload failed; the running config stays", zap.Error(err))
+}
+
+// apply installs a new valid config. Listener addresses and sts.mode need a
+// restart: their changes are logged and the old values stay.
+func (d *daemon) apply(cfg *config.Config) {
+	old := d.cfg
+	if fmt.Sprint(cfg.Listen) != fmt.Sprint(old.Listen) || cfg.AdminListen != old.AdminListen || cfg.STS.Local.Listen != old.STS.Local.Listen {
+		d.log.Warn("listener address changes need a restart; the rest of the new config is applied")
 	}
-	if err != nil {
+	if cfg.STS.Mode != old.STS.Mode {
+		d.log.Warn("an sts.mode change needs a restart; the new config is not applied", zap.String("running", old.STS.Mode), zap.String("new", cfg.STS.Mode))
 		d.metrics.Reload("failure")
-		d.log.Error("config reload failed; the running config stays", zap.Error(err))
 		return
 	}
-	if fmt.Sprint(cfg.Listen) != fmt.Sprint(d.cfg.Listen) || cfg.AdminListen != d.cfg.AdminListen || cfg.STS.Mode != d.cfg.STS.Mode || cfg.STS.Local.Listen != d.cfg.STS.Local.Listen {
-		d.log.Warn("listener addresses and sts.mode changes need a restart; the rest of the new config is applied")
+	if cfg.STS.Mode == config.ModeLocal && d.issuer != nil {
+		acct, err := localsts.NewAccount(cfg, localsts.RandomUserKeys)
+		if err != nil {
+			d.reloadFailed(err)
+			return
+		}
+		d.issuer.SetAccount(acct)
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
