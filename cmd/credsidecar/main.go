@@ -50,6 +50,10 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	var xe *exitStatusError
+	if errors.As(err, &xe) {
+		return xe.code // exec: the command's own status, no extra message
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(stderr, "credsidecar:", err)
@@ -64,6 +68,8 @@ const topUsage = `credsidecar — AWS role credentials for unmodified programs, 
 Usage:
   credsidecar serve        [--config FILE]   run the daemon until SIGINT/SIGTERM (SIGHUP reloads)
   credsidecar check-config [--config FILE]   validate a config; each problem with its line; exit 1 if any
+  credsidecar creds --role NAME [--token-file F]      print one role's credentials as credential_process JSON
+  credsidecar exec --role NAME [--token-file F] -- CMD  run CMD with the ECS full URI of the running sidecar
   credsidecar version                        version, commit, Go version
 
 Every command takes --log-format json|console and --log-level debug|info|warn|error.
@@ -156,6 +162,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer log.Sync()
 		return serve(ctx, c.configPath, log, serveHooks{})
+	case "creds":
+		return runCreds(ctx, args[1:], stdout, stderr)
+	case "exec":
+		return runExec(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		var c common
 		fs := newFlagSet("check-config", stderr, "Usage: credsidecar check-config [--config FILE]\n\n")

@@ -20,6 +20,7 @@ import (
 	"github.com/credsidecar/credsidecar/imds"
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/metrics"
+	"github.com/credsidecar/credsidecar/sts/awssts"
 	"github.com/credsidecar/credsidecar/sts/localsts"
 )
 
@@ -174,8 +175,27 @@ func (d *daemon) source(cfg *config.Config) (agent.Source, error) {
 			return nil, err
 		}
 		return localsts.NewSource(d.issuer), nil
+	case config.ModeAWS:
+		// The sidecar's own chain must never lead back to the sidecar.
+		for _, v := range awssts.SelfReferencingEnv(cfg.Listen, os.Getenv) {
+			d.log.Warn("ignoring an environment variable that points at this sidecar's own listener", zap.String("variable", v))
+			os.Unsetenv(v)
+		}
+		src, err := awssts.New(context.Background(), awssts.Options{
+			Region: cfg.Region, Endpoint: cfg.STS.Endpoint, Profile: cfg.STS.Profile,
+			OwnListeners: cfg.Listen, Logger: d.log.Named("awssts"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := src.CheckSource(ctx); err != nil {
+			d.log.Error("the sidecar's own AWS credentials are not available yet; callers get 503 until they are", zap.Error(err))
+		}
+		return src, nil
 	default:
-		return nil, fmt.Errorf("sts.mode %q is not available in this build yet: use sts.mode: local", cfg.STS.Mode)
+		return nil, fmt.Errorf("sts.mode %q is unknown", cfg.STS.Mode)
 	}
 }
 

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/credsidecar/credsidecar/config"
+)
+
+// The creds and exec commands mint nothing: they ask the running sidecar,
+// whose trust rules apply to the calling user (its uid, or the token it
+// presents), so no local user gains a role the config does not give them.
+
+// sidecarURL is the ECS role URL on the config's first listener.
+func sidecarURL(configPath, role string) (string, error) {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return "", err
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen[0])
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", cfg.Listen[0], err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/role/" + url.PathEscape(role)}).String(), nil
+}
+
+// processCredentials is the credential_process output format.
+type processCredentials struct {
+	Version         int
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string
+	SessionToken    string
+	Expiration      string `json:",omitempty"`
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimRight(string(b), "\r\n")
+	if tok == "" || strings.ContainsAny(tok, "\r\n") {
+		return "", fmt.Errorf("token file %s must hold one non-empty line", path)
+	}
+	return tok, nil
+}
+
+// fetchCreds asks the sidecar for role over its ECS endpoint.
+func fetchCreds(ctx context.Context, u, token string) (*processCredentials, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the sidecar at %s (is `credsidecar serve` running?): %w", u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("read the sidecar's answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Code, Message string }
+		if json.Unmarshal(body, &e) == nil && e.Message != "" {
+			return nil, fmt.Errorf("the sidecar refused (%d %s): %s", resp.StatusCode, e.Code, e.Message)
+		}
+		return nil, fmt.Errorf("the sidecar answered %s", resp.Status)
+	}
+	var c struct {
+		AccessKeyID     string `json:"AccessKeyId"`
+		SecretAccessKey string
+		Token           string
+		Expiration      string
+	}
+	if err := json.Unmarshal(body, &c); err != nil || c.AccessKeyID == "" || c.SecretAccessKey == "" {
+		return nil, errors.New("the sidecar's answer holds no credentials")
+	}
+	return &processCredentials{Version: 1, AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.Token, Expiration: c.Expiration}, nil
+}
+
+const credsUsage = `Usage: credsidecar creds --role NAME [--config FILE] [--token-file F]
+
+Prints one role's credentials from the running sidecar as credential_process
+JSON, for ~/.aws/config:
+
+  [profile app]
+  credential_process = credsidecar creds --role app
+
+The sidecar's trust rules apply to the calling user (uid), or to the token in
+--token-file.
+
+`
+
+func runCreds(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	var role, tokenFile string
+	fs := newFlagSet("creds", stderr, credsUsage)
+	c.register(fs)
+	fs.StringVar(&role, "role", "", "role name (required)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the bearer token to present")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if role == "" {
+		return &usageError{"creds: --role is required"}
+	}
+	u, err := sidecarURL(c.configPath, role)
+	if err != nil {
+		return err
+	}
+	var token string
+	if tokenFile != "" {
+		if token, err = readToken(tokenFile); err != nil {
+			return err
+		}
+	}
+	pc, err := fetchCreds(ctx, u, token)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(pc)
+}
+
+const execUsage = `Usage: credsidecar exec --role NAME [--config FILE] [--token-file F] -- CMD [ARG...]
+
+Runs CMD with AWS_CONTAINER_CREDENTIALS_FULL_URI pointing at the running
+sidecar's /role/NAME (and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE when
+--token-file is given). It mints nothing: the sidecar decides, by the calling
+user's uid or that token, whether the role is theirs.
+
+`
+
+// exitStatusError carries the child's exit status through run.
+type exitStatusError struct{ code int }
+
+func (e *exitStatusError) Error() string { return fmt.Sprintf("command exited with status %d", e.code) }
+
+func runExec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	var role, tokenFile string
+	fs := newFlagSet("exec", stderr, execUsage)
+	c.register(fs)
+	fs.StringVar(&role, "role", "", "role name (required)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the bearer token the command's SDK presents")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	cmdArgs := fs.Args()
+	if role == "" || len(cmdArgs) == 0 {
+		return &usageError{"exec: --role and a command (after --) are required"}
+	}
+	u, err := sidecarURL(c.configPath, role)
+	if err != nil {
+		return err
+	}
+	env := []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + u}
+	if tokenFile != "" {
+		abs, err := filepath.Abs(tokenFile)
+		if err != nil {
+			return err
+		}
+		if _, err := readToken(abs); err != nil {
+			return err
+		}
+		env = append(env, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE="+abs)
+	}
+	// Anything that would win over the container provider in an SDK's
+	// chain (static keys, a profile, RELATIVE_URI which Go and botocore
+	// prefer) is removed, so CMD really uses the role.
+	drop := map[string]bool{
+		"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
+		"AWS_PROFILE": true, "AWS_DEFAULT_PROFILE": true, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": true,
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN": true, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": true,
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI": true, "AWS_WEB_IDENTITY_TOKEN_FILE": true, "AWS_ROLE_ARN": true,
+	}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.CommandContext(ctx, cmdArgs[0], cmdArgs[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &exitStatusError{code: ee.ExitCode()}
+		}
+		return fmt.Errorf("exec %s: %w", cmdArgs[0], err)
+	}
+	return nil
+}
