@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +42,11 @@ type daemon struct {
 	imds    *imds.Server
 	issuer  *localsts.Issuer
 	metrics *metrics.Set
+	// ready is set once every listener is up.
+	ready atomic.Bool
+	// sourceOK reports whether the credential source is usable: always in
+	// local mode; in aws mode once the sidecar's own credentials resolved.
+	sourceOK func() bool
 }
 
 func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) error {
@@ -127,6 +134,7 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 	log.Info("credsidecar serving",
 		zap.Strings("listen", bound), zap.String("admin_listen", adminLn.Addr().String()),
 		zap.String("sts_mode", cfg.STS.Mode), zap.String("version", version))
+	d.ready.Store(true)
 	if hooks.ready != nil {
 		hooks.ready(bound, adminLn.Addr().String())
 	}
@@ -153,6 +161,13 @@ func serveOn(srv *http.Server, l net.Listener) error {
 func listen(addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			host, _, _ := net.SplitHostPort(addr)
+			if ip, perr := netip.ParseAddr(host); perr == nil && ip.IsLinkLocalUnicast() {
+				return nil, fmt.Errorf("listen on %s: %s is not configured on any interface; add it first, e.g. `ip link add credsidecar0 type dummy && ip link set credsidecar0 up && ip addr add %s/32 dev credsidecar0` (or enable systemd/credsidecar-linklocal.service)", addr, host, host)
+			}
+			return nil, fmt.Errorf("listen on %s: the address is not configured on any interface of this host", addr)
+		}
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return l, nil
@@ -190,8 +205,22 @@ func (d *daemon) source(cfg *config.Config) (agent.Source, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		var ok atomic.Bool
 		if err := src.CheckSource(ctx); err != nil {
 			d.log.Error("the sidecar's own AWS credentials are not available yet; callers get 503 until they are", zap.Error(err))
+		} else {
+			ok.Store(true)
+		}
+		d.sourceOK = func() bool {
+			if ok.Load() {
+				return true
+			}
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if src.CheckSource(cctx) == nil {
+				ok.Store(true)
+			}
+			return ok.Load()
 		}
 		return src, nil
 	default:
@@ -256,9 +285,20 @@ func (d *daemon) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
+	// Ready: config loaded (it is, or serve would not run), listeners up,
+	// and the source reachable or credentials cached.
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		w.Write([]byte("ready\n"))
+		switch {
+		case !d.ready.Load():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: listeners are starting\n"))
+		case d.sourceOK != nil && !d.sourceOK() && d.agent.Len() == 0:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: the credential source is not reachable and nothing is cached\n"))
+		default:
+			w.Write([]byte("ready\n"))
+		}
 	})
 	return mux
 }

@@ -209,3 +209,40 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+func TestServeLinkLocalNotConfigured(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("listen: [\"169.254.77.77:0\"]\nroles: [{name: app}]\nclients: [{name: c, match: {token: t}, roles: [app]}]\n"), 0o644)
+	err := serve(context.Background(), path, zaptest.NewLogger(t), serveHooks{})
+	if err == nil || !strings.Contains(err.Error(), "ip addr add 169.254.77.77/32") {
+		t.Fatalf("want a hint naming the ip addr add command, got %v", err)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(path, []byte(serveYAML("us-east-1", false)), 0o644)
+	srv := startServe(t, path)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, srv.admin+p); code != 200 {
+			t.Fatalf("%s: %d %s", p, code, body)
+		}
+	}
+	get(t, srv.base+"/role/app", "Authorization", "loader-token")
+	_, m := get(t, srv.admin+"/metrics")
+	for _, name := range []string{
+		"credsidecar_credential_requests_total{code=\"200\",endpoint=\"ecs\"}",
+		"credsidecar_sts_requests_total{operation=\"AssumeRole\",result=\"success\"}",
+		"credsidecar_cache_entries", "credsidecar_cache_hits_total", "credsidecar_cache_misses_total",
+		"credsidecar_refresh_failures_total", "credsidecar_request_duration_seconds_bucket",
+		"go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(m, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// Never on the credential listeners.
+	if code, _ := get(t, srv.base+"/metrics"); code != 404 {
+		t.Errorf("/metrics on the credential listener: %d, want 404", code)
+	}
+}
