@@ -51,7 +51,10 @@ const (
 
 // routes registers the hottest routes first: gorilla/mux tries them in order.
 func (s *Server) routes() *mux.Router {
-	r := mux.NewRouter()
+	// SkipClean: gorilla/mux would otherwise answer a path that is not
+	// clean ("//", "/./", "/../") with a bare 301 redirect; such paths are
+	// no path of the contract and get the JSON 404 like any other.
+	r := mux.NewRouter().SkipClean(true)
 	both := func(path string, methods string, h http.HandlerFunc) {
 		r.HandleFunc(path, h).Methods(methods)
 		r.HandleFunc(path+"/", h).Methods(methods)
@@ -246,8 +249,13 @@ func (s *Server) iamInfo(w http.ResponseWriter, r *http.Request) {
 		s.agentError(w, epMetadata, start, err)
 		return
 	}
-	cfg := s.agent.Config()
-	rc, _ := cfg.RoleByName(role)
+	// DefaultRole and Config read the agent's config separately: a reload
+	// in between may have removed the role.
+	rc, ok := s.agent.Config().RoleByName(role)
+	if !ok {
+		s.fail(w, epMetadata, start, http.StatusNotFound, "NotFound", "no such role for this caller")
+		return
+	}
 	account := accountOf(rc.ARN)
 	b, _ := json.Marshal(struct {
 		Code               string

@@ -48,7 +48,9 @@ func (t *tokenSigner) verify(tok string, now time.Time, client string, addr neti
 		return false
 	}
 	var raw [tokenMaxLen]byte // DecodedLen(64) = 48 fits
-	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(tok))
+	// Strict: a token has one spelling; without it, the unused low bits of
+	// the last character are ignored and several strings verify.
+	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(tok))
 	if err != nil || n != tokenRawLen {
 		return false
 	}
