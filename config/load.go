@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"sort"
@@ -108,7 +109,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, &Error{Problems: []Problem{{Msg: fmt.Sprintf("config is larger than %d bytes", MaxFileSize)}}}
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := safeYAML(func() error { return yaml.Unmarshal(data, &doc) }); err != nil {
 		return nil, &Error{Problems: yamlProblems(err)}
 	}
 	if len(doc.Content) == 0 {
@@ -118,10 +119,22 @@ func Parse(data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{Problems: []Problem{{Line: root.Line, Msg: "config must be a mapping of keys"}}}
 	}
+	// Policies are rendered from the node tree, outside yaml.v3's own alias
+	// accounting: without this bound a few hundred bytes of nested aliases
+	// expand into gigabytes of policy JSON.
+	if expandedSize(root, map[*yaml.Node]int{}) > maxExpandedSize {
+		return nil, &Error{Problems: []Problem{{Line: root.Line, Msg: fmt.Sprintf("config expands to more than %d bytes through YAML aliases", maxExpandedSize)}}}
+	}
+	if k := complexKey(root); k != nil {
+		return nil, &Error{Problems: []Problem{{Line: k.Line, Msg: "a mapping key must be a plain string, not a " + kindName(k)}}}
+	}
 	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	err := safeYAML(func() error {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		return dec.Decode(c)
+	})
+	if err != nil {
 		return nil, &Error{Problems: yamlProblems(err)}
 	}
 	v := validator{root: root}
@@ -133,6 +146,109 @@ func Parse(data []byte) (*Config, error) {
 	}
 	c.Warnings = v.warnings
 	return c, nil
+}
+
+// safeYAML runs f, turning a runtime panic inside yaml.v3 into an error:
+// v3.0.1 still panics on some malformed input, and a bad file must not
+// crash the daemon when it reloads.
+func safeYAML(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the YAML decoder failed on this file: %v", r)
+		}
+	}()
+	return f()
+}
+
+// complexKey returns the first mapping key that is not a scalar (or an alias
+// of one). The schema has none, and yaml.v3 v3.0.1 panics on one beside a
+// merge key ("{{},<<}": it hashes the key as a Go map).
+func complexKey(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.AliasNode && k.Alias != nil {
+				k = k.Alias
+			}
+			if k.Kind != yaml.ScalarNode {
+				return n.Content[i]
+			}
+		}
+	}
+	// Aliases are not followed: their targets are in the tree already.
+	for _, c := range n.Content {
+		if k := complexKey(c); k != nil {
+			return k
+		}
+	}
+	return nil
+}
+
+func kindName(n *yaml.Node) string {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "sequence"
+	default:
+		return "non-scalar node"
+	}
+}
+
+// maxExpandedSize bounds a config with its aliases expanded. A file
+// without aliases stays well under it (see expandedSize).
+const maxExpandedSize = 2 * MaxFileSize
+
+// expandedSize estimates the size of n with every alias expanded: the bytes
+// of its scalars plus one per node. It counts each anchored node once
+// (memo) and stops as soon as the total passes maxExpandedSize; an alias
+// cycle counts as too large.
+func expandedSize(n *yaml.Node, memo map[*yaml.Node]int) int {
+	if n == nil {
+		return 0
+	}
+	if s, ok := memo[n]; ok {
+		if s < 0 { // n is its own ancestor
+			return maxExpandedSize + 1
+		}
+		return s
+	}
+	memo[n] = -1
+	size := 1 + len(n.Value)
+	if n.Kind == yaml.AliasNode {
+		size += expandedSize(n.Alias, memo)
+	}
+	for _, c := range n.Content {
+		if size > maxExpandedSize {
+			break
+		}
+		size += expandedSize(c, memo)
+	}
+	if size > maxExpandedSize {
+		size = maxExpandedSize + 1
+	}
+	memo[n] = size
+	return size
+}
+
+// parserProblems are the problems yaml.v3's parser (not its scanner)
+// reports. yaml.v3 v3.0.1 prints their marks 0-based ("line 2" for the
+// third line, no line at all for the first); yamlProblems corrects that.
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+	"found undefined tag handle":             true,
 }
 
 // yamlProblems turns yaml.v3's errors ("yaml: line 3: ...", or a TypeError
@@ -155,6 +271,9 @@ func yamlProblems(err error) []Problem {
 					p = Problem{Line: n, Msg: strings.TrimSpace(rest[i+1:])}
 				}
 			}
+		}
+		if te == nil && parserProblems[p.Msg] {
+			p.Line++ // 0-based in yaml.v3, and absent when 0
 		}
 		// Type names are Go internals; say it the user's way.
 		p.Msg = strings.ReplaceAll(p.Msg, "not found in type config.", "is not a known key in ")
@@ -210,7 +329,8 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	s.Line = n.Line
 	switch n.Kind {
 	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
+		// An empty literal would be a token that an empty header matches.
+		if n.Tag == "!!null" || n.Value == "" {
 			return lineErr(n, "secret is empty: give a string or one of env:, file:, sha256:")
 		}
 		s.Literal = n.Value
@@ -287,6 +407,10 @@ func nodeJSON(b *bytes.Buffer, n *yaml.Node, depth int) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
+			if n.Content[i].Tag == "!!merge" {
+				// Rendering "<<" as a key would silently drop the merged fields.
+				return lineErr(n.Content[i], "YAML merge keys (<<) are not supported in policies")
+			}
 			k, _ := json.Marshal(n.Content[i].Value)
 			b.Write(k)
 			b.WriteByte(':')
@@ -340,7 +464,12 @@ func (c *Config) Resolve(env Env, read ReadFile) error {
 		case s.File != "":
 			data, err := read(s.File)
 			if err != nil {
-				problems = append(problems, Problem{s.Line, fmt.Sprintf("%s: read %s: %v", what, s.File, errors.Unwrap(err))})
+				// The path is in the message already; keep only the cause.
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				problems = append(problems, Problem{s.Line, fmt.Sprintf("%s: read %s: %v", what, s.File, err)})
 				return
 			}
 			// Editors add a trailing newline; SDKs send the file verbatim

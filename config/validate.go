@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -72,7 +73,8 @@ func (c *Config) fillDefaults() {
 		c.Cache.ErrorTTL = Duration(DefaultErrorTTL)
 	}
 	if c.Limits.PerClientRPS > 0 && c.Limits.Burst == 0 {
-		c.Limits.Burst = int(c.Limits.PerClientRPS) + 1
+		// min keeps the conversion defined for huge (or infinite) rates.
+		c.Limits.Burst = int(min(c.Limits.PerClientRPS, 1<<30)) + 1
 	}
 	if c.STS.Mode == "" {
 		c.STS.Mode = ModeLocal
@@ -164,8 +166,8 @@ func (v *validator) validate(c *Config) {
 	if c.Cache.ErrorTTL < 0 {
 		v.errf(p("cache", "error_ttl"), "cache.error_ttl must not be negative")
 	}
-	if c.Limits.PerClientRPS < 0 || c.Limits.Burst < 0 {
-		v.errf(p("limits"), "limits.per_client_rps and limits.burst must not be negative")
+	if c.Limits.PerClientRPS < 0 || c.Limits.Burst < 0 || !finite(c.Limits.PerClientRPS) {
+		v.errf(p("limits"), "limits.per_client_rps and limits.burst must be finite and not negative")
 	}
 	for i, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, " /") {
@@ -184,8 +186,8 @@ func (v *validator) validate(c *Config) {
 	default:
 		v.errf(p("sts", "mode"), "sts.mode must be %q or %q, not %q", ModeLocal, ModeAWS, c.STS.Mode)
 	}
-	if c.STS.MaxQPS < 0 {
-		v.errf(p("sts", "max_qps"), "sts.max_qps must be positive")
+	if c.STS.MaxQPS < 0 || !finite(c.STS.MaxQPS) {
+		v.errf(p("sts", "max_qps"), "sts.max_qps must be a positive number")
 	}
 	v.validateRoles(c)
 	v.validateClients(c)
@@ -431,6 +433,9 @@ func (v *validator) checkPolicy(path []any, pol Policy, trust bool) {
 		v.problems = append(v.problems, Problem{Line: line, Msg: err.Error()})
 	}
 }
+
+// finite reports whether f is neither NaN nor infinite (YAML has .nan and .inf).
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func lookupFold(m map[string]string, k string) (string, bool) {
 	for mk, mv := range m {
