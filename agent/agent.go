@@ -356,6 +356,13 @@ func (a *Agent) remember(key string, err error) {
 func (a *Agent) fetch(ctx context.Context, e *entry) (*Credentials, error) {
 	for attempt := 0; ; attempt++ {
 		ch := a.flight.DoChan(e.key, func() (any, error) {
+			// A miss that reaches the flight after an earlier flight for
+			// the same session finished finds its result here.
+			if v, ok := a.entries.Load(e.key); ok {
+				if creds, at := v.(*entry).load(); creds != nil && a.clk.Now().Before(at) {
+					return creds, nil
+				}
+			}
 			return a.retrieve(e, true)
 		})
 		select {

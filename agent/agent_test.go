@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/credsidecar/credsidecar/config"
 )
 
 func mustCreds(t *testing.T, a *Agent, c *Caller, role string) *Credentials {
@@ -446,5 +448,21 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A config whose secrets were never resolved must not trust the empty token.
+func TestUnresolvedTokenNeverMatches(t *testing.T) {
+	cfg, err := config.Parse([]byte("roles: [{name: app}]\nclients: [{name: c, match: {token: {env: NOT_RESOLVED}}, roles: [app]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Source: newFakeSource(newFixture(t, 1).clk), DisableWarm: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Credentials(context.Background(), &Caller{HasToken: true}, "app"); kindOf(err) != KindBadToken {
+		t.Fatalf("empty token against an unresolved client: %v", err)
 	}
 }

@@ -89,11 +89,16 @@ func compile(cfg *config.Config) *state {
 		cc := &cfg.Clients[i]
 		c := &client{name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}}
 		if t := cc.Match.Token; t != nil {
-			if t.SHA256 != "" {
+			switch {
+			case t.SHA256 != "":
 				c.tokenHash, _ = hex.DecodeString(t.SHA256)
-			} else {
+			case t.Value != "":
 				h := sha256.Sum256([]byte(t.Value))
 				c.tokenHash = h[:]
+			default:
+				// An unresolved token must never match, least of all the
+				// empty token: the client is left out.
+				continue
 			}
 			st.anyToken = true
 		}

@@ -476,7 +476,7 @@ func TestInvalid(t *testing.T) {
 		"max-qps-nan":           {{3, "sts.max_qps must be a positive number"}},
 		"not-mapping":           {{2, "config must be a mapping"}},
 		"only-comments":         {{0, "config is empty"}},
-		"policy-no-statement":   {{5, "policy has no Statement"}},
+		"policy-no-statement":   {{5, "Statement: required element is missing"}},
 		"policy-not-json":       {{4, "policy string is not a JSON object"}},
 		"role-arn-account":      {{6, `role "app": local mode emulates account 000000000000, not 123456789012`}},
 		"role-duplicate":        {{5, `role "app" is defined twice`}},
@@ -620,7 +620,7 @@ func TestWarnings(t *testing.T) {
 		{"default 1h", "roles: [{name: app}]\n", nil},
 		{
 			"trust policy in aws mode",
-			"sts: {mode: aws}\nroles:\n  - name: app\n    arn: arn:aws:iam::123456789012:role/a\n    trust_policy: {Statement: []}\n",
+			"sts: {mode: aws}\nroles:\n  - name: app\n    arn: arn:aws:iam::123456789012:role/a\n    trust_policy: {Version: 2012-10-17, Statement: [{Effect: Allow, Principal: {AWS: \"123456789012\"}, Action: \"sts:AssumeRole\"}]}\n",
 			[]string{`line 3: role "app": trust_policy is used only in local mode`},
 		},
 	} {
@@ -668,7 +668,7 @@ func TestInvalidValues(t *testing.T) {
 		{"user with sha256 secret", "sts:\n  local:\n    users:\n      - name: u\n        access_key_id: AKIAIOSFODNN7EXAMPLE\n        secret_access_key: {sha256: " + strings.Repeat("ab", 32) + "}\n", want{6, "cannot be a sha256 reference"}},
 		{"user without secret", "sts:\n  local:\n    users:\n      - name: u\n        access_key_id: AKIAIOSFODNN7EXAMPLE\n", want{4, "secret_access_key is required"}},
 		{"oidc issuer over http", "sts:\n  local:\n    oidc_providers:\n      - issuer: http://idp.test\n        jwks_file: /j.json\n", want{4, "must be an https URL"}},
-		{"policy string null", "roles:\n  - name: app\n    session_policy: \"null\"\n", want{3, "policy has no Statement"}},
+		{"policy string null", "roles:\n  - name: app\n    session_policy: \"null\"\n", want{3, "must be a JSON object"}},
 		{"policy string array", "roles:\n  - name: app\n    session_policy: \"[1]\"\n", want{3, "policy string is not a JSON object"}},
 		{"policy as a list", "roles:\n  - name: app\n    session_policy: [a]\n", want{3, "a policy must be a mapping"}},
 		// yaml.v3 v3.0.1 panics on a non-scalar key beside a merge key.

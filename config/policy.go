@@ -1,18 +1,15 @@
 package config
 
-import (
-	"encoding/json"
-	"errors"
-)
+import "github.com/credsidecar/credsidecar/iampolicy"
 
-// policyCheck validates a policy document's grammar.
+// policyCheck validates a policy document with the IAM grammar: trust
+// policies need a Principal, identity and session policies must not have one.
+// The error says where in the document (IAM's MalformedPolicyDocument).
 func policyCheck(doc string, trust bool) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(doc), &m); err != nil {
-		return err
+	kind := iampolicy.KindIdentity
+	if trust {
+		kind = iampolicy.KindTrust
 	}
-	if _, ok := m["Statement"]; !ok {
-		return errors.New("MalformedPolicyDocument: policy has no Statement")
-	}
-	return nil
+	_, err := iampolicy.ParseKind([]byte(doc), kind)
+	return err
 }
