@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
@@ -59,18 +60,18 @@ func (s *Server) routes() *mux.Router {
 		r.HandleFunc(path, h).Methods(methods)
 		r.HandleFunc(path+"/", h).Methods(methods)
 	}
-	both(ecsRolePath, http.MethodGet, s.ecsCreds)
-	both(credsPath+"/{role}", http.MethodGet, s.imdsCreds(slotIMDS))
-	both(tokenPath, http.MethodPut, s.putToken)
-	both(ecsCredsPath, http.MethodGet, s.ecsCreds)
-	both(credsPath, http.MethodGet, s.roleList)
-	both(credsExtPath+"/{role}", http.MethodGet, s.imdsCreds(slotIMDSExtended))
-	both(credsExtPath, http.MethodGet, s.roleList)
-	both(iamInfoPath, http.MethodGet, s.iamInfo)
-	both(regionPath, http.MethodGet, s.metadata(func(c *config.Config) string { return c.Region }))
-	both(azPath, http.MethodGet, s.metadata(func(c *config.Config) string { return c.Region + "a" }))
-	both(instanceIDPat, http.MethodGet, s.metadata(instanceID))
-	both(identityPath, http.MethodGet, s.identityDocument)
+	both(ecsRolePath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
+	both(credsPath+"/{role}", http.MethodGet, s.limited(epIMDSCreds, false, s.imdsCreds(slotIMDS)))
+	both(tokenPath, http.MethodPut, s.limited(epToken, false, s.putToken))
+	both(ecsCredsPath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
+	both(credsPath, http.MethodGet, s.limited(epRoleList, false, s.roleList))
+	both(credsExtPath+"/{role}", http.MethodGet, s.limited(epIMDSCreds, false, s.imdsCreds(slotIMDSExtended)))
+	both(credsExtPath, http.MethodGet, s.limited(epRoleList, false, s.roleList))
+	both(iamInfoPath, http.MethodGet, s.limited(epMetadata, false, s.iamInfo))
+	both(regionPath, http.MethodGet, s.limited(epMetadata, false, s.metadata(func(c *config.Config) string { return c.Region })))
+	both(azPath, http.MethodGet, s.limited(epMetadata, false, s.metadata(func(c *config.Config) string { return c.Region + "a" })))
+	both(instanceIDPat, http.MethodGet, s.limited(epMetadata, false, s.metadata(instanceID)))
+	both(identityPath, http.MethodGet, s.limited(epMetadata, false, s.identityDocument))
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.fail(w, epOther, time.Time{}, http.StatusNotFound, "NotFound", "no such path")
 	})
@@ -160,6 +161,16 @@ func (s *Server) putToken(w http.ResponseWriter, r *http.Request) {
 	c := s.caller(r, false)
 	client, _ := s.agent.Identify(c) // an unknown caller gets a token that opens nothing
 	tok := s.tokens.issue(s.clk.Now().Add(time.Duration(ttl)*time.Second), client, c.Addr)
+	if hops := s.agent.Config().IMDS.HopLimit; hops > 0 {
+		if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok && ci.conn != nil {
+			if err := setHopLimit(ci.conn, hops); err != nil {
+				// Fail closed: a token must not travel further than allowed.
+				s.log.Error("cannot apply imds.hop_limit; token refused", zap.Error(err))
+				s.fail(w, epToken, start, http.StatusInternalServerError, "InternalError", "the token response hop limit could not be applied")
+				return
+			}
+		}
+	}
 	h := w.Header()
 	// Go and Rust SDKs fail without the TTL echoed.
 	h.Set(tokenTTLHeader, strconv.Itoa(ttl))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
@@ -75,6 +76,7 @@ type Server struct {
 	uid     UIDLookup
 	listen  []string
 	hosts   atomic.Pointer[map[string]bool]
+	limits  atomic.Pointer[limiterSet]
 	router  *mux.Router
 	uidWarn sync.Once
 }
@@ -123,7 +125,12 @@ func (s *Server) Apply(cfg *config.Config) {
 		h[strings.ToLower(strings.Trim(a, "[]"))] = true
 	}
 	s.hosts.Store(&h)
+	if cur := s.limits.Load(); cur == nil || cur.rps != rateOf(cfg) || cur.burst != max(cfg.Limits.Burst, 1) {
+		s.limits.Store(newLimiterSet(cfg.Limits))
+	}
 }
+
+func rateOf(cfg *config.Config) rate.Limit { return rate.Limit(cfg.Limits.PerClientRPS) }
 
 // wellKnownHosts are the metadata addresses SDKs use by default.
 var wellKnownHosts = []string{"169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23", "127.0.0.1", "::1"}
@@ -133,6 +140,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 
 // connInfo is per-connection state: both endpoints and the cached uid.
 type connInfo struct {
+	conn          net.Conn
 	local, remote netip.AddrPort
 	once          sync.Once
 	uid           uint32
@@ -145,7 +153,7 @@ type connKey struct{}
 // ConnContext is http.Server.ConnContext: it records the connection's
 // endpoints so the caller's uid can be looked up once per connection.
 func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	ci := &connInfo{}
+	ci := &connInfo{conn: c}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ci.remote = a.AddrPort()
 	}
@@ -205,14 +213,19 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 // NewHTTPServer returns an http.Server for h with the timeouts and limits
 // every listener needs (slowloris, oversized headers).
 func NewHTTPServer(h http.Handler, connCtx func(context.Context, net.Conn) context.Context, log *zap.Logger) *http.Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ConnContext:       connCtx,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		// Longer than the agent's fetch deadline (10s), so the answer to a
+		// slow cold fetch is not cut off.
+		WriteTimeout:   20 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		ConnContext:    connCtx,
+		ErrorLog:       zap.NewStdLog(log.Named("http")),
 	}
 }

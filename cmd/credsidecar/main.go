@@ -70,6 +70,8 @@ Usage:
   credsidecar check-config [--config FILE]   validate a config; each problem with its line; exit 1 if any
   credsidecar creds --role NAME [--token-file F]      print one role's credentials as credential_process JSON
   credsidecar exec --role NAME [--token-file F] -- CMD  run CMD with the ECS full URI of the running sidecar
+  credsidecar simulate --role NAME --action A --resource ARN [--session-policy FILE]
+                                             what the role's sessions may do; exit 1 if denied
   credsidecar version                        version, commit, Go version
 
 Every command takes --log-format json|console and --log-level debug|info|warn|error.
@@ -166,6 +168,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCreds(ctx, args[1:], stdout, stderr)
 	case "exec":
 		return runExec(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(args[1:], stdout, stderr)
 	case "check-config":
 		var c common
 		fs := newFlagSet("check-config", stderr, "Usage: credsidecar check-config [--config FILE]\n\n")

@@ -17,15 +17,17 @@ import (
 
 // Account is the emulated AWS account, compiled from a config. Immutable.
 type Account struct {
-	ID    string
-	users map[string]*User // by access key id
+	ID     string
+	users  map[string]*User // by access key id
 	byName map[string]*User
-	roles map[string]*Role // by role ARN
+	roles  map[string]*Role // by role ARN
 	// managed holds sts.local.managed_policies by ARN.
 	managed map[string]*iampolicy.Policy
 	// Caller is the user the sidecar itself acts as.
 	Caller *User
-	oidc   []config.OIDCProvider
+	// oidc are the providers of AssumeRoleWithWebIdentity, with the keys
+	// read from their jwks_file when the account was built.
+	oidc []*oidcProvider
 }
 
 // User is an IAM user of the emulated account.
@@ -57,7 +59,9 @@ func uniqueID(prefix, seed string) string {
 
 // NewAccount compiles the emulated account of cfg. The sidecar's own caller
 // user is created with random keys when the config does not define it (the
-// in-process source never needs its keys).
+// in-process source never needs its keys). The JWKS files of the OIDC
+// providers are read here: a config reload that rebuilds the account
+// re-reads them, and an unreadable or invalid one fails the build.
 func NewAccount(cfg *config.Config, randomKey func() (string, string)) (*Account, error) {
 	l := cfg.STS.Local
 	a := &Account{
@@ -66,7 +70,13 @@ func NewAccount(cfg *config.Config, randomKey func() (string, string)) (*Account
 		byName:  map[string]*User{},
 		roles:   map[string]*Role{},
 		managed: map[string]*iampolicy.Policy{},
-		oidc:    l.OIDCProviders,
+	}
+	for _, o := range l.OIDCProviders {
+		p, err := newOIDCProvider(a.ID, o)
+		if err != nil {
+			return nil, err
+		}
+		a.oidc = append(a.oidc, p)
 	}
 	for name, p := range l.ManagedPolicies {
 		pol, err := iampolicy.ParseKind([]byte(p.JSON), iampolicy.KindIdentity)

@@ -14,10 +14,15 @@ import (
 
 // STS's parameter rules (reference C.2).
 var (
-	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]*$`)
-	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]*$`)
-	tagKeyRE      = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
-	tagValueRE    = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]*$`)
+	sessionNameRE  = regexp.MustCompile(`^[\w+=,.@-]*$`)
+	externalIDRE   = regexp.MustCompile(`^[\w+=,.@:/-]*$`)
+	serialNumberRE = regexp.MustCompile(`^[\w+=/:,.@-]*$`)
+	tokenCodeRE    = regexp.MustCompile(`^[\d]{6}$`)
+	tagKeyRE       = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
+	tagValueRE     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]*$`)
+	// policyCharsRE is the session policy's character class:
+	// \u0009 \u000A \u000D \u0020-\u00FF.
+	policyCharsRE = regexp.MustCompile(`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{00FF}]+$`)
 )
 
 // Duration bounds.
@@ -29,7 +34,13 @@ const (
 	// MinLocalDuration is the floor of the in-process source: local mode
 	// lets users watch their apps refresh.
 	MinLocalDuration = time.Minute
-	maxPolicyChars   = 2048
+	// MaxSessionTokenDuration and DefaultSessionTokenDuration bound
+	// GetSessionToken for IAM users.
+	MaxSessionTokenDuration     = 36 * time.Hour
+	DefaultSessionTokenDuration = 12 * time.Hour
+	maxPolicyChars              = 2048
+	maxPolicyARNs               = 10
+	maxTags                     = 50
 )
 
 // Tag is a session tag.
@@ -37,16 +48,21 @@ type Tag struct{ Key, Value string }
 
 // AssumeRoleInput is one AssumeRole request, from the Query API or in process.
 type AssumeRoleInput struct {
-	RoleARN           string
-	RoleSessionName   string
-	Duration          time.Duration // 0 = default
+	RoleARN         string
+	RoleSessionName string
+	// Duration is DurationSeconds; 0 means the default (1h) unless
+	// SetDuration marked it as given.
+	Duration          time.Duration
 	ExternalID        string
 	hasExternalID     bool
+	durationSet       bool
 	SourceIdentity    string
 	Policy            string
 	PolicyARNs        []string
 	Tags              []Tag
 	TransitiveTagKeys []string
+	// SerialNumber and TokenCode are the MFA parameters.
+	SerialNumber, TokenCode string
 	// SourceIP and SecureTransport feed aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool
@@ -57,54 +73,154 @@ type AssumeRoleInput struct {
 // SetExternalID sets the ExternalId parameter (present even when empty).
 func (in *AssumeRoleInput) SetExternalID(v string) { in.ExternalID, in.hasExternalID = v, true }
 
+// SetDuration sets DurationSeconds as given by the client: unlike a zero
+// Duration, an explicit 0 is then a validation error, not the default.
+func (in *AssumeRoleInput) SetDuration(d time.Duration) { in.Duration, in.durationSet = d, true }
+
 func validationErr(format string, args ...any) *Error {
 	return stsErr(400, "ValidationError", format, args...)
 }
 
+// constraintErr is STS's message for one failed member constraint.
+func constraintErr(member, value, constraint string) *Error {
+	if value == "" {
+		return validationErr("1 validation error detected: Value at '%s' failed to satisfy constraint: %s", member, constraint)
+	}
+	return validationErr("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s", clipValue(value), member, constraint)
+}
+
+// clipValue keeps echoed client values short.
+func clipValue(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}
+
+func checkLen(member, v string, min, max int) *Error {
+	if n := len(v); n < min || n > max {
+		return constraintErr(member, v, fmt.Sprintf("Member must have length between %d and %d", min, max))
+	}
+	return nil
+}
+
+func checkSessionName(member, v string) *Error {
+	if err := checkLen(member, v, 2, 64); err != nil {
+		return err
+	}
+	if !sessionNameRE.MatchString(v) {
+		return constraintErr(member, v, `Member must satisfy regular expression pattern: [\w+=,.@-]*`)
+	}
+	return nil
+}
+
+func checkDuration(d time.Duration, set bool, min, max time.Duration) *Error {
+	if d == 0 && !set {
+		return nil
+	}
+	if d < min || d > max || d%time.Second != 0 {
+		return constraintErr("durationSeconds", fmt.Sprint(int64(d/time.Second)),
+			fmt.Sprintf("Member must have value between %d and %d", int(min.Seconds()), int(max.Seconds())))
+	}
+	return nil
+}
+
+// checkSessionPolicy validates the inline session policy's size and
+// characters and the managed session policy ARNs.
+func checkSessionPolicy(policy string, arns []string) *Error {
+	if policy != "" {
+		if len(policy) > maxPolicyChars {
+			return constraintErr("policy", "", fmt.Sprintf("Member must have length less than or equal to %d", maxPolicyChars))
+		}
+		if !policyCharsRE.MatchString(policy) {
+			return constraintErr("policy", "", `Member must satisfy regular expression pattern: [\u0009\u000A\u000D\u0020-\u00FF]+`)
+		}
+	}
+	if len(arns) > maxPolicyARNs {
+		return constraintErr("policyArns", "", fmt.Sprintf("Member must have length less than or equal to %d", maxPolicyARNs))
+	}
+	for _, a := range arns {
+		if err := checkLen("policyArns.member.arn", a, 20, 2048); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkMFA(serial, code string) *Error {
+	if serial != "" {
+		if err := checkLen("serialNumber", serial, 9, 256); err != nil {
+			return err
+		}
+		if !serialNumberRE.MatchString(serial) {
+			return constraintErr("serialNumber", serial, `Member must satisfy regular expression pattern: [\w+=/:,.@-]*`)
+		}
+	}
+	if code != "" && !tokenCodeRE.MatchString(code) {
+		return constraintErr("tokenCode", code, `Member must satisfy regular expression pattern: [\d]*`)
+	}
+	if (serial == "") != (code == "") {
+		return stsErr(400, "InvalidParameterValue", "SerialNumber and TokenCode must be given together.")
+	}
+	if serial != "" {
+		// The emulated account has no MFA devices: no code can be right, and
+		// accepting any would make aws:MultiFactorAuthPresent meaningless.
+		return stsErr(403, "AccessDenied", "MultiFactorAuthentication failed: the emulated account has no MFA device %s.", clipValue(serial))
+	}
+	return nil
+}
+
 // validate applies STS's parameter validation.
 func (in *AssumeRoleInput) validate() *Error {
-	if l := len(in.RoleARN); l < 20 || l > 2048 {
-		return validationErr("1 validation error detected: Value '%s' at 'roleArn' failed to satisfy constraint: Member must have length between 20 and 2048", in.RoleARN)
+	if err := checkLen("roleArn", in.RoleARN, 20, 2048); err != nil {
+		return err
 	}
-	if l := len(in.RoleSessionName); l < 2 || l > 64 {
-		return validationErr("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64", in.RoleSessionName)
-	}
-	if !sessionNameRE.MatchString(in.RoleSessionName) {
-		return validationErr("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", in.RoleSessionName)
+	if err := checkSessionName("roleSessionName", in.RoleSessionName); err != nil {
+		return err
 	}
 	if in.ExternalID != "" || in.hasExternalID {
-		if l := len(in.ExternalID); l < 2 || l > 1224 || !externalIDRE.MatchString(in.ExternalID) {
-			return validationErr("1 validation error detected: Value at 'externalId' failed to satisfy constraint: Member must have length between 2 and 1224 and satisfy regular expression pattern: [\\w+=,.@:\\/-]*")
+		if err := checkLen("externalId", in.ExternalID, 2, 1224); err != nil {
+			return err
+		}
+		if !externalIDRE.MatchString(in.ExternalID) {
+			return constraintErr("externalId", in.ExternalID, `Member must satisfy regular expression pattern: [\w+=,.@:\/-]*`)
 		}
 	}
 	if in.SourceIdentity != "" {
-		if l := len(in.SourceIdentity); l < 2 || l > 64 || !sessionNameRE.MatchString(in.SourceIdentity) || strings.HasPrefix(strings.ToLower(in.SourceIdentity), "aws:") {
-			return validationErr("1 validation error detected: Value '%s' at 'sourceIdentity' failed to satisfy constraint: Member must have length between 2 and 64 and satisfy regular expression pattern: [\\w+=,.@-]*", in.SourceIdentity)
+		if err := checkSessionName("sourceIdentity", in.SourceIdentity); err != nil {
+			return err
+		}
+		if strings.HasPrefix(strings.ToLower(in.SourceIdentity), "aws:") {
+			return constraintErr("sourceIdentity", in.SourceIdentity, "Member must not start with the reserved prefix aws:")
 		}
 	}
 	min := MinDuration
 	if in.AllowShort {
 		min = MinLocalDuration
 	}
-	if in.Duration != 0 && (in.Duration < min || in.Duration > MaxDuration) {
-		return validationErr("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value between %d and %d", int(in.Duration.Seconds()), int(min.Seconds()), int(MaxDuration.Seconds()))
+	if err := checkDuration(in.Duration, in.durationSet, min, MaxDuration); err != nil {
+		return err
 	}
-	if len(in.Policy) > maxPolicyChars {
-		return stsErr(400, "PackedPolicyTooLarge", "Session policy is larger than %d characters", maxPolicyChars)
+	if err := checkSessionPolicy(in.Policy, in.PolicyARNs); err != nil {
+		return err
 	}
-	if len(in.PolicyARNs) > 10 {
-		return validationErr("1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10")
+	if err := validateTags(in.Tags, in.TransitiveTagKeys); err != nil {
+		return err
 	}
-	if len(in.Tags) > 50 {
-		return validationErr("1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50")
+	return checkMFA(in.SerialNumber, in.TokenCode)
+}
+
+func validateTags(tags []Tag, transitive []string) *Error {
+	if len(tags) > maxTags {
+		return constraintErr("tags", "", fmt.Sprintf("Member must have length less than or equal to %d", maxTags))
 	}
 	seen := map[string]bool{}
-	for _, t := range in.Tags {
+	for _, t := range tags {
 		if len(t.Key) < 1 || len(t.Key) > 128 || !tagKeyRE.MatchString(t.Key) {
-			return validationErr("1 validation error detected: Value '%s' at 'tags.key' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+", t.Key)
+			return constraintErr("tags.member.key", t.Key, `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]+`)
 		}
 		if len(t.Value) > 256 || !tagValueRE.MatchString(t.Value) {
-			return validationErr("1 validation error detected: Value at 'tags.value' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*")
+			return constraintErr("tags.member.value", "", `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]*`)
 		}
 		k := strings.ToLower(t.Key)
 		if seen[k] {
@@ -112,15 +228,39 @@ func (in *AssumeRoleInput) validate() *Error {
 		}
 		seen[k] = true
 	}
-	if len(in.TransitiveTagKeys) > 50 {
-		return validationErr("1 validation error detected: Value at 'transitiveTagKeys' failed to satisfy constraint: Member must have length less than or equal to 50")
+	if len(transitive) > maxTags {
+		return constraintErr("transitiveTagKeys", "", fmt.Sprintf("Member must have length less than or equal to %d", maxTags))
 	}
-	for _, k := range in.TransitiveTagKeys {
+	for _, k := range transitive {
+		if len(k) < 1 || len(k) > 128 || !tagKeyRE.MatchString(k) {
+			return constraintErr("transitiveTagKeys.member", k, `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]+`)
+		}
 		if !seen[strings.ToLower(k)] {
 			return stsErr(400, "InvalidParameterValue", "The specified transitive tag key must be included in the requested tags.")
 		}
 	}
 	return nil
+}
+
+// parseSessionPolicies parses the inline session policy and resolves the
+// managed ones: the two together bound the session.
+func parseSessionPolicies(acct *Account, policy string, arns []string) ([]*iampolicy.Policy, *Error) {
+	var out []*iampolicy.Policy
+	if policy != "" {
+		p, err := iampolicy.ParseKind([]byte(policy), iampolicy.KindIdentity)
+		if err != nil {
+			return nil, stsErr(400, "MalformedPolicyDocument", "%s", strings.TrimPrefix(err.Error(), "MalformedPolicyDocument: "))
+		}
+		out = append(out, p)
+	}
+	for _, arn := range arns {
+		p, ok := acct.ManagedPolicy(arn)
+		if !ok {
+			return nil, stsErr(400, "InvalidParameterValue", "Policy %s does not exist or is not attachable.", clipValue(arn))
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // AssumeRole validates the request, authorizes caller as IAM does, and
@@ -132,10 +272,12 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	}
 	acct := i.Account()
 	now := i.clk.Now()
-	denied := stsErr(403, "AccessDenied", "User: %s is not authorized to perform: sts:AssumeRole on resource: %s", caller.ARN, in.RoleARN)
+	denied := func(action string) *Error {
+		return stsErr(403, "AccessDenied", "User: %s is not authorized to perform: %s on resource: %s", caller.ARN, action, in.RoleARN)
+	}
 	role, ok := acct.Role(in.RoleARN)
 	if !ok {
-		return nil, denied
+		return nil, denied("sts:AssumeRole")
 	}
 	chained := caller.Session != nil && caller.Session.Kind == "role"
 	d := in.Duration
@@ -145,18 +287,8 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	if chained && d > ChainMaxDuration {
 		return nil, validationErr("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
 	}
-	var sessionPolicies []*iampolicy.Policy
-	if in.Policy != "" {
-		p, err := iampolicy.ParseKind([]byte(in.Policy), iampolicy.KindIdentity)
-		if err != nil {
-			return nil, stsErr(400, "MalformedPolicyDocument", "%v", err)
-		}
-		sessionPolicies = append(sessionPolicies, p)
-	}
-	for _, arn := range in.PolicyARNs {
-		if _, ok := acct.ManagedPolicy(arn); !ok {
-			return nil, stsErr(400, "InvalidParameterValue", "Policy %s does not exist or is not attachable.", arn)
-		}
+	if _, err := parseSessionPolicies(acct, in.Policy, in.PolicyARNs); err != nil {
+		return nil, err
 	}
 
 	// Tags: inherited transitive tags carry over and cannot be overridden.
@@ -169,8 +301,8 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 		}
 	}
 	for _, t := range in.Tags {
-		for k := range tags {
-			if strings.EqualFold(k, t.Key) && contains(transitive, k) {
+		for _, k := range transitive {
+			if strings.EqualFold(k, t.Key) {
 				return nil, stsErr(400, "InvalidParameterValue", "One or more session tags are in conflict with transitive tags of the calling session.")
 			}
 		}
@@ -180,29 +312,37 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	sourceIdentity := in.SourceIdentity
 	if caller.Session != nil && caller.Session.SourceIdentity != "" {
 		if sourceIdentity != "" && sourceIdentity != caller.Session.SourceIdentity {
-			return nil, stsErr(403, "AccessDenied", "SourceIdentity cannot be changed in a role chain")
+			return nil, stsErr(403, "AccessDenied", "User: %s is not authorized to change the source identity %s set on the calling session", caller.ARN, caller.Session.SourceIdentity)
 		}
 		sourceIdentity = caller.Session.SourceIdentity
 	}
 
 	req := i.requestContext(acct, caller, in, now)
+	if sourceIdentity != "" {
+		req.Context["sts:SourceIdentity"] = []string{sourceIdentity}
+	}
 	actions := []string{"sts:AssumeRole"}
 	if len(in.Tags) > 0 {
 		actions = append(actions, "sts:TagSession")
 	}
-	if in.SourceIdentity != "" {
+	// A source identity, set now or inherited in a chain, must be allowed
+	// by the next role's trust policy every time it is passed on.
+	if sourceIdentity != "" {
 		actions = append(actions, "sts:SetSourceIdentity")
 	}
 	for _, action := range actions {
 		req.Action = action
 		if err := i.authorize(acct, caller, role, req); err != nil {
-			return nil, stsErr(403, "AccessDenied", "User: %s is not authorized to perform: %s on resource: %s", caller.ARN, action, in.RoleARN)
+			return nil, denied(action)
 		}
 	}
 	claims := &SessionClaims{
 		Kind: "role", Account: acct.ID, RoleARN: role.ARN, SessionName: in.RoleSessionName,
 		Issued: now.Unix(), Expires: now.Add(d).Unix(), SessionPolicy: in.Policy, PolicyARNs: in.PolicyARNs,
 		SourceIdentity: sourceIdentity, Chained: chained, Transitive: transitive,
+	}
+	if caller.Session != nil {
+		claims.MFA = caller.Session.MFA
 	}
 	if len(tags) > 0 {
 		claims.Tags = tags
@@ -219,17 +359,24 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// requestContext builds the condition keys of an AssumeRole request (D.5).
-func (i *Issuer) requestContext(acct *Account, caller *Principal, in AssumeRoleInput, now time.Time) iampolicy.Request {
+// baseContext holds the keys every request has (D.5).
+func baseContext(now time.Time, ip netip.Addr, secure bool) map[string][]string {
 	ctx := map[string][]string{
-		"aws:CurrentTime":      {now.UTC().Format(time.RFC3339)},
-		"aws:EpochTime":        {fmt.Sprint(now.Unix())},
-		"aws:PrincipalAccount": {caller.Account},
-		"aws:PrincipalType":    {caller.Type},
-		"aws:userid":           {caller.UserID},
-		"aws:SecureTransport":  {fmt.Sprint(in.SecureTransport)},
-		"sts:RoleSessionName":  {in.RoleSessionName},
+		"aws:CurrentTime":     {now.UTC().Format(time.RFC3339)},
+		"aws:EpochTime":       {fmt.Sprint(now.Unix())},
+		"aws:SecureTransport": {fmt.Sprint(secure)},
 	}
+	if ip.IsValid() {
+		ctx["aws:SourceIp"] = []string{ip.Unmap().String()}
+	}
+	return ctx
+}
+
+// principalContext adds the keys that describe the caller.
+func principalContext(ctx map[string][]string, acct *Account, caller *Principal) iampolicy.Principal {
+	ctx["aws:PrincipalAccount"] = []string{caller.Account}
+	ctx["aws:PrincipalType"] = []string{caller.Type}
+	ctx["aws:userid"] = []string{caller.UserID}
 	p := iampolicy.Principal{Type: "AWS", ARN: caller.ARN, Account: caller.Account}
 	principalARN := caller.ARN
 	var ptags map[string]string
@@ -259,9 +406,14 @@ func (i *Issuer) requestContext(acct *Account, caller *Principal, in AssumeRoleI
 			ctx["aws:MultiFactorAuthPresent"] = []string{"true"}
 		}
 	}
-	if in.SourceIP.IsValid() {
-		ctx["aws:SourceIp"] = []string{in.SourceIP.String()}
-	}
+	return p
+}
+
+// requestContext builds the condition keys of an AssumeRole request (D.5).
+func (i *Issuer) requestContext(acct *Account, caller *Principal, in AssumeRoleInput, now time.Time) iampolicy.Request {
+	ctx := baseContext(now, in.SourceIP, in.SecureTransport)
+	ctx["sts:RoleSessionName"] = []string{in.RoleSessionName}
+	p := principalContext(ctx, acct, caller)
 	if in.ExternalID != "" || in.hasExternalID {
 		ctx["sts:ExternalId"] = []string{in.ExternalID}
 	}
@@ -288,7 +440,8 @@ func (i *Issuer) requestContext(acct *Account, caller *Principal, in AssumeRoleI
 }
 
 // identityPolicies are the caller's permissions: a user's policies, or for
-// a role session its role's policies intersected with its session policies.
+// a role session its role's policies and, separately, the session policies
+// that bound them (the session may do what both allow).
 func (i *Issuer) identityPolicies(acct *Account, caller *Principal) (perms []*iampolicy.Policy, session []*iampolicy.Policy) {
 	if caller.User != nil {
 		return caller.User.Policies, nil
@@ -301,22 +454,45 @@ func (i *Issuer) identityPolicies(acct *Account, caller *Principal) (perms []*ia
 		perms = r.Permissions
 	}
 	if s.SessionPolicy != "" {
-		if p, err := iampolicy.ParseKind([]byte(s.SessionPolicy), iampolicy.KindIdentity); err == nil {
-			session = append(session, p)
+		p, err := iampolicy.ParseKind([]byte(s.SessionPolicy), iampolicy.KindIdentity)
+		if err != nil {
+			// Validated when the session was issued; an unparsable one
+			// (never expected) must not widen the session: deny all.
+			p = denyAll
 		}
+		session = append(session, p)
 	}
 	for _, arn := range s.PolicyARNs {
-		if p, ok := acct.ManagedPolicy(arn); ok {
-			session = append(session, p)
+		p, ok := acct.ManagedPolicy(arn)
+		if !ok {
+			// A managed policy removed since: nothing it allowed remains.
+			p = denyAll
 		}
+		session = append(session, p)
 	}
 	return perms, session
 }
 
-// authorize is IAM's AssumeRole decision (reference D.2): an explicit deny
-// anywhere wins; the trust policy must allow; naming the caller directly
-// suffices within the account, naming only the account (or *) also needs
-// the caller's identity policies to allow the action on the role.
+// denyAll is a session policy that allows nothing.
+var denyAll = mustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`)
+
+func mustParse(doc string) *iampolicy.Policy {
+	p, err := iampolicy.ParseKind([]byte(doc), iampolicy.KindIdentity)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// authorize is IAM's AssumeRole decision (reference D.2):
+//   - an explicit deny in the trust, identity or session policies wins;
+//   - the trust policy must allow;
+//   - a trust policy naming the caller directly suffices within the account,
+//     one naming only the account (or *) also needs the caller's identity
+//     policies to allow the action on the role;
+//   - a role session's session policies filter both grants, except a trust
+//     grant to the session's own ARN (AWS does not limit a resource policy
+//     that names the session).
 func (i *Issuer) authorize(acct *Account, caller *Principal, role *Role, req iampolicy.Request) error {
 	trust := role.Trust.Evaluate(req)
 	if trust.Decision != iampolicy.Allow {
@@ -329,21 +505,32 @@ func (i *Issuer) authorize(acct *Account, caller *Principal, role *Role, req iam
 	if id.Decision == iampolicy.ExplicitDeny {
 		return fmt.Errorf("identity policy: explicit deny")
 	}
+	sessionAllows := true
 	if len(session) > 0 {
 		sd := iampolicy.Evaluate(session, idReq)
 		if sd.Decision == iampolicy.ExplicitDeny {
 			return fmt.Errorf("session policy: explicit deny")
 		}
-		if trust.PrincipalMatch != iampolicy.PrincipalDirect && sd.Decision != iampolicy.Allow {
-			return fmt.Errorf("session policy does not allow")
-		}
+		sessionAllows = sd.Decision == iampolicy.Allow
 	}
 	sameAccount := caller.Account == acct.ID
 	if trust.PrincipalMatch == iampolicy.PrincipalDirect && sameAccount {
-		return nil
+		if sessionAllows {
+			return nil
+		}
+		// Only a grant to the session ARN itself escapes the session policy.
+		bySession := req
+		bySession.Principal.Aliases = nil
+		if t := role.Trust.Evaluate(bySession); t.Decision == iampolicy.Allow && t.PrincipalMatch == iampolicy.PrincipalDirect {
+			return nil
+		}
+		return fmt.Errorf("session policy does not allow")
 	}
 	if id.Decision != iampolicy.Allow {
 		return fmt.Errorf("identity policy does not allow")
+	}
+	if !sessionAllows {
+		return fmt.Errorf("session policy does not allow")
 	}
 	return nil
 }

@@ -196,11 +196,11 @@ func (i *Issuer) PrincipalOf(c *SessionClaims) (*Principal, error) {
 	acct := i.Account()
 	switch c.Kind {
 	case "role":
-		name := c.RoleARN[strings.LastIndex(c.RoleARN, "/")+1:]
+		u := c.AssumedRole()
 		return &Principal{
 			Type:    "AssumedRole",
-			ARN:     fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", c.Account, name, c.SessionName),
-			UserID:  uniqueID("AROA", c.RoleARN) + ":" + c.SessionName,
+			ARN:     u.ARN,
+			UserID:  u.AssumedRoleID,
 			Account: c.Account,
 			Session: c,
 		}, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/credsidecar/credsidecar/agent"
 )
@@ -24,7 +26,7 @@ func NewSource(issuer *Issuer) *Source { return &Source{issuer: issuer} }
 // as the Query API.
 func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Credentials, error) {
 	if req.WebIdentityTokenFile != "" {
-		return nil, &agent.SourceError{Code: "InvalidParameterValue", Message: "web identity roles are not supported by the in-process local source yet"}
+		return s.retrieveWebIdentity(ctx, req)
 	}
 	acct := s.issuer.Account()
 	caller := UserPrincipal(acct, acct.Caller)
@@ -52,26 +54,40 @@ func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Creden
 	if err != nil {
 		return nil, sourceError(err)
 	}
-	name := req.RoleARN[lastSlash(req.RoleARN)+1:]
+	return s.credentials(req, out), nil
+}
+
+// retrieveWebIdentity reads the token file (on every call: token files are
+// rotated by their writers) and calls AssumeRoleWithWebIdentity, the
+// function the Query API calls too.
+func (s *Source) retrieveWebIdentity(ctx context.Context, req agent.Request) (*agent.Credentials, error) {
+	token, err := readBounded(req.WebIdentityTokenFile, maxWebIdentityToken)
+	if err != nil {
+		return nil, &agent.SourceError{Code: "InvalidIdentityToken", Message: "the web identity token file cannot be read", Err: fmt.Errorf("read web identity token file: %w", err)}
+	}
+	in := WebIdentityInput{
+		RoleARN: req.RoleARN, RoleSessionName: req.SessionName, Duration: req.Duration,
+		WebIdentityToken: strings.TrimSpace(string(token)), Policy: req.SessionPolicy, PolicyARNs: req.PolicyARNs,
+		AllowShort: true, SecureTransport: true,
+	}
+	out, err := s.issuer.AssumeRoleWithWebIdentity(ctx, in)
+	if err != nil {
+		return nil, sourceError(err)
+	}
+	return s.credentials(req, out.Issued), nil
+}
+
+func (s *Source) credentials(req agent.Request, out *Issued) *agent.Credentials {
 	return &agent.Credentials{
 		AccessKeyID:     out.AccessKeyID,
 		SecretAccessKey: out.SecretAccessKey,
 		SessionToken:    out.SessionToken,
 		Expiration:      out.Expiration,
-		Issued:          s.issuer.clk.Now().UTC(),
+		Issued:          time.Unix(out.Claims.Issued, 0).UTC(),
 		RoleARN:         req.RoleARN,
-		AccountID:       acct.ID,
-		AssumedRoleARN:  fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", acct.ID, name, req.SessionName),
-	}, nil
-}
-
-func lastSlash(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			return i
-		}
+		AccountID:       out.Claims.Account,
+		AssumedRoleARN:  out.Claims.AssumedRole().ARN,
 	}
-	return -1
 }
 
 // sourceError classifies an emulator error for the agent: the emulator
