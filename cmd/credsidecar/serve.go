@@ -29,7 +29,7 @@ import (
 // serveHooks let tests observe the daemon; zero in production.
 type serveHooks struct {
 	// ready is called with the bound addresses once every listener is up.
-	ready func(credentials []string, admin string)
+	ready func(credentials []string, admin, sts string)
 }
 
 const shutdownGrace = 10 * time.Second
@@ -100,10 +100,18 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 		return err
 	}
 	lns = append(lns, adminLn)
+	var stsLn net.Listener
+	if d.issuer != nil {
+		if stsLn, err = listen(cfg.STS.Local.Listen); err != nil {
+			closeAll()
+			return fmt.Errorf("sts.local.listen: %w", err)
+		}
+		lns = append(lns, stsLn)
+	}
 
 	var servers []*http.Server
 	g, gctx := errgroup.WithContext(ctx)
-	for _, l := range lns[:len(lns)-1] {
+	for _, l := range lns[:len(cfg.Listen)] {
 		srv := imds.NewHTTPServer(d.imds.Handler(), d.imds.ConnContext, log)
 		servers = append(servers, srv)
 		g.Go(func() error { return serveOn(srv, l) })
@@ -111,6 +119,18 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 	admin := imds.NewHTTPServer(d.adminHandler(), nil, log)
 	servers = append(servers, admin)
 	g.Go(func() error { return serveOn(admin, adminLn) })
+	stsAddr := ""
+	if stsLn != nil {
+		stsAPI, err := localsts.NewServer(localsts.ServerOptions{Issuer: d.issuer, Logger: log.Named("sts")})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		stsSrv := imds.NewHTTPServer(stsAPI.Handler(), nil, log)
+		servers = append(servers, stsSrv)
+		g.Go(func() error { return serveOn(stsSrv, stsLn) })
+		stsAddr = stsLn.Addr().String()
+	}
 
 	watcher, err := config.NewWatcher(path, cfg, log.Named("config"), config.WatcherOptions{})
 	if err != nil {
@@ -132,11 +152,13 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 		}
 	})
 	log.Info("credsidecar serving",
-		zap.Strings("listen", bound), zap.String("admin_listen", adminLn.Addr().String()),
+		zap.Strings("listen", bound), zap.String("admin_listen", adminLn.Addr().String()), zap.String("sts_local_listen", stsAddr),
 		zap.String("sts_mode", cfg.STS.Mode), zap.String("version", version))
 	d.ready.Store(true)
+	notifyReady(log)
+	g.Go(func() error { runWatchdog(gctx, log); return nil })
 	if hooks.ready != nil {
-		hooks.ready(bound, adminLn.Addr().String())
+		hooks.ready(bound, adminLn.Addr().String(), stsAddr)
 	}
 	g.Go(func() error {
 		<-gctx.Done()

@@ -36,7 +36,7 @@ clients:
 }
 
 type running struct {
-	base, admin string
+	base, admin, sts string
 	cancel      context.CancelFunc
 	done        chan error
 }
@@ -46,16 +46,16 @@ type running struct {
 func startServe(t *testing.T, path string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan [2]string, 1)
+	ready := make(chan [3]string, 1)
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- serve(ctx, path, zaptest.NewLogger(t), serveHooks{ready: func(creds []string, admin string) {
-			ready <- [2]string{creds[0], admin}
+		r.done <- serve(ctx, path, zaptest.NewLogger(t), serveHooks{ready: func(creds []string, admin, sts string) {
+			ready <- [3]string{creds[0], admin, sts}
 		}})
 	}()
 	select {
 	case a := <-ready:
-		r.base, r.admin = "http://"+a[0], "http://"+a[1]
+		r.base, r.admin, r.sts = "http://"+a[0], "http://"+a[1], "http://"+a[2]
 	case err := <-r.done:
 		t.Fatalf("serve: %v", err)
 	case <-time.After(10 * time.Second):
