@@ -1,0 +1,503 @@
+// Command bench measures credsidecar against the physical limit: it builds
+// and starts the real sidecar (local STS mode, ephemeral loopback ports) and,
+// in the same run, a bare net/http server that writes a fixed credentials
+// JSON of the same size, drives both with the same closed-loop load
+// generator, and prints requests/s, p50 and p99 for each and the ratio
+// sidecar/bare. It also measures the SDK's cold sequence on a fresh
+// connection (token PUT, role list, credentials), single-connection latency,
+// and the sidecar's RSS idle, under load and with many cached sessions.
+//
+//	go run ./bench [-duration 10s] [-conns 32] [-json] [-cpuprofile FILE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func signalNotify(ch chan os.Signal) { signal.Notify(ch, os.Interrupt, syscall.SIGTERM) }
+
+// options are the command line.
+type options struct {
+	duration       time.Duration
+	conns          int
+	rounds         int
+	warmup         time.Duration
+	coldDuration   time.Duration
+	coldConns      int
+	singleDuration time.Duration
+	sessions       int
+	jsonOut        bool
+	cpuprofile     string
+	coldProfile    string
+	wrk            bool
+	check          bool
+	keep           bool
+
+	bareServer   string
+	bareTokenLen int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "keep-alive load per server (split into -rounds alternating runs)")
+	fs.IntVar(&o.conns, "conns", 32, "keep-alive connections")
+	fs.IntVar(&o.rounds, "rounds", 3, "alternate bare and sidecar this many times (evens out a noisy machine)")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load per server before the first round")
+	fs.DurationVar(&o.coldDuration, "cold-duration", 0, "cold-sequence load per server (default duration/2)")
+	fs.IntVar(&o.coldConns, "cold-conns", 8, "concurrent cold sequences")
+	fs.DurationVar(&o.singleDuration, "single-duration", 0, "single-connection load per server (default duration/4)")
+	fs.IntVar(&o.sessions, "sessions", 10000, "cached sessions for the memory run (0 skips it)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener)")
+	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file")
+	fs.BoolVar(&o.wrk, "wrk", false, "also drive the keep-alive comparison with wrk (must be installed: apt-get install wrk)")
+	fs.BoolVar(&o.check, "check", false, "exit 1 when the sidecar misses the floor: throughput ratio < 0.85 or p99 > 1.25 x bare")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, sidecar logs)")
+	fs.StringVar(&o.bareServer, "bare-server", "", "internal: run as the bare server with this body file")
+	fs.IntVar(&o.bareTokenLen, "bare-token-len", 56, "internal: token length of the bare server")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if o.conns < 1 || o.rounds < 1 || o.coldConns < 1 || o.duration <= 0 || o.sessions < 0 {
+		return nil, errors.New("-conns, -rounds, -cold-conns and -duration must be positive")
+	}
+	if o.coldDuration == 0 {
+		o.coldDuration = o.duration / 2
+	}
+	if o.singleDuration == 0 {
+		o.singleDuration = o.duration / 4
+	}
+	return o, nil
+}
+
+// figures is one server's result of one kind of load.
+type figures struct {
+	RPS      float64 `json:"per_second"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+	Requests uint64  `json:"count"`
+	Errors   uint64  `json:"errors"`
+}
+
+func figuresOf(r *result) figures {
+	return figures{
+		RPS: r.rate(), Requests: r.Requests, Errors: r.Errors,
+		P50us: float64(r.hist.quantile(0.50)) / 1e3,
+		P99us: float64(r.hist.quantile(0.99)) / 1e3,
+	}
+}
+
+// comparison is bare versus sidecar under one kind of load.
+type comparison struct {
+	Bare     figures `json:"bare"`
+	Sidecar  figures `json:"sidecar"`
+	Ratio    float64 `json:"throughput_ratio"`
+	P99Ratio float64 `json:"p99_ratio"`
+	P50Ratio float64 `json:"p50_ratio"`
+}
+
+func compare(bare, side *result) comparison {
+	return compareFigures(figuresOf(bare), figuresOf(side))
+}
+
+func compareFigures(bare, side figures) comparison {
+	c := comparison{Bare: bare, Sidecar: side}
+	if c.Bare.RPS > 0 {
+		c.Ratio = c.Sidecar.RPS / c.Bare.RPS
+	}
+	if c.Bare.P99us > 0 {
+		c.P99Ratio = c.Sidecar.P99us / c.Bare.P99us
+	}
+	if c.Bare.P50us > 0 {
+		c.P50Ratio = c.Sidecar.P50us / c.Bare.P50us
+	}
+	return c
+}
+
+// report is everything the run measured.
+type report struct {
+	GoVersion     string      `json:"go_version"`
+	CPUs          int         `json:"cpus"`
+	Conns         int         `json:"conns"`
+	Duration      string      `json:"duration_per_server"`
+	Rounds        int         `json:"rounds"`
+	ResponseBytes int         `json:"response_bytes"`
+	KeepAlive     comparison  `json:"keep_alive"`
+	KeepAliveWrk  *comparison `json:"keep_alive_wrk,omitempty"`
+	ColdConns     int         `json:"cold_conns"`
+	Cold          comparison  `json:"cold_sequence"`
+	Single        comparison  `json:"single_connection"`
+	RSSIdleKB     int         `json:"rss_idle_kb"`
+	RSSLoadKB     int         `json:"rss_under_load_peak_kb"`
+	BareRSSLoadKB int         `json:"bare_rss_under_load_peak_kb"`
+	Sessions      int         `json:"sessions,omitempty"`
+	SessionsSeen  int         `json:"sessions_cached,omitempty"`
+	SessionsErrs  uint64      `json:"sessions_errors,omitempty"`
+	SessionsTime  string      `json:"sessions_fill_time,omitempty"`
+	RSSIdleSessKB int         `json:"rss_sessions_idle_kb,omitempty"`
+	RSSSessKB     int         `json:"rss_sessions_kb,omitempty"`
+	Profile       string      `json:"cpu_profile,omitempty"`
+	ColdProfile   string      `json:"cold_cpu_profile,omitempty"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.bareServer != "" {
+		return serveBare(o.bareServer, o.bareTokenLen)
+	}
+	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "credsidecar-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		progress("keeping %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	progress("building ./cmd/credsidecar")
+	bin, err := buildSidecar(ctx, root, dir, o.cpuprofile != "" || o.coldProfile != "")
+	if err != nil {
+		return err
+	}
+
+	rep := &report{
+		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Conns: o.conns,
+		Duration: o.duration.String(), Rounds: o.rounds, ColdConns: o.coldConns,
+	}
+	if err := throughput(ctx, o, bin, dir, rep, progress); err != nil {
+		return err
+	}
+	if o.sessions > 0 {
+		if err := sessionsRun(ctx, o, bin, dir, rep, progress); err != nil {
+			return err
+		}
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(stdout, rep)
+	}
+	if o.check && (rep.KeepAlive.Ratio < 0.85 || rep.KeepAlive.P99Ratio > 1.25) {
+		return fmt.Errorf("below the floor: throughput ratio %.2f (floor 0.85), p99 %.2f x bare (ceiling 1.25)", rep.KeepAlive.Ratio, rep.KeepAlive.P99Ratio)
+	}
+	return nil
+}
+
+// throughput runs the keep-alive, cold-sequence and single-connection loads
+// against the sidecar and the bare server.
+func throughput(ctx context.Context, o *options, bin, dir string, rep *report, progress func(string, ...any)) error {
+	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.cpuprofile != "" || o.coldProfile != "")
+	if err != nil {
+		return err
+	}
+	defer side.stop()
+	token, err := imdsToken(side.addr)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+side.addr+"/latest/meta-data/iam/security-credentials/app", nil)
+	req.Header.Set("X-aws-ec2-metadata-token", token)
+	body, err := fetch(req)
+	if err != nil {
+		return err
+	}
+	rep.ResponseBytes = len(body)
+	bare, err := startBare(ctx, dir, body, token)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	time.Sleep(500 * time.Millisecond) // let start-up work (warm-up, GC) settle
+	rep.RSSIdleKB = rssKB(side.pid())
+	progress("sidecar on %s (pid %d), bare server on %s (pid %d), response %d bytes",
+		side.addr, side.pid(), bare.addr, bare.pid(), len(body))
+
+	credReq := func(addr string) []byte {
+		return []byte("GET /latest/meta-data/iam/security-credentials/app HTTP/1.1\r\nHost: " + addr +
+			"\r\nX-aws-ec2-metadata-token: " + token + "\r\n\r\n")
+	}
+	type target struct {
+		name string
+		p    *process
+		req  []byte
+		acc  *result
+	}
+	targets := []*target{
+		{name: "bare", p: bare, req: credReq(bare.addr), acc: &result{}},
+		{name: "sidecar", p: side, req: credReq(side.addr), acc: &result{}},
+	}
+	for _, t := range targets {
+		keepAlive(ctx, t.p.addr, t.req, o.conns, o.warmup)
+	}
+	peaks := map[string]int{}
+	per := o.duration / time.Duration(o.rounds)
+	for round := range o.rounds {
+		order := targets
+		if round%2 == 1 {
+			order = []*target{targets[1], targets[0]}
+		}
+		for _, t := range order {
+			progress("round %d/%d: %s, %d keep-alive connections, %s", round+1, o.rounds, t.name, o.conns, per)
+			stop := make(chan struct{})
+			peak := sampleRSS(t.p.pid(), stop)
+			t.acc.merge(keepAlive(ctx, t.p.addr, t.req, o.conns, per))
+			close(stop)
+			peaks[t.name] = max(peaks[t.name], <-peak)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	rep.RSSLoadKB, rep.BareRSSLoadKB = peaks["sidecar"], peaks["bare"]
+	rep.KeepAlive = compare(targets[0].acc, targets[1].acc)
+
+	if o.wrk {
+		if _, err := exec.LookPath("wrk"); err != nil {
+			return fmt.Errorf("-wrk: %w (apt-get install -y wrk)", err)
+		}
+		runs := map[string][]*figures{}
+		for round := range o.rounds {
+			order := targets
+			if round%2 == 1 {
+				order = []*target{targets[1], targets[0]}
+			}
+			for _, t := range order {
+				progress("wrk round %d/%d: %s, %d connections, %s", round+1, o.rounds, t.name, o.conns, per)
+				f, err := wrkRun(ctx, "http://"+t.p.addr+"/latest/meta-data/iam/security-credentials/app", token, o.conns, per)
+				if err != nil {
+					return err
+				}
+				runs[t.name] = append(runs[t.name], f)
+			}
+		}
+		c := compareFigures(mergeFigures(runs["bare"]), mergeFigures(runs["sidecar"]))
+		rep.KeepAliveWrk = &c
+	}
+
+	// alternate runs load against both servers in -rounds alternating runs
+	// of total/rounds each, as the keep-alive rounds do.
+	alternate := func(what string, total time.Duration, load func(addr string, req []byte, d time.Duration) *result) (*result, *result) {
+		accs := map[string]*result{"bare": {}, "sidecar": {}}
+		each := max(total/time.Duration(o.rounds), 200*time.Millisecond)
+		for round := range o.rounds {
+			order := targets
+			if round%2 == 1 {
+				order = []*target{targets[1], targets[0]}
+			}
+			for _, t := range order {
+				progress("%s round %d/%d: %s, %s", what, round+1, o.rounds, t.name, each)
+				accs[t.name].merge(load(t.p.addr, t.req, each))
+			}
+		}
+		return accs["bare"], accs["sidecar"]
+	}
+	coldBare, coldSide := alternate(fmt.Sprintf("cold sequences (%d workers)", o.coldConns), o.coldDuration,
+		func(addr string, _ []byte, d time.Duration) *result {
+			return coldSequence(ctx, addr, addr, o.coldConns, d)
+		})
+	rep.Cold = compare(coldBare, coldSide)
+	if o.coldProfile != "" {
+		if err := profile(ctx, side, o.coldProfile, o.coldDuration, progress, func(d time.Duration) {
+			coldSequence(ctx, side.addr, side.addr, o.coldConns, d)
+		}); err != nil {
+			return err
+		}
+		rep.ColdProfile = o.coldProfile
+	}
+
+	oneBare, oneSide := alternate("single connection", o.singleDuration,
+		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
+	rep.Single = compare(oneBare, oneSide)
+
+	if o.cpuprofile != "" {
+		if err := profile(ctx, side, o.cpuprofile, o.duration, progress, func(d time.Duration) {
+			keepAlive(ctx, side.addr, targets[1].req, o.conns, d)
+		}); err != nil {
+			return err
+		}
+		rep.Profile = o.cpuprofile
+	}
+	return ctx.Err()
+}
+
+// profile takes a CPU profile of the sidecar for d (at least 2s) while load
+// runs, and writes it to file.
+func profile(ctx context.Context, side *process, file string, d time.Duration, progress func(string, ...any), load func(time.Duration)) error {
+	secs := max(int(d/time.Second), 2)
+	progress("CPU profile of the sidecar under load, %ds, into %s", secs, file)
+	var wg sync.WaitGroup
+	wg.Go(func() { load(time.Duration(secs)*time.Second + time.Second) })
+	r, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", side.pprof, secs), nil)
+	b, err := fetch(r)
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return os.WriteFile(file, b, 0o644)
+}
+
+// sessionsRun starts a sidecar with o.sessions token clients, asks the ECS
+// endpoint once per token, and reads the RSS with every session cached.
+func sessionsRun(ctx context.Context, o *options, bin, dir string, rep *report, progress func(string, ...any)) error {
+	progress("memory: sidecar with %d clients, one /creds request per bearer token", o.sessions)
+	side, err := startSidecar(ctx, bin, dir, "sessions", sidecarConfig(o.sessions), false)
+	if err != nil {
+		return err
+	}
+	defer side.stop()
+	rep.Sessions = o.sessions
+	rep.RSSIdleSessKB = rssKB(side.pid())
+	start := time.Now()
+	const workers = 16
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var errs uint64
+			var c *conn
+			for i := w; i < o.sessions && ctx.Err() == nil; i += workers {
+				if c == nil {
+					var err error
+					if c, err = dial(side.addr); err != nil {
+						errs++
+						continue
+					}
+				}
+				req := "GET /creds HTTP/1.1\r\nHost: " + side.addr + "\r\nAuthorization: " + sessionToken(i) + "\r\n\r\n"
+				status, _, keep, err := c.do([]byte(req), false)
+				if err != nil || status != 200 {
+					errs++
+				}
+				if err != nil || !keep {
+					c.close()
+					c = nil
+				}
+			}
+			if c != nil {
+				c.close()
+			}
+			mu.Lock()
+			rep.SessionsErrs += errs
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	rep.SessionsTime = time.Since(start).Round(time.Millisecond).String()
+	// Warm-up at start fills the cache too; wait until it is complete.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		n, err := metricValue(side.admin, "credsidecar_cache_entries")
+		if err != nil {
+			return err
+		}
+		rep.SessionsSeen = int(n)
+		if rep.SessionsSeen >= o.sessions {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	rep.RSSSessKB = rssKB(side.pid())
+	return ctx.Err()
+}
+
+func fmtDur(us float64) string {
+	if us >= 1000 {
+		return fmt.Sprintf("%.2fms", us/1000)
+	}
+	return fmt.Sprintf("%.0fµs", us)
+}
+
+func mib(kb int) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
+
+func printReport(w io.Writer, r *report) {
+	fmt.Fprintf(w, "credsidecar benchmark (%s, %d CPUs; both servers are separate processes on 127.0.0.1)\n", r.GoVersion, r.CPUs)
+	fmt.Fprintf(w, "response: %d bytes, the sidecar's IMDS credentials JSON; the bare server writes the same bytes\n\n", r.ResponseBytes)
+	table := func(title, unit string, c comparison, withP99 bool) {
+		fmt.Fprintf(w, "%s\n", title)
+		fmt.Fprintf(w, "  %-9s %12s %10s %10s %8s\n", "", unit, "p50", "p99", "errors")
+		for _, row := range []struct {
+			name string
+			f    figures
+		}{{"bare", c.Bare}, {"sidecar", c.Sidecar}} {
+			fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d\n", row.name, row.f.RPS, fmtDur(row.f.P50us), fmtDur(row.f.P99us), row.f.Errors)
+		}
+		if withP99 {
+			fmt.Fprintf(w, "  %-9s %12.3f %10s %10s\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio), fmt.Sprintf("%.2fx", c.P99Ratio))
+		} else {
+			fmt.Fprintf(w, "  %-9s %12.3f %10s\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio))
+		}
+		fmt.Fprintln(w)
+	}
+	table(fmt.Sprintf("keep-alive: GET /latest/meta-data/iam/security-credentials/app with the IMDSv2 token, %d connections, %s per server in %d rounds",
+		r.Conns, r.Duration, r.Rounds), "req/s", r.KeepAlive, true)
+	if r.KeepAliveWrk != nil {
+		table("the same with wrk -t2 (p50/p99: averages of the rounds' percentiles)", "req/s", *r.KeepAliveWrk, true)
+	}
+	verdict := "meets the goal (>= 0.90, p99 <= 1.25x)"
+	switch {
+	case r.KeepAlive.Ratio < 0.85 || r.KeepAlive.P99Ratio > 1.25:
+		verdict = "BELOW THE FLOOR (throughput < 0.85 or p99 > 1.25x)"
+	case r.KeepAlive.Ratio < 0.90:
+		verdict = "below the goal of 0.90, above the floor of 0.85"
+	}
+	fmt.Fprintf(w, "  sidecar/bare: throughput %.3f, p99 %.2fx: %s\n\n", r.KeepAlive.Ratio, r.KeepAlive.P99Ratio, verdict)
+	table(fmt.Sprintf("cold SDK sequence on a new connection each time (PUT token, GET role list, GET credentials), %d workers", r.ColdConns),
+		"seq/s", r.Cold, true)
+	table("single connection, closed loop", "req/s", r.Single, false)
+	fmt.Fprintf(w, "memory (VmRSS)\n")
+	fmt.Fprintf(w, "  sidecar idle                 %s\n", mib(r.RSSIdleKB))
+	fmt.Fprintf(w, "  sidecar under load (peak)    %s   (bare server: %s)\n", mib(r.RSSLoadKB), mib(r.BareRSSLoadKB))
+	if r.Sessions > 0 {
+		fmt.Fprintf(w, "  sidecar, %d clients, start  %s\n", r.Sessions, mib(r.RSSIdleSessKB))
+		fmt.Fprintf(w, "  sidecar, %d cached sessions %s   (cache entries %d; %d /creds requests in %s, %d errors)\n",
+			r.Sessions, mib(r.RSSSessKB), r.SessionsSeen, r.Sessions, r.SessionsTime, r.SessionsErrs)
+	}
+	for _, p := range []string{r.Profile, r.ColdProfile} {
+		if p != "" {
+			fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)\n", p, p)
+		}
+	}
+}
