@@ -239,14 +239,40 @@ func (a *Agent) DefaultRole(c *Caller) (string, error) {
 	return cl.defaultRole, nil
 }
 
+// Identity is a caller identified against one config snapshot, so a front
+// end that needs the client's name (to bind an IMDSv2 token) does not pay
+// for the trust decision twice.
+type Identity struct {
+	st *state
+	cl *client
+}
+
+// Client is the name of the matched client.
+func (id Identity) Client() string { return id.cl.name }
+
+// Resolve identifies the caller. Errors are *Error.
+func (a *Agent) Resolve(c *Caller) (Identity, error) {
+	st := a.state.Load()
+	cl, err := st.identify(c)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{st: st, cl: cl}, nil
+}
+
 // Credentials returns credentials of roleName ("" = the caller's default
 // role) for the caller, after the trust decision. Errors are *Error.
 func (a *Agent) Credentials(ctx context.Context, c *Caller, roleName string) (*Credentials, error) {
-	st := a.state.Load()
-	cl, ierr := st.identify(c)
-	if ierr != nil {
-		return nil, ierr
+	id, err := a.Resolve(c)
+	if err != nil {
+		return nil, err
 	}
+	return a.CredentialsFor(ctx, id, c, roleName)
+}
+
+// CredentialsFor is Credentials for a caller already identified by Resolve.
+func (a *Agent) CredentialsFor(ctx context.Context, id Identity, c *Caller, roleName string) (*Credentials, error) {
+	st, cl := id.st, id.cl
 	if roleName == "" {
 		roleName = cl.defaultRole
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
@@ -21,11 +20,16 @@ type state struct {
 	cfg     *config.Config
 	clients []*client
 	roles   map[string]*role
-	// anyToken: some client matches on a token, so presented tokens are checked.
-	anyToken bool
+	// byToken indexes token-bearing clients by token digest (file order
+	// within each list); tokenless lists the clients without a token
+	// condition. identify walks the two in file order, so it costs the same
+	// with ten clients or ten thousand.
+	byToken   map[[32]byte][]*client
+	tokenless []*client
 }
 
 type client struct {
+	idx         int // position in the file: first match wins
 	name        string
 	tokenHash   []byte // sha256 of the token; nil when the match has none
 	cidrs       []netip.Prefix
@@ -52,7 +56,7 @@ type role struct {
 }
 
 func compile(cfg *config.Config) *state {
-	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles))}
+	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), byToken: map[[32]byte][]*client{}}
 	for i := range cfg.Roles {
 		rc := &cfg.Roles[i]
 		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName)}
@@ -87,7 +91,7 @@ func compile(cfg *config.Config) *state {
 	}
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
-		c := &client{name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}}
+		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}}
 		if t := cc.Match.Token; t != nil {
 			switch {
 			case t.SHA256 != "":
@@ -100,7 +104,6 @@ func compile(cfg *config.Config) *state {
 				// empty token: the client is left out.
 				continue
 			}
-			st.anyToken = true
 		}
 		for _, p := range cc.Match.SourceCIDRs {
 			c.cidrs = append(c.cidrs, p.Prefix)
@@ -119,6 +122,12 @@ func compile(cfg *config.Config) *state {
 			c.sessions[rn] = sessionFor(r, sessionData{Client: c.name, Role: rn})
 		}
 		st.clients = append(st.clients, c)
+		if c.tokenHash != nil {
+			d := [32]byte(c.tokenHash)
+			st.byToken[d] = append(st.byToken[d], c)
+		} else {
+			st.tokenless = append(st.tokenless, c)
+		}
 	}
 	return st
 }
@@ -184,28 +193,34 @@ func sessionName(r *role, d sessionData) string {
 	return SanitizeSessionName(b.String())
 }
 
-// identify returns the first client whose match holds for the caller.
+// Errors of identify, allocated once: refusals are common and cheap.
+var (
+	errBadToken = errorf(KindBadToken, nil, "the authorization token matches no client")
+	errNoClient = errorf(KindNoClient, nil, "the caller matches no client of the trust config")
+)
+
+// identify returns the first client, in file order, whose match holds for
+// the caller. A presented token is looked up by its SHA-256 digest: the
+// lookup's timing can only tell digests apart, which says nothing usable
+// about tokens. A token that matches no client is refused outright: it
+// never falls back to address or uid trust.
 func (st *state) identify(c *Caller) (*client, *Error) {
-	var presented []byte
+	var withToken []*client
 	if c.HasToken {
-		h := sha256.Sum256([]byte(c.Token))
-		presented = h[:]
-		known := false
-		for _, cl := range st.clients {
-			// Constant-time on the digest: timing says nothing about tokens.
-			if cl.tokenHash != nil && subtle.ConstantTimeCompare(cl.tokenHash, presented) == 1 {
-				known = true
-			}
-		}
-		if !known {
-			return nil, errorf(KindBadToken, nil, "the authorization token matches no client")
+		withToken = st.byToken[sha256.Sum256([]byte(c.Token))]
+		if len(withToken) == 0 {
+			return nil, errBadToken
 		}
 	}
 	var uid uint32
 	var uidDone, uidOK bool
-	for _, cl := range st.clients {
-		if cl.tokenHash != nil && (presented == nil || subtle.ConstantTimeCompare(cl.tokenHash, presented) != 1) {
-			continue
+	i, j := 0, 0
+	for i < len(withToken) || j < len(st.tokenless) {
+		var cl *client
+		if j >= len(st.tokenless) || (i < len(withToken) && withToken[i].idx < st.tokenless[j].idx) {
+			cl, i = withToken[i], i+1
+		} else {
+			cl, j = st.tokenless[j], j+1
 		}
 		if len(cl.cidrs) > 0 && !containsAddr(cl.cidrs, c.Addr) {
 			continue
@@ -225,7 +240,7 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 		}
 		return cl, nil
 	}
-	return nil, errorf(KindNoClient, nil, "the caller matches no client of the trust config")
+	return nil, errNoClient
 }
 
 func containsAddr(ps []netip.Prefix, a netip.Addr) bool {

@@ -60,8 +60,8 @@ func (s *Server) routes() *mux.Router {
 		r.HandleFunc(path, h).Methods(methods)
 		r.HandleFunc(path+"/", h).Methods(methods)
 	}
-	both(ecsRolePath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
 	both(credsPath+"/{role}", http.MethodGet, s.limited(epIMDSCreds, false, s.imdsCreds(slotIMDS)))
+	both(ecsRolePath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
 	both(tokenPath, http.MethodPut, s.limited(epToken, false, s.putToken))
 	both(ecsCredsPath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
 	both(credsPath, http.MethodGet, s.limited(epRoleList, false, s.roleList))
@@ -132,9 +132,9 @@ func (s *Server) agentError(w http.ResponseWriter, ep string, start time.Time, e
 }
 
 func (s *Server) write(w http.ResponseWriter, ep string, start time.Time, ctype []string, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = ctype
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	// Content-Length is left to net/http: for a body written in one piece
+	// before the handler returns it sets it without allocating.
+	w.Header()["Content-Type"] = ctype
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 	s.metrics.Request(ep, http.StatusOK, time.Since(start))
@@ -178,24 +178,45 @@ func (s *Server) putToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // imdsGate runs the checks every IMDS metadata GET shares: Host, token
-// policy and token binding. It returns the identified client ("" for none)
-// and whether the request may go on.
-func (s *Server) imdsGate(w http.ResponseWriter, r *http.Request, ep string, start time.Time, c *agent.Caller) (string, error, bool) {
+// policy and token binding. It returns the caller's identity (zero when it
+// matches no client, with idErr saying so) and whether the request may go on.
+func (s *Server) imdsGate(w http.ResponseWriter, r *http.Request, ep string, start time.Time, c *agent.Caller) (id agent.Identity, idErr error, ok bool) {
 	if !s.hostAllowed(r) {
 		s.fail(w, ep, start, http.StatusForbidden, "Forbidden", "the Host header is not an address of this sidecar")
-		return "", nil, false
+		return id, nil, false
 	}
 	tok, hasTok := r.Header[tokenHeader]
 	if !hasTok && s.agent.Config().IMDS.Tokens == config.TokensRequired {
 		s.fail(w, ep, start, http.StatusUnauthorized, "Unauthorized", "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token")
-		return "", nil, false
+		return id, nil, false
 	}
-	client, idErr := s.agent.Identify(c)
-	if hasTok && (len(tok) != 1 || !s.tokens.verify(tok[0], s.clk.Now(), client, c.Addr)) {
+	id, idErr = s.agent.Resolve(c)
+	client := ""
+	if idErr == nil {
+		client = id.Client()
+	}
+	if hasTok && (len(tok) != 1 || !s.tokenValid(r, tok[0], client, c)) {
 		s.fail(w, ep, start, http.StatusUnauthorized, "Unauthorized", "the metadata token is invalid, expired, or was issued to another caller")
-		return "", nil, false
+		return id, nil, false
 	}
-	return client, idErr, true
+	return id, idErr, true
+}
+
+// tokenValid verifies an IMDSv2 token, remembering the last one verified
+// on the connection (its address is fixed; the client is compared).
+func (s *Server) tokenValid(r *http.Request, tok, client string, c *agent.Caller) bool {
+	now := s.clk.Now()
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	if ci != nil {
+		if m := ci.token.Load(); m != nil && m.token == tok && m.client == client && now.Unix() < m.exp {
+			return true
+		}
+	}
+	exp, ok := s.tokens.check(tok, now, client, c.Addr)
+	if ok && ci != nil {
+		ci.token.Store(&verifiedToken{token: tok, client: client, exp: exp})
+	}
+	return ok
 }
 
 func (s *Server) imdsCreds(slot int) http.HandlerFunc {
@@ -206,7 +227,7 @@ func (s *Server) imdsCreds(slot int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		c := s.caller(r, false)
-		_, idErr, ok := s.imdsGate(w, r, epIMDSCreds, start, c)
+		id, idErr, ok := s.imdsGate(w, r, epIMDSCreds, start, c)
 		if !ok {
 			return
 		}
@@ -214,7 +235,7 @@ func (s *Server) imdsCreds(slot int) http.HandlerFunc {
 			s.agentError(w, epIMDSCreds, start, idErr)
 			return
 		}
-		creds, err := s.agent.Credentials(r.Context(), c, mux.Vars(r)["role"])
+		creds, err := s.agent.CredentialsFor(r.Context(), id, c, mux.Vars(r)["role"])
 		if err != nil {
 			s.agentError(w, epIMDSCreds, start, err)
 			return

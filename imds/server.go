@@ -31,6 +31,8 @@ import (
 // Agent is what the server needs of the agent.
 type Agent interface {
 	Credentials(ctx context.Context, c *agent.Caller, role string) (*agent.Credentials, error)
+	Resolve(c *agent.Caller) (agent.Identity, error)
+	CredentialsFor(ctx context.Context, id agent.Identity, c *agent.Caller, role string) (*agent.Credentials, error)
 	Identify(c *agent.Caller) (string, error)
 	DefaultRole(c *agent.Caller) (string, error)
 	Config() *config.Config
@@ -146,6 +148,14 @@ type connInfo struct {
 	uid           uint32
 	uidErr        error
 	lookup        func() (uint32, error)
+	// token memoizes the last IMDSv2 token verified on this connection:
+	// keep-alive clients resend the same one, so the HMAC is computed once.
+	token atomic.Pointer[verifiedToken]
+}
+
+type verifiedToken struct {
+	token, client string
+	exp           int64
 }
 
 type connKey struct{}

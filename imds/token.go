@@ -44,19 +44,25 @@ func (t *tokenSigner) issue(exp time.Time, client string, addr netip.Addr) strin
 
 // verify reports whether tok is an unexpired token for client at addr.
 func (t *tokenSigner) verify(tok string, now time.Time, client string, addr netip.Addr) bool {
+	_, ok := t.check(tok, now, client, addr)
+	return ok
+}
+
+// check is verify that also returns the token's expiry (unix seconds).
+func (t *tokenSigner) check(tok string, now time.Time, client string, addr netip.Addr) (int64, bool) {
 	if len(tok) == 0 || len(tok) > tokenMaxLen {
-		return false
+		return 0, false
 	}
 	var raw [tokenMaxLen]byte // DecodedLen(64) = 48 fits
 	// Strict: a token has one spelling; without it, the unused low bits of
 	// the last character are ignored and several strings verify.
 	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(tok))
 	if err != nil || n != tokenRawLen {
-		return false
+		return 0, false
 	}
 	exp := int64(binary.BigEndian.Uint64(raw[:8]))
 	if now.Unix() >= exp {
-		return false
+		return 0, false
 	}
-	return hmac.Equal(raw[8:n], t.mac(exp, client, addr))
+	return exp, hmac.Equal(raw[8:n], t.mac(exp, client, addr))
 }

@@ -6,6 +6,8 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,14 @@ type Set struct {
 	reloads         *prometheus.CounterVec
 	// codes memoizes status code label strings (bounded: HTTP codes).
 	codes [600]string
+	// endpoints memoizes the labelled children per endpoint, so the hot
+	// path does no label lookup (endpoint -> *endpointMetrics).
+	endpoints sync.Map
+}
+
+type endpointMetrics struct {
+	duration prometheus.Observer
+	byCode   [600]atomic.Pointer[prometheus.Counter]
 }
 
 // New registers the collectors on a new registry, with the Go runtime and
@@ -86,13 +96,24 @@ func (s *Set) CacheGauges(entries func() int, earliest func() time.Time) {
 
 // Request counts one request of a credential listener (imds.Metrics).
 func (s *Set) Request(endpoint string, code int, d time.Duration) {
-	c := "other"
-	if code > 0 && code < len(s.codes) {
-		c = s.codes[code]
+	v, ok := s.endpoints.Load(endpoint)
+	if !ok {
+		v, _ = s.endpoints.LoadOrStore(endpoint, &endpointMetrics{duration: s.requestDuration.WithLabelValues(endpoint)})
 	}
-	s.credRequests.WithLabelValues(endpoint, c).Inc()
+	em := v.(*endpointMetrics)
+	if code > 0 && code < len(em.byCode) {
+		c := em.byCode[code].Load()
+		if c == nil {
+			ctr := s.credRequests.WithLabelValues(endpoint, s.codes[code])
+			c = &ctr
+			em.byCode[code].Store(c)
+		}
+		(*c).Inc()
+	} else {
+		s.credRequests.WithLabelValues(endpoint, "other").Inc()
+	}
 	if d > 0 {
-		s.requestDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+		em.duration.Observe(d.Seconds())
 	}
 }
 

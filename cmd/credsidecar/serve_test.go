@@ -37,8 +37,8 @@ clients:
 
 type running struct {
 	base, admin, sts string
-	cancel      context.CancelFunc
-	done        chan error
+	cancel           context.CancelFunc
+	done             chan error
 }
 
 // startServe runs the real serve command on a config file, bound to
