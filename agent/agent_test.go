@@ -466,3 +466,27 @@ func TestUnresolvedTokenNeverMatches(t *testing.T) {
 		t.Fatalf("empty token against an unresolved client: %v", err)
 	}
 }
+
+func TestSourceAddressIPv4AndIPv6(t *testing.T) {
+	cfg := parseConfig(t, `
+sts: {mode: local, max_qps: 1000000}
+roles: [{name: app}, {name: v6}]
+clients:
+  - {name: v6net, match: {source_cidrs: ["fd00:ec2::/64", "::1/128"]}, roles: [v6]}
+  - {name: compose, match: {source_cidrs: ["169.254.170.0/24"]}, roles: [app]}
+`)
+	a, err := New(Options{Source: newFakeSource(newFixture(t, 1).clk), DisableWarm: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for addr, want := range map[string]string{
+		"::1": "v6net", "fd00:ec2::23": "v6net", "169.254.170.10": "compose",
+		"::ffff:169.254.170.11": "compose", "169.254.171.1": "", "fd00:ec3::1": "",
+	} {
+		got, err := a.Identify(addrCaller(addr))
+		if got != want || (want == "" && kindOf(err) != KindNoClient) {
+			t.Errorf("%s: client %q (%v), want %q", addr, got, err, want)
+		}
+	}
+}
