@@ -58,26 +58,10 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 		log.Warn("config warning", zap.String("warning", w))
 	}
 	d := &daemon{log: log, cfg: cfg, metrics: metrics.New()}
-	src, err := d.source(cfg)
-	if err != nil {
-		return err
-	}
-	d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics}, cfg)
-	if err != nil {
-		return err
-	}
-	defer d.agent.Close()
-	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
-	d.imds, err = imds.New(imds.Options{
-		Agent: d.agent, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(),
-	})
-	if err != nil {
-		return err
-	}
 
-	// Bind everything before serving anything, so a bad address fails
-	// start-up as a whole with a clear error.
+	// Bind everything before anything else (no credentials are minted for
+	// a daemon that cannot serve them), so a bad address fails start-up as
+	// a whole with a clear error.
 	var lns []net.Listener
 	closeAll := func() {
 		for _, l := range lns {
@@ -101,12 +85,33 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 	}
 	lns = append(lns, adminLn)
 	var stsLn net.Listener
-	if d.issuer != nil {
+	if cfg.STS.Mode == config.ModeLocal {
 		if stsLn, err = listen(cfg.STS.Local.Listen); err != nil {
 			closeAll()
 			return fmt.Errorf("sts.local.listen: %w", err)
 		}
 		lns = append(lns, stsLn)
+	}
+
+	src, err := d.source(cfg)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics}, cfg)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer d.agent.Close()
+	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
+	d.imds, err = imds.New(imds.Options{
+		Agent: d.agent, Logger: log.Named("imds"), Metrics: d.metrics,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(),
+	})
+	if err != nil {
+		closeAll()
+		return err
 	}
 
 	var servers []*http.Server
