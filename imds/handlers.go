@@ -111,24 +111,25 @@ var (
 
 // agentError maps an agent error to a status and a message that is safe
 // for that caller.
-func (s *Server) agentError(w http.ResponseWriter, ep string, start time.Time, err error) {
+func (s *Server) agentError(w http.ResponseWriter, ep string, start time.Time, err error) (int, string) {
+	status, code, msg := http.StatusServiceUnavailable, "Unavailable", "credentials are not available"
 	var ae *agent.Error
-	if !errors.As(err, &ae) {
-		s.fail(w, ep, start, http.StatusServiceUnavailable, "Unavailable", "credentials are not available")
-		return
+	if errors.As(err, &ae) {
+		switch ae.Kind {
+		case agent.KindNoClient:
+			status, code, msg = http.StatusForbidden, "AccessDenied", "this caller is not trusted by any client of the sidecar's config"
+		case agent.KindBadToken:
+			status, code, msg = http.StatusUnauthorized, "Unauthorized", "the authorization token is not valid"
+		case agent.KindRoleNotAllowed:
+			status, code, msg = http.StatusNotFound, "NotFound", "no such role for this caller"
+		case agent.KindSourceRejected:
+			status, code, msg = http.StatusBadGateway, "STSError", ae.Msg
+		default:
+			msg = ae.Msg
+		}
 	}
-	switch ae.Kind {
-	case agent.KindNoClient:
-		s.fail(w, ep, start, http.StatusForbidden, "AccessDenied", "this caller is not trusted by any client of the sidecar's config")
-	case agent.KindBadToken:
-		s.fail(w, ep, start, http.StatusUnauthorized, "Unauthorized", "the authorization token is not valid")
-	case agent.KindRoleNotAllowed:
-		s.fail(w, ep, start, http.StatusNotFound, "NotFound", "no such role for this caller")
-	case agent.KindSourceRejected:
-		s.fail(w, ep, start, http.StatusBadGateway, "STSError", ae.Msg)
-	default:
-		s.fail(w, ep, start, http.StatusServiceUnavailable, "Unavailable", ae.Msg)
-	}
+	s.fail(w, ep, start, status, code, msg)
+	return status, code
 }
 
 func (s *Server) write(w http.ResponseWriter, ep string, start time.Time, ctype []string, body []byte) {
@@ -231,16 +232,20 @@ func (s *Server) imdsCreds(slot int) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		role := mux.Vars(r)["role"]
 		if idErr != nil {
-			s.agentError(w, epIMDSCreds, start, idErr)
+			status, code := s.agentError(w, epIMDSCreds, start, idErr)
+			s.audit(r, epIMDSCreds, c, "", role, nil, status, code)
 			return
 		}
-		creds, err := s.agent.CredentialsFor(r.Context(), id, c, mux.Vars(r)["role"])
+		creds, err := s.agent.CredentialsFor(r.Context(), id, c, role)
 		if err != nil {
-			s.agentError(w, epIMDSCreds, start, err)
+			status, code := s.agentError(w, epIMDSCreds, start, err)
+			s.audit(r, epIMDSCreds, c, id.Client(), role, nil, status, code)
 			return
 		}
 		s.write(w, epIMDSCreds, start, textType, creds.Rendered(slot, render))
+		s.audit(r, epIMDSCreds, c, id.Client(), role, creds, http.StatusOK, "success")
 	}
 }
 
@@ -343,12 +348,21 @@ func (s *Server) ecsCreds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.caller(r, true)
-	creds, err := s.agent.Credentials(r.Context(), c, mux.Vars(r)["role"])
+	role := mux.Vars(r)["role"]
+	id, err := s.agent.Resolve(c)
 	if err != nil {
-		s.agentError(w, epECS, start, err)
+		status, code := s.agentError(w, epECS, start, err)
+		s.audit(r, epECS, c, "", role, nil, status, code)
+		return
+	}
+	creds, err := s.agent.CredentialsFor(r.Context(), id, c, role)
+	if err != nil {
+		status, code := s.agentError(w, epECS, start, err)
+		s.audit(r, epECS, c, id.Client(), role, nil, status, code)
 		return
 	}
 	s.write(w, epECS, start, jsonType, creds.Rendered(slotECS, renderECS))
+	s.audit(r, epECS, c, id.Client(), role, creds, http.StatusOK, "success")
 }
 
 func accountOf(arn string) string {

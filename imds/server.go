@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/audit"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
 )
@@ -66,6 +67,13 @@ type Options struct {
 	UIDLookup UIDLookup
 	// ListenAddrs are the listener addresses, accepted as Host headers.
 	ListenAddrs []string
+	// Audit receives one record per credential vend; nil turns it off.
+	Audit Auditor
+}
+
+// Auditor records credential vends (the audit package's Log).
+type Auditor interface {
+	Write(audit.Record)
 }
 
 // Server is the HTTP front end of the credential listeners.
@@ -81,6 +89,7 @@ type Server struct {
 	limits  atomic.Pointer[limiterSet]
 	router  *mux.Router
 	uidWarn sync.Once
+	auditor Auditor
 }
 
 // New builds the server and its router.
@@ -88,7 +97,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Agent == nil {
 		return nil, errors.New("imds: an Agent is required")
 	}
-	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs}
+	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -147,6 +156,7 @@ type connInfo struct {
 	once          sync.Once
 	uid           uint32
 	uidErr        error
+	looked        atomic.Bool // the lookup ran (uid/uidErr are set)
 	lookup        func() (uint32, error)
 	// token memoizes the last IMDSv2 token verified on this connection:
 	// keep-alive clients resend the same one, so the HMAC is computed once.
@@ -177,6 +187,7 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 			} else {
 				ci.uid, ci.uidErr = s.uid(ci.local, ci.remote)
 			}
+			defer ci.looked.Store(true)
 			if ci.uidErr != nil {
 				s.uidWarn.Do(func() {
 					s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(ci.uidErr))
@@ -186,6 +197,15 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 		return ci.uid, ci.uidErr
 	}
 	return context.WithValue(ctx, connKey{}, ci)
+}
+
+// peekUID returns the connection's uid if it was already looked up, -1
+// otherwise: the audit log never triggers a lookup of its own.
+func (ci *connInfo) peekUID() int64 {
+	if ci.looked.Load() && ci.uidErr == nil {
+		return int64(ci.uid)
+	}
+	return -1
 }
 
 // caller builds the agent's view of who is asking.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/audit"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
 	"github.com/credsidecar/credsidecar/internal/clock"
@@ -42,6 +43,8 @@ type daemon struct {
 	imds    *imds.Server
 	issuer  *localsts.Issuer
 	metrics *metrics.Set
+	// auditLog is the open audit file (nil when audit_log is off).
+	auditLog *audit.Log
 	// ready is set once every listener is up.
 	ready atomic.Bool
 	// sourceOK reports whether the credential source is usable: always in
@@ -105,9 +108,19 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 	}
 	defer d.agent.Close()
 	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
+	var auditor imds.Auditor
+	if cfg.AuditLog != "" {
+		al, err := audit.Open(cfg.AuditLog)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		defer al.Close()
+		d.auditLog, auditor = al, al
+	}
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(),
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor,
 	})
 	if err != nil {
 		closeAll()
@@ -153,6 +166,12 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 				return nil
 			case <-hup:
 				watcher.Trigger()
+				if d.auditLog != nil {
+					// logrotate moved the file: continue in a new one.
+					if err := d.auditLog.Reopen(); err != nil {
+						log.Error("reopen audit log", zap.Error(err))
+					}
+				}
 			}
 		}
 	})
@@ -284,6 +303,9 @@ func (d *daemon) apply(cfg *config.Config) {
 	old := d.cfg
 	if fmt.Sprint(cfg.Listen) != fmt.Sprint(old.Listen) || cfg.AdminListen != old.AdminListen || cfg.STS.Local.Listen != old.STS.Local.Listen {
 		d.log.Warn("listener address changes need a restart; the rest of the new config is applied")
+	}
+	if cfg.AuditLog != old.AuditLog {
+		d.log.Warn("an audit_log path change needs a restart; the running audit log stays", zap.String("running", old.AuditLog))
 	}
 	if cfg.STS.Mode != old.STS.Mode {
 		d.log.Warn("an sts.mode change needs a restart; the new config is not applied", zap.String("running", old.STS.Mode), zap.String("new", cfg.STS.Mode))
