@@ -433,8 +433,8 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 	}
 	op := req.Operation()
 	creds, err := a.src.Retrieve(ctx, req)
-	if err == nil && creds == nil {
-		err = &SourceError{Code: "EmptyResponse", Message: "source returned no credentials", Retryable: true}
+	if err == nil && (creds == nil || creds.AccessKeyID == "" || creds.SecretAccessKey == "" || creds.SessionToken == "" || creds.Expiration.IsZero()) {
+		err = &SourceError{Code: "MalformedResponse", Message: "source returned incomplete credentials", Retryable: true}
 	}
 	if err == nil && !a.clk.Now().Before(creds.Expiration) {
 		err = &SourceError{Code: "ExpiredCredentials", Message: "source returned credentials that have already expired", Retryable: true}

@@ -189,6 +189,17 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The file flapping between valid and invalid under load.
+	for i := range 20 {
+		if i%2 == 0 {
+			write("roles: [{name: app, duration: bogus}]\n")
+		} else {
+			write(serveYAML(fmt.Sprintf("flap-%d", i), false))
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	write(serveYAML("final", false))
+	waitRegion("final")
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 {
