@@ -466,23 +466,50 @@ func resultOf(err error) string {
 	}
 }
 
+// waitBudget takes one token of the STS request budget (sts.max_qps), on
+// the agent's clock. Background renewals only spend while at least half
+// the burst is left, so a burst of renewals never starves callers' misses;
+// otherwise they wait their turn.
 func (a *Agent) waitBudget(ctx context.Context, foreground bool) error {
 	lim := a.budget.Load()
-	if foreground {
-		return lim.Wait(ctx)
+	reserve := 0.0
+	if !foreground && lim.Burst() > 1 {
+		reserve = float64(lim.Burst()) / 2
 	}
-	// Background renewals only spend tokens while at least half the burst
-	// is left, and otherwise wait their turn behind callers' misses.
 	for {
-		if lim.Tokens() >= float64(lim.Burst())/2 || lim.Burst() == 1 {
-			return lim.Wait(ctx)
+		now := a.clk.Now()
+		var wait time.Duration
+		if lim.TokensAt(now) >= 1+reserve || reserve == 0 {
+			r := lim.ReserveN(now, 1)
+			if !r.OK() {
+				return errors.New("sts.max_qps allows no request at all")
+			}
+			if wait = r.DelayFrom(now); wait == 0 {
+				return nil
+			}
+			// The token is ours once the delay has passed.
+			if err := a.sleep(ctx, wait); err != nil {
+				r.CancelAt(a.clk.Now())
+				return err
+			}
+			return nil
 		}
-		t := time.NewTimer(time.Duration(float64(time.Second) / float64(lim.Limit())))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		wait = time.Duration((1 + reserve - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
+		if err := a.sleep(ctx, max(wait, time.Millisecond)); err != nil {
+			return err
 		}
+	}
+}
+
+// sleep waits d on the agent's clock, or until ctx ends.
+func (a *Agent) sleep(ctx context.Context, d time.Duration) error {
+	ch := make(chan struct{})
+	t := a.clk.AfterFunc(d, func() { close(ch) })
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
 	}
 }

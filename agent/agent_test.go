@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/credsidecar/credsidecar/config"
 )
 
@@ -488,5 +490,65 @@ clients:
 		if got != want || (want == "" && kindOf(err) != KindNoClient) {
 			t.Errorf("%s: client %q (%v), want %q", addr, got, err, want)
 		}
+	}
+}
+
+// TestSTSBudget: sts.max_qps is a token bucket on the agent's clock; misses
+// beyond it wait for the next token instead of calling STS.
+func TestSTSBudget(t *testing.T) {
+	clk := newFixture(t, 1).clk
+	src := newFakeSource(clk)
+	cfg := parseConfig(t, `
+sts: {mode: local, max_qps: 1}
+roles: [{name: app, session_name: "{{.Client}}"}]
+clients:
+  - {name: one, match: {token: t1}, roles: [app]}
+  - {name: two, match: {token: t2}, roles: [app]}
+`)
+	a, err := New(Options{Source: src, Clock: clk, DisableWarm: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustCreds(t, a, tokenCaller("t1"), "app")
+	timers := clk.Pending()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Credentials(context.Background(), tokenCaller("t2"), "app")
+		done <- err
+	}()
+	waitFor(t, func() bool { return clk.Pending() > timers }) // waiting for a token
+	if c := src.calls.Load(); c != 1 {
+		t.Fatalf("%d source calls with the budget spent, want 1", c)
+	}
+	clk.Advance(time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c := src.calls.Load(); c != 2 {
+		t.Fatalf("%d source calls after a token came back, want 2", c)
+	}
+}
+
+// TestBackgroundRenewalsYieldToMisses: renewals only spend the budget while
+// half the burst is left.
+func TestBackgroundRenewalsYieldToMisses(t *testing.T) {
+	f := newFixture(t, 10)
+	lim := rate.NewLimiter(1, 4)
+	f.a.budget.Store(lim)
+	now := f.clk.Now()
+	lim.ReserveN(now, 3) // one token left, under half the burst
+	done := make(chan error, 1)
+	go func() { done <- f.a.waitBudget(context.Background(), false) }()
+	waitFor(t, func() bool { return f.clk.Pending() > 0 })
+	if tok := lim.TokensAt(now); tok < 0.99 {
+		t.Fatalf("the background renewal spent the last tokens (%.2f left)", tok)
+	}
+	if err := f.a.waitBudget(context.Background(), true); err != nil { // a miss may take it
+		t.Fatal(err)
+	}
+	f.clk.Advance(3 * time.Second) // refill to half the burst
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
