@@ -318,6 +318,16 @@ func (d *daemon) apply(cfg *config.Config) {
 			d.reloadFailed(err)
 			return
 		}
+		if cfg.STS.Local.SigningKeyFile != "" {
+			key, err := signingKey(cfg.STS.Local.SigningKeyFile)
+			if err == nil {
+				err = d.issuer.RotateKey(key)
+			}
+			if err != nil {
+				d.reloadFailed(err)
+				return
+			}
+		}
 		d.issuer.SetAccount(acct)
 	}
 	d.agent.Apply(cfg)

@@ -80,10 +80,15 @@ type Issued struct {
 
 // Issuer mints and verifies temporary credentials for the emulated account.
 type Issuer struct {
-	key     []byte
+	// keys holds the signing key and, after a rotation, the previous one:
+	// credentials issued before the rotation keep verifying until they
+	// expire, new ones are signed with the new key.
+	keys    atomic.Pointer[keySet]
 	clk     clock.Clock
 	account atomic.Pointer[Account]
 }
+
+type keySet struct{ current, previous []byte }
 
 // NewIssuer returns an issuer signing with key (at least 32 bytes).
 func NewIssuer(key []byte, clk clock.Clock, acct *Account) (*Issuer, error) {
@@ -93,9 +98,24 @@ func NewIssuer(key []byte, clk clock.Clock, acct *Account) (*Issuer, error) {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	i := &Issuer{key: key, clk: clk}
+	i := &Issuer{clk: clk}
+	i.keys.Store(&keySet{current: key})
 	i.account.Store(acct)
 	return i, nil
+}
+
+// RotateKey makes key the signing key (signing_key_file changed). The old
+// key still verifies what it signed; a rotation to the same key is a no-op.
+func (i *Issuer) RotateKey(key []byte) error {
+	if len(key) < 32 {
+		return errors.New("localsts: signing key must be at least 32 bytes")
+	}
+	cur := i.keys.Load()
+	if hmac.Equal(cur.current, key) {
+		return nil
+	}
+	i.keys.Store(&keySet{current: key, previous: cur.current})
+	return nil
 }
 
 // SetAccount swaps in a new emulated account (config reload).
@@ -123,7 +143,11 @@ func RandomUserKeys() (string, string) {
 }
 
 func (i *Issuer) sign(purpose string, data []byte) []byte {
-	m := hmac.New(sha256.New, i.key)
+	return signWith(i.keys.Load().current, purpose, data)
+}
+
+func signWith(key []byte, purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write(data)
@@ -155,7 +179,11 @@ func (i *Issuer) mint(c *SessionClaims) (*Issued, error) {
 }
 
 func (i *Issuer) secretFor(body []byte) string {
-	return base64.StdEncoding.EncodeToString(i.sign("secret", body))[:40]
+	return secretWith(i.keys.Load().current, body)
+}
+
+func secretWith(key, body []byte) string {
+	return base64.StdEncoding.EncodeToString(signWith(key, "secret", body))[:40]
 }
 
 // maxTokenLen bounds what Verify decodes.
@@ -175,8 +203,15 @@ func (i *Issuer) Verify(akid, token string) (*SessionClaims, string, error) {
 	}
 	body, err1 := base64.RawURLEncoding.DecodeString(b64)
 	mac, err2 := base64.RawURLEncoding.DecodeString(macPart)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, i.sign("token", body)) {
+	if err1 != nil || err2 != nil {
 		return nil, "", invalid
+	}
+	ks := i.keys.Load()
+	key := ks.current
+	if !hmac.Equal(mac, signWith(key, "token", body)) {
+		if key = ks.previous; key == nil || !hmac.Equal(mac, signWith(key, "token", body)) {
+			return nil, "", invalid
+		}
 	}
 	var c SessionClaims
 	if err := json.Unmarshal(body, &c); err != nil || c.Version != 1 {
@@ -188,7 +223,7 @@ func (i *Issuer) Verify(akid, token string) (*SessionClaims, string, error) {
 	if !i.clk.Now().Before(time.Unix(c.Expires, 0)) {
 		return nil, "", stsErr(403, "ExpiredToken", "The security token included in the request is expired")
 	}
-	return &c, i.secretFor(body), nil
+	return &c, secretWith(key, body), nil
 }
 
 // PrincipalOf turns verified claims into the principal they stand for.

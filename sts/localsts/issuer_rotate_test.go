@@ -1,0 +1,53 @@
+package localsts
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/credsidecar/credsidecar/internal/clock"
+)
+
+// TestRotateKey: after signing_key_file changes, new credentials are signed
+// with the new key and credentials issued before keep verifying until they
+// expire; a key two rotations old no longer verifies.
+func TestRotateKey(t *testing.T) {
+	k1, k2, k3 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	iss, err := NewIssuer(k1, clk, &Account{ID: "000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func() *Issued {
+		out, err := iss.mint(&SessionClaims{Kind: "role", Account: "000000000000", RoleARN: "arn:aws:iam::000000000000:role/r", SessionName: "s",
+			Issued: clk.Now().Unix(), Expires: clk.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	old := mint()
+	if err := iss.RotateKey(k2); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mint()
+	for name, c := range map[string]*Issued{"before rotation": old, "after rotation": fresh} {
+		_, secret, err := iss.Verify(c.AccessKeyID, c.SessionToken)
+		if err != nil || secret != c.SecretAccessKey {
+			t.Fatalf("%s: %v (secret matches: %v)", name, err, secret == c.SecretAccessKey)
+		}
+	}
+	if err := iss.RotateKey(k2); err != nil { // same key: no-op, k1 still known
+		t.Fatal(err)
+	}
+	if _, _, err := iss.Verify(old.AccessKeyID, old.SessionToken); err != nil {
+		t.Fatalf("re-reading the same key forgot the previous one: %v", err)
+	}
+	iss.RotateKey(k3)
+	if _, _, err := iss.Verify(old.AccessKeyID, old.SessionToken); err == nil {
+		t.Fatal("a key two rotations old still verifies")
+	}
+	if err := iss.RotateKey([]byte("short")); err == nil {
+		t.Fatal("a short key was accepted")
+	}
+}
