@@ -158,6 +158,9 @@ type connInfo struct {
 	uidErr        error
 	looked        atomic.Bool // the lookup ran (uid/uidErr are set)
 	lookup        func() (uint32, error)
+	// caller is the agent's view of this connection's token-less caller
+	// (immutable once ConnContext returns).
+	caller agent.Caller
 	// token memoizes the last IMDSv2 token verified on this connection:
 	// keep-alive clients resend the same one, so the HMAC is computed once.
 	token atomic.Pointer[verifiedToken]
@@ -196,6 +199,7 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 		})
 		return ci.uid, ci.uidErr
 	}
+	ci.caller = agent.Caller{Addr: ci.remote.Addr().Unmap(), UID: ci.lookup}
 	return context.WithValue(ctx, connKey{}, ci)
 }
 
@@ -210,17 +214,23 @@ func (ci *connInfo) peekUID() int64 {
 
 // caller builds the agent's view of who is asking.
 func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
+	ci, ok := r.Context().Value(connKey{}).(*connInfo)
+	var tok []string
+	if withToken {
+		tok = r.Header["Authorization"]
+	}
+	if ok && len(tok) == 0 {
+		// Token-less callers are the connection's: no allocation per request.
+		return &ci.caller
+	}
 	c := &agent.Caller{}
-	if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok {
-		c.Addr = ci.remote.Addr().Unmap()
-		c.UID = ci.lookup
+	if ok {
+		c.Addr, c.UID = ci.caller.Addr, ci.caller.UID
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Addr = ap.Addr().Unmap()
 	}
-	if withToken {
-		if v, ok := r.Header["Authorization"]; ok && len(v) > 0 {
-			c.Token, c.HasToken = v[0], true
-		}
+	if len(tok) > 0 {
+		c.Token, c.HasToken = tok[0], true
 	}
 	return c
 }
@@ -229,10 +239,15 @@ func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
 // the sidecar sends that name as Host, which is not on the list.
 func (s *Server) hostAllowed(r *http.Request) bool {
 	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Strip the port by hand: net.SplitHostPort allocates an error for
+	// the common port-less Host (169.254.169.254).
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			host = host[1:i]
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host, ':') == i {
+		host = host[:i]
 	}
-	host = strings.Trim(host, "[]")
 	hosts := *s.hosts.Load()
 	if hosts[host] {
 		return true
