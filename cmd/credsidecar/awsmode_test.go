@@ -13,6 +13,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/credsidecar/credsidecar/internal/awstest"
 )
 
 // TestMain lets the test binary stand in for the credsidecar binary: the
@@ -22,20 +24,6 @@ func TestMain(m *testing.M) {
 		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 	}
 	os.Exit(m.Run())
-}
-
-// isolateAWS keeps the machine's AWS configuration out of a test.
-func isolateAWS(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 func callerARN(t *testing.T, stsURL, akid, secret, token string) string {
@@ -54,7 +42,7 @@ func callerARN(t *testing.T, stsURL, akid, secret, token string) string {
 // ECS endpoint, are then accepted by A in GetCallerIdentity: the whole chain
 // is real HTTP and real SigV4.
 func TestAWSModeEndToEnd(t *testing.T) {
-	isolateAWS(t)
+	awstest.Isolate(t)
 	dir := t.TempDir()
 	const key, secret = "AKIASIDECARBBBBBBBBB", "sidecar-b-secret-0123456789"
 	pathA := filepath.Join(dir, "a.yaml")
@@ -111,7 +99,7 @@ clients:
 // whose credential_process is `credsidecar creds`, against a running
 // sidecar; the key the SDK gets is the sidecar's, and the local STS accepts it.
 func TestCredentialProcessProfile(t *testing.T) {
-	isolateAWS(t)
+	awstest.Isolate(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfgPath, []byte(serveYAML("us-east-1", false)), 0o644)

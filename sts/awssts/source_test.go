@@ -30,6 +30,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/internal/awstest"
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/sts/localsts"
 )
@@ -170,7 +171,7 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(hs.Close)
 
 	// The sidecar's own credentials: the default chain, from the environment.
-	cleanEnv(t)
+	awstest.Isolate(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", userKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", userSecret)
 	src, err := New(context.Background(), Options{Region: "us-east-1", Endpoint: hs.URL, OwnListeners: []string{"127.0.0.1:8169"}, Logger: zaptest.NewLogger(t)})
@@ -178,20 +179,6 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	return &rig{url: hs.URL, rec: rec, key: key, src: src, tmpDir: dir}
-}
-
-// cleanEnv isolates the SDK from the machine's AWS configuration.
-func cleanEnv(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
