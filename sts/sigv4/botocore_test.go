@@ -19,11 +19,20 @@ import (
 // x-amz-date, never content-length; normalized paths; the empty-body hash in
 // presigned URLs), which is the point of the test.
 func TestBotocoreLive(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed; install python3-boto3 (apt) to run botocore interop")
+	// The python3 on PATH may be a pyenv one without botocore; Debian's
+	// python3-boto3 installs for /usr/bin/python3.
+	python := ""
+	for _, cand := range []string{"python3", "/usr/bin/python3"} {
+		p, err := exec.LookPath(cand)
+		if err == nil && exec.Command(p, "-c", "import botocore").Run() == nil {
+			python = p
+			break
+		}
 	}
-	if err := exec.Command(python, "-c", "import botocore").Run(); err != nil {
+	if python == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("botocore not importable in CI: .ci/run installs python3-boto3")
+		}
 		t.Skip("botocore not importable; install python3-boto3 (apt) to run botocore interop")
 	}
 	srv := newVerifyingServer(t, "botocore/secret/LIVEKEY+0123456789abcdef")
