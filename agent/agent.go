@@ -23,6 +23,9 @@ const (
 	// waitWindow: a hit waits for a renewal only when its credentials have
 	// less than this left.
 	waitWindow = 5 * time.Minute
+	// staleWindow: SDKs treat credentials with less than this left as
+	// stale (botocore, Java); a retired session is renewed before it.
+	staleWindow = 15 * time.Minute
 	// refreshMargin: renew no later than this before expiry...
 	refreshMargin = 20 * time.Minute
 	// backoffBase and backoffCap bound the retry delay between logical
@@ -48,12 +51,10 @@ type Metrics interface {
 
 type nopMetrics struct{}
 
-func (nopMetrics) CacheHit()                  {}
-func (nopMetrics) CacheMiss()                 {}
-func (nopMetrics) STSRequest(_, _ string)     {}
-func (nopMetrics) RefreshFailure()            {}
-func (nopMetrics) CacheEntries(_ func() int)  {}
-func (nopMetrics) EarliestExpiry(func() bool) {}
+func (nopMetrics) CacheHit()              {}
+func (nopMetrics) CacheMiss()             {}
+func (nopMetrics) STSRequest(_, _ string) {}
+func (nopMetrics) RefreshFailure()        {}
 
 // Options are the agent's dependencies.
 type Options struct {
@@ -99,7 +100,10 @@ type Agent struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// closeMu and closed keep wg.Add from racing Close's wg.Wait.
+	closeMu sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
 	// background counts running background renewals and warm-ups (tests
 	// wait for it to drain before moving a fake clock).
 	background atomic.Int64
@@ -155,6 +159,9 @@ func New(opts Options, cfg *config.Config) (*Agent, error) {
 
 // Close stops refreshers and waits for background fetches to end.
 func (a *Agent) Close() {
+	a.closeMu.Lock()
+	a.closed = true
+	a.closeMu.Unlock()
 	a.cancel()
 	for _, k := range a.lru.Keys() {
 		a.lru.Remove(k)
@@ -177,9 +184,7 @@ func (a *Agent) Apply(cfg *config.Config) {
 			a.lru.Remove(k)
 		}
 	}
-	if a.lru.Len() > cfg.Cache.MaxEntries || cfg.Cache.MaxEntries != a.size() {
-		a.lru.Resize(cfg.Cache.MaxEntries)
-	}
+	a.lru.Resize(cfg.Cache.MaxEntries)
 	a.negMu.Lock()
 	a.neg.Purge()
 	a.negMu.Unlock()
@@ -195,11 +200,16 @@ func (a *Agent) Apply(cfg *config.Config) {
 	}
 }
 
-func (a *Agent) size() int {
-	if st := a.state.Load(); st != nil {
-		return st.cfg.Cache.MaxEntries
+// track adds one to the background work Close waits for, unless Close has
+// begun.
+func (a *Agent) track() bool {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	if a.closed {
+		return false
 	}
-	return 0
+	a.wg.Add(1)
+	return true
 }
 
 // Config returns the config in force.
@@ -292,11 +302,18 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 		if creds, at := e.load(); creds != nil {
 			now := a.clk.Now()
 			e.touch(a, now)
-			if now.Before(at) {
+			if now.Before(at) && now.Before(creds.Expiration) {
 				a.metrics.CacheHit()
 				return creds, nil
 			}
-			if left := creds.Expiration.Sub(now); left > waitWindow {
+			// A retired session (nobody used it, so it was not renewed)
+			// is renewed in the foreground once inside the SDKs' stale
+			// window; a live one only within waitWindow of expiry.
+			wait := waitWindow
+			if e.retired.Load() {
+				wait = staleWindow
+			}
+			if left := creds.Expiration.Sub(now); left > wait {
 				a.metrics.CacheHit()
 				a.refreshSoon(e)
 				return creds, nil
@@ -415,7 +432,9 @@ func (a *Agent) fetch(ctx context.Context, e *entry) (*Credentials, error) {
 // (misses, callers waiting near expiry) may use the whole STS budget;
 // background renewals leave headroom for them.
 func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
-	a.wg.Add(1)
+	if !a.track() {
+		return nil, &SourceError{Code: "ShuttingDown", Message: "the sidecar is shutting down", Retryable: true}
+	}
 	defer a.wg.Done()
 	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 	defer cancel()

@@ -552,3 +552,47 @@ func TestBackgroundRenewalsYieldToMisses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A session used once and then retired (not renewed) is renewed in the
+// foreground when its caller comes back inside the SDKs' stale window:
+// never credentials with under 15 minutes left while STS is healthy.
+func TestRetiredSessionNotHandedOutStale(t *testing.T) {
+	f := newFixture(t, 100)
+	first := mustCreds(t, f.a, alice, "app") // 1h
+	f.clk.Advance(50 * time.Minute)          // retired at its refresh point
+	c := mustCreds(t, f.a, alice, "app")
+	if c == first || c.Expiration.Sub(f.clk.Now()) < 15*time.Minute {
+		t.Fatalf("handed credentials with %s left", c.Expiration.Sub(f.clk.Now()))
+	}
+}
+
+func TestReloadResizesCache(t *testing.T) {
+	f := newFixture(t, 2)
+	f.a.Apply(parseConfig(t, fmt.Sprintf(testYAML, 100)))
+	mustCreds(t, f.a, alice, "app")
+	mustCreds(t, f.a, alice, "short")
+	mustCreds(t, f.a, tokenCaller("bob-token"), "app")
+	if n := f.a.Len(); n != 3 {
+		t.Fatalf("after raising max_entries to 100 the cache holds %d, want 3", n)
+	}
+}
+
+// Moving a role in the file (its lines change, its definition does not)
+// keeps its sessions.
+func TestLineShiftKeepsSessions(t *testing.T) {
+	yml := `
+sts: {mode: local, max_qps: 1000000}
+roles:
+  - name: app
+    session_policy: {Version: 2012-10-17, Statement: [{Effect: Allow, Action: "s3:*", Resource: "*"}]}
+clients:
+  - {name: c, match: {token: t}, roles: [app]}
+`
+	f := newFixture(t, 10)
+	f.a.Apply(parseConfig(t, yml))
+	before := mustCreds(t, f.a, tokenCaller("t"), "app")
+	f.a.Apply(parseConfig(t, "# a comment\n\n"+yml))
+	if after := mustCreds(t, f.a, tokenCaller("t"), "app"); after != before {
+		t.Fatal("a line shift dropped the session of an unchanged role")
+	}
+}

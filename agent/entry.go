@@ -31,6 +31,9 @@ type entry struct {
 	lastTouch  atomic.Int64
 	// installedNs is when the current credentials were installed.
 	installedNs atomic.Int64
+	// retired: nobody used the session since its last renewal, so it is
+	// not renewed in the background and ages out.
+	retired atomic.Bool
 
 	mu       sync.Mutex
 	timer    clock.Timer
@@ -100,6 +103,7 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
+	e.retired.Store(false)
 	e.mu.Lock()
 	gone := e.gone
 	e.failures = 0
@@ -155,6 +159,7 @@ func (a *Agent) onRefreshDue(e *entry) {
 		return
 	}
 	if e.lastUsedNs.Load() < e.installedNs.Load() {
+		e.retired.Store(true)
 		a.arm(e, creds.Expiration.Sub(a.clk.Now()), func(e *entry) {
 			if e.credsNow() == creds {
 				a.lru.Remove(e.key)
@@ -174,7 +179,12 @@ func (a *Agent) refreshSoon(e *entry) {
 	}
 	e.pending = true
 	e.mu.Unlock()
-	a.wg.Add(1)
+	if !a.track() {
+		e.mu.Lock()
+		e.pending = false
+		e.mu.Unlock()
+		return
+	}
 	a.background.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -243,7 +253,9 @@ func (a *Agent) warmUp(st *state) {
 		if _, ok := a.entries.Load(id.key); ok {
 			continue
 		}
-		a.wg.Add(1)
+		if !a.track() {
+			return
+		}
 		a.background.Add(1)
 		go func() {
 			defer a.wg.Done()

@@ -8,7 +8,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -129,16 +128,6 @@ func (e *SourceError) Error() string {
 }
 
 func (e *SourceError) Unwrap() error { return e.Err }
-
-// IsRetryable reports whether err is worth trying again later. Context
-// deadlines and unknown errors count as transient.
-func IsRetryable(err error) bool {
-	var se *SourceError
-	if errors.As(err, &se) {
-		return se.Retryable
-	}
-	return true
-}
 
 // Kind classifies an agent error for the front end's status mapping.
 type Kind int

@@ -159,8 +159,9 @@ type Prefix struct{ netip.Prefix }
 type Policy struct {
 	// JSON is the document; YAML scalars keep their source text.
 	JSON string
-	// Line is where the policy starts in the YAML file.
-	Line int
+	// Line is where the policy starts in the YAML file (not part of the
+	// policy: moving it does not change a role's definition).
+	Line int `json:"-"`
 }
 
 // Secret is a value given literally or by reference. Exactly one of the

@@ -25,8 +25,11 @@ type Timer interface {
 // Real is the wall clock.
 type Real struct{}
 
-// Now returns time.Now().
-func (Real) Now() time.Time { return time.Now() }
+// Now returns the wall-clock time without its monotonic reading: expiry
+// times come from STS as wall-clock instants, and the monotonic clock stops
+// while a laptop sleeps, so comparing with it could call expired
+// credentials fresh after a wake-up.
+func (Real) Now() time.Time { return time.Now().Round(0) }
 
 // AfterFunc wraps time.AfterFunc.
 func (Real) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
