@@ -317,7 +317,13 @@ func (s *Server) metadata(value func(*config.Config) string) http.HandlerFunc {
 func (s *Server) identityDocument(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := s.caller(r, false)
-	if _, _, ok := s.imdsGate(w, r, epMetadata, start, c); !ok {
+	_, idErr, ok := s.imdsGate(w, r, epMetadata, start, c)
+	if !ok {
+		return
+	}
+	if idErr != nil {
+		// It names the account: only for callers the config trusts.
+		s.agentError(w, epMetadata, start, idErr)
 		return
 	}
 	cfg := s.agent.Config()

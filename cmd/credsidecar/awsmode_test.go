@@ -168,3 +168,18 @@ clients: [{name: c, match: {token: t0k3n}, roles: [app]}]
 		t.Fatalf("exec without --role: exit %d, want 2", code)
 	}
 }
+
+// creds needs only the listen address: a config whose secrets the calling
+// user cannot resolve (env: unset here) still works.
+func TestCredsWithUnresolvableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte(`listen: ["127.0.0.1:1"]
+roles: [{name: app}]
+clients: [{name: c, match: {token: {env: CREDSIDECAR_TEST_UNSET_TOKEN}}, roles: [app]}]
+`), 0o644)
+	u, err := sidecarURL(path, "app")
+	if err != nil || u != "http://127.0.0.1:1/role/app" {
+		t.Fatalf("sidecarURL = %q, %v", u, err)
+	}
+}

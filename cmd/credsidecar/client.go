@@ -25,7 +25,13 @@ import (
 
 // sidecarURL is the ECS role URL on the config's first listener.
 func sidecarURL(configPath, role string) (string, error) {
-	cfg, err := config.Load(configPath)
+	// Only the listen address is needed: parse without resolving secrets,
+	// which a normal user may not be able to read (env:, root-only file:).
+	data, err := os.ReadFile(configPath)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.Parse(data)
 	if err != nil {
 		return "", err
 	}

@@ -307,6 +307,12 @@ func (d *daemon) apply(cfg *config.Config) {
 	if cfg.AuditLog != old.AuditLog {
 		d.log.Warn("an audit_log path change needs a restart; the running audit log stays", zap.String("running", old.AuditLog))
 	}
+	if cfg.STS.Mode == config.ModeAWS && (cfg.STS.Endpoint != old.STS.Endpoint || cfg.STS.Profile != old.STS.Profile || cfg.Region != old.Region) {
+		// The aws-mode source is built once; keep its settings so the
+		// sessions are not dropped only to be fetched from the same place.
+		d.log.Warn("sts.endpoint, sts.profile and region changes need a restart in aws mode; the rest of the new config is applied")
+		cfg.STS.Endpoint, cfg.STS.Profile = old.STS.Endpoint, old.STS.Profile
+	}
 	if cfg.STS.Mode != old.STS.Mode {
 		d.log.Warn("an sts.mode change needs a restart; the new config is not applied", zap.String("running", old.STS.Mode), zap.String("new", cfg.STS.Mode))
 		d.metrics.Reload("failure")

@@ -88,7 +88,17 @@ type Issuer struct {
 	account atomic.Pointer[Account]
 }
 
-type keySet struct{ current, previous []byte }
+type keySet struct {
+	current, previous []byte
+	// rotatedAt is when previous stopped signing: it verifies only what it
+	// signed before then, and only for the longest session STS issues, so
+	// a leaked (rotated-out) key cannot mint anything new.
+	rotatedAt time.Time
+}
+
+// maxSessionLife bounds every session the emulator issues (GetSessionToken's
+// 36 hours): after that long, a rotated-out key verifies nothing.
+const maxSessionLife = 36 * time.Hour
 
 // NewIssuer returns an issuer signing with key (at least 32 bytes).
 func NewIssuer(key []byte, clk clock.Clock, acct *Account) (*Issuer, error) {
@@ -114,7 +124,7 @@ func (i *Issuer) RotateKey(key []byte) error {
 	if hmac.Equal(cur.current, key) {
 		return nil
 	}
-	i.keys.Store(&keySet{current: key, previous: cur.current})
+	i.keys.Store(&keySet{current: key, previous: cur.current, rotatedAt: i.clk.Now()})
 	return nil
 }
 
@@ -208,13 +218,21 @@ func (i *Issuer) Verify(akid, token string) (*SessionClaims, string, error) {
 	}
 	ks := i.keys.Load()
 	key := ks.current
+	old := false
 	if !hmac.Equal(mac, signWith(key, "token", body)) {
 		if key = ks.previous; key == nil || !hmac.Equal(mac, signWith(key, "token", body)) {
 			return nil, "", invalid
 		}
+		old = true
 	}
 	var c SessionClaims
 	if err := json.Unmarshal(body, &c); err != nil || c.Version != 1 {
+		return nil, "", invalid
+	}
+	if old && (c.Issued > ks.rotatedAt.Unix() || c.Expires-c.Issued > int64(maxSessionLife/time.Second) ||
+		!i.clk.Now().Before(ks.rotatedAt.Add(maxSessionLife))) {
+		// Signed by the rotated-out key after the rotation, or for longer
+		// than any session lives: forged with a leaked key.
 		return nil, "", invalid
 	}
 	if c.AccessKeyID != akid {

@@ -2,6 +2,8 @@ package localsts
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -35,6 +37,23 @@ func TestRotateKey(t *testing.T) {
 		_, secret, err := iss.Verify(c.AccessKeyID, c.SessionToken)
 		if err != nil || secret != c.SecretAccessKey {
 			t.Fatalf("%s: %v (secret matches: %v)", name, err, secret == c.SecretAccessKey)
+		}
+	}
+	// A leaked, rotated-out key cannot mint anything new: a token it signs
+	// "after" the rotation, or for longer than any session, is refused.
+	forge := func(issued, expires time.Time) *Issued {
+		c := &SessionClaims{Version: 1, AccessKeyID: "ASIAFORGEDFORGEDFORG", Kind: "role", Account: "000000000000",
+			RoleARN: "arn:aws:iam::000000000000:role/r", SessionName: "s", Issued: issued.Unix(), Expires: expires.Unix()}
+		body, _ := json.Marshal(c)
+		return &Issued{AccessKeyID: c.AccessKeyID, SessionToken: base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(signWith(k1, "token", body))}
+	}
+	clk.Advance(time.Minute)
+	for name, c := range map[string]*Issued{
+		"issued after the rotation": forge(clk.Now(), clk.Now().Add(time.Hour)),
+		"longer than any session":   forge(clk.Now().Add(-2*time.Hour), clk.Now().Add(48*time.Hour)),
+	} {
+		if _, _, err := iss.Verify(c.AccessKeyID, c.SessionToken); err == nil {
+			t.Fatalf("forged with the old key, %s: accepted", name)
 		}
 	}
 	if err := iss.RotateKey(k2); err != nil { // same key: no-op, k1 still known

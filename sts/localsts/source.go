@@ -63,7 +63,8 @@ func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Creden
 func (s *Source) retrieveWebIdentity(ctx context.Context, req agent.Request) (*agent.Credentials, error) {
 	token, err := readBounded(req.WebIdentityTokenFile, maxWebIdentityToken)
 	if err != nil {
-		return nil, &agent.SourceError{Code: "InvalidIdentityToken", Message: "the web identity token file cannot be read", Err: fmt.Errorf("read web identity token file: %w", err)}
+		// Retryable, as in aws mode: the file's writer rotates it.
+		return nil, &agent.SourceError{Code: "WebIdentityTokenUnreadable", Message: "the web identity token file cannot be read", Retryable: true, Err: fmt.Errorf("read web identity token file: %w", err)}
 	}
 	in := WebIdentityInput{
 		RoleARN: req.RoleARN, RoleSessionName: req.SessionName, Duration: req.Duration,
