@@ -31,7 +31,6 @@ import (
 
 // Agent is what the server needs of the agent.
 type Agent interface {
-	Credentials(ctx context.Context, c *agent.Caller, role string) (*agent.Credentials, error)
 	Resolve(c *agent.Caller) (agent.Identity, error)
 	CredentialsFor(ctx context.Context, id agent.Identity, c *agent.Caller, role string) (*agent.Credentials, error)
 	Identify(c *agent.Caller) (string, error)
