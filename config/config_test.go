@@ -110,9 +110,15 @@ func TestExample(t *testing.T) {
 				}
 				roles = append(roles, role{r.Name, r.ARN, r.SessionName, r.Duration.D(), r.Line, r.Tags, len(r.PermissionPolicies)})
 			}
+			// Lines are found in the file, so editing its comments does not
+			// break the test, while a wrong line still does.
+			example, err := os.ReadFile(examplePath)
+			if err != nil {
+				t.Fatal(err)
+			}
 			checkEqual(t, "roles", roles, []role{
-				{"app", "arn:aws:iam::000000000000:role/app", "credsidecar-{{.Client}}", time.Hour, 36, nil, 1},
-				{"reports", "arn:aws:iam::000000000000:role/reports", "{{.Client}}-reports", 30 * time.Minute, 57, map[string]string{"team": "analytics"}, 1},
+				{"app", "arn:aws:iam::000000000000:role/app", "credsidecar-{{.Client}}", time.Hour, lineOf(t, example, "  - name: app"), nil, 1},
+				{"reports", "arn:aws:iam::000000000000:role/reports", "{{.Client}}-reports", 30 * time.Minute, lineOf(t, example, "  - name: reports"), map[string]string{"team": "analytics"}, 1},
 			})
 			if r, ok := c.RoleByName("reports"); !ok || r != &c.Roles[1] {
 				t.Errorf("RoleByName(reports) = %p, %v; want &Roles[1]", r, ok)
@@ -123,9 +129,9 @@ func TestExample(t *testing.T) {
 
 			checkEqual(t, "clients", len(c.Clients), 2)
 			billing, dev := c.Clients[0], c.Clients[1]
-			checkEqual(t, "billing", []any{billing.Name, billing.Roles, billing.Line}, []any{"billing", []string{"reports", "app"}, 81})
-			checkEqual(t, "billing token", *billing.Match.Token, config.Secret{Literal: "demo-billing-token", Line: 83, Value: tc.token})
-			checkEqual(t, "local-dev", []any{dev.Name, dev.Roles, dev.Line, dev.Match.Token}, []any{"local-dev", []string{"app"}, 86, (*config.Secret)(nil)})
+			checkEqual(t, "billing", []any{billing.Name, billing.Roles, billing.Line}, []any{"billing", []string{"reports", "app"}, lineOf(t, example, "  - name: billing")})
+			checkEqual(t, "billing token", *billing.Match.Token, config.Secret{Literal: "demo-billing-token", Line: lineOf(t, example, "      token: demo-billing-token"), Value: tc.token})
+			checkEqual(t, "local-dev", []any{dev.Name, dev.Roles, dev.Line, dev.Match.Token}, []any{"local-dev", []string{"app"}, lineOf(t, example, "  - name: local-dev"), (*config.Secret)(nil)})
 			checkEqual(t, "local-dev cidrs", dev.Match.SourceCIDRs, []config.Prefix{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}})
 		})
 	}
@@ -948,4 +954,16 @@ func TestIsLocalAddr(t *testing.T) {
 			t.Errorf("IsLocalAddr(%s) = %v, want %v", addr, got, want)
 		}
 	}
+}
+
+// lineOf is the 1-based line of the first line of text starting with prefix.
+func lineOf(t *testing.T, text []byte, prefix string) int {
+	t.Helper()
+	for i, l := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line starts with %q", prefix)
+	return 0
 }
