@@ -51,7 +51,6 @@ type role struct {
 	via         *role
 	// perCaller: the session name uses .UID or .Addr.
 	perCaller bool
-	account   string
 	req       Request // template of the source request, without SessionName/Via
 }
 
@@ -76,9 +75,6 @@ func compile(cfg *config.Config) *state {
 			r.req.Tags = append(r.req.Tags, Tag{k, v})
 		}
 		sort.Slice(r.req.Tags, func(a, b int) bool { return r.req.Tags[a].Key < r.req.Tags[b].Key })
-		if parts := strings.SplitN(rc.ARN, ":", 6); len(parts) == 6 {
-			r.account = parts[4]
-		}
 		st.roles[rc.Name] = r
 	}
 	for _, r := range st.roles {

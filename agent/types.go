@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -70,6 +71,15 @@ func (c *Credentials) KeyIDSuffix() string {
 		return ""
 	}
 	return c.AccessKeyID[len(c.AccessKeyID)-4:]
+}
+
+// AccountOf returns the account id of an ARN ("" if it has none).
+func AccountOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) == 6 {
+		return parts[4]
+	}
+	return ""
 }
 
 // Tag is a session tag.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -293,7 +292,7 @@ func (s *Server) iamInfo(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, epMetadata, start, http.StatusNotFound, "NotFound", "no such role for this caller")
 		return
 	}
-	account := accountOf(rc.ARN)
+	account := agent.AccountOf(rc.ARN)
 	b, _ := json.Marshal(struct {
 		Code               string
 		LastUpdated        string
@@ -329,7 +328,7 @@ func (s *Server) identityDocument(w http.ResponseWriter, r *http.Request) {
 	cfg := s.agent.Config()
 	account := cfg.STS.Local.AccountID
 	if len(cfg.Roles) > 0 {
-		account = accountOf(cfg.Roles[0].ARN)
+		account = agent.AccountOf(cfg.Roles[0].ARN)
 	}
 	b, _ := json.MarshalIndent(map[string]any{
 		"accountId":        account,
@@ -369,12 +368,4 @@ func (s *Server) ecsCreds(w http.ResponseWriter, r *http.Request) {
 	}
 	s.write(w, epECS, start, jsonType, creds.Rendered(slotECS, renderECS))
 	s.audit(r, epECS, c, id.Client(), role, creds, http.StatusOK, "success")
-}
-
-func accountOf(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) == 6 {
-		return parts[4]
-	}
-	return ""
 }

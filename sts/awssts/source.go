@@ -260,9 +260,7 @@ func (s *Source) convert(req agent.Request, c *ststypes.Credentials, u *ststypes
 		Expiration:      c.Expiration.UTC(),
 		Issued:          time.Now().UTC(),
 		RoleARN:         req.RoleARN,
-	}
-	if parts := strings.SplitN(req.RoleARN, ":", 6); len(parts) == 6 {
-		out.AccountID = parts[4]
+		AccountID:       agent.AccountOf(req.RoleARN),
 	}
 	if u != nil && u.Arn != nil {
 		out.AssumedRoleARN = *u.Arn
