@@ -80,7 +80,7 @@ type Issued struct {
 
 // Issuer mints and verifies temporary credentials for the emulated account.
 type Issuer struct {
-	// keys holds the signing key and, after a rotation, the previous one:
+	// keys holds the signing key and, after rotations, the retired ones:
 	// credentials issued before the rotation keep verifying until they
 	// expire, new ones are signed with the new key.
 	keys    atomic.Pointer[keySet]
@@ -89,10 +89,15 @@ type Issuer struct {
 }
 
 type keySet struct {
-	current, previous []byte
-	// rotatedAt is when previous stopped signing: it verifies only what it
-	// signed before then, and only for the longest session STS issues, so
-	// a leaked (rotated-out) key cannot mint anything new.
+	current []byte
+	retired []retiredKey // newest first
+}
+
+// retiredKey verifies only what it signed before it was rotated out, and
+// only for the longest session the emulator issues, so a leaked
+// (rotated-out) key cannot mint anything new.
+type retiredKey struct {
+	key       []byte
 	rotatedAt time.Time
 }
 
@@ -124,7 +129,15 @@ func (i *Issuer) RotateKey(key []byte) error {
 	if hmac.Equal(cur.current, key) {
 		return nil
 	}
-	i.keys.Store(&keySet{current: key, previous: cur.current, rotatedAt: i.clk.Now()})
+	now := i.clk.Now()
+	next := &keySet{current: key, retired: []retiredKey{{key: cur.current, rotatedAt: now}}}
+	for _, r := range cur.retired {
+		// Keys retired longer than any session lives verify nothing: drop them.
+		if now.Before(r.rotatedAt.Add(maxSessionLife)) {
+			next.retired = append(next.retired, r)
+		}
+	}
+	i.keys.Store(next)
 	return nil
 }
 
@@ -218,20 +231,26 @@ func (i *Issuer) Verify(akid, token string) (*SessionClaims, string, error) {
 	}
 	ks := i.keys.Load()
 	key := ks.current
-	old := false
+	var retired *retiredKey
 	if !hmac.Equal(mac, signWith(key, "token", body)) {
-		if key = ks.previous; key == nil || !hmac.Equal(mac, signWith(key, "token", body)) {
+		for j := range ks.retired {
+			if hmac.Equal(mac, signWith(ks.retired[j].key, "token", body)) {
+				retired = &ks.retired[j]
+				break
+			}
+		}
+		if retired == nil {
 			return nil, "", invalid
 		}
-		old = true
+		key = retired.key
 	}
 	var c SessionClaims
 	if err := json.Unmarshal(body, &c); err != nil || c.Version != 1 {
 		return nil, "", invalid
 	}
-	if old && (c.Issued > ks.rotatedAt.Unix() || c.Expires-c.Issued > int64(maxSessionLife/time.Second) ||
-		!i.clk.Now().Before(ks.rotatedAt.Add(maxSessionLife))) {
-		// Signed by the rotated-out key after the rotation, or for longer
+	if retired != nil && (c.Issued > retired.rotatedAt.Unix() || c.Expires-c.Issued > int64(maxSessionLife/time.Second) ||
+		!i.clk.Now().Before(retired.rotatedAt.Add(maxSessionLife))) {
+		// Signed by a rotated-out key after its rotation, or for longer
 		// than any session lives: forged with a leaked key.
 		return nil, "", invalid
 	}

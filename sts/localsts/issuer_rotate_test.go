@@ -12,7 +12,8 @@ import (
 
 // TestRotateKey: after signing_key_file changes, new credentials are signed
 // with the new key and credentials issued before keep verifying until they
-// expire; a key two rotations old no longer verifies.
+// expire, across several rotations; retired keys are dropped once nothing
+// they signed can still be alive.
 func TestRotateKey(t *testing.T) {
 	k1, k2, k3 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
 	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -63,8 +64,16 @@ func TestRotateKey(t *testing.T) {
 		t.Fatalf("re-reading the same key forgot the previous one: %v", err)
 	}
 	iss.RotateKey(k3)
-	if _, _, err := iss.Verify(old.AccessKeyID, old.SessionToken); err == nil {
-		t.Fatal("a key two rotations old still verifies")
+	for name, c := range map[string]*Issued{"signed two keys ago": old, "signed one key ago": fresh} {
+		if _, _, err := iss.Verify(c.AccessKeyID, c.SessionToken); err != nil {
+			t.Fatalf("%s, still within its life: %v", name, err)
+		}
+	}
+	// Once no session they signed can still live, retired keys are gone.
+	clk.Advance(maxSessionLife)
+	iss.RotateKey(k1)
+	if n := len(iss.keys.Load().retired); n != 1 {
+		t.Fatalf("%d retired keys kept, want only the one just rotated out", n)
 	}
 	if err := iss.RotateKey([]byte("short")); err == nil {
 		t.Fatal("a short key was accepted")
