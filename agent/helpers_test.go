@@ -14,6 +14,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/configtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -113,14 +114,7 @@ clients:
 
 func parseConfig(t testing.TB, yaml string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("parse config: %v", err)
-	}
-	if err := cfg.Resolve(func(string) (string, bool) { return "", false }, nil); err != nil {
-		t.Fatalf("resolve: %v", err)
-	}
-	return cfg
+	return configtest.Parse(t, yaml)
 }
 
 type fixture struct {

@@ -27,6 +27,7 @@ import (
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/configtest"
 	"github.com/credsidecar/credsidecar/sts/localsts"
 )
 
@@ -107,15 +108,7 @@ func mainConfigYAML(tokens string) string { return fmt.Sprintf(mainYAML, tokens)
 // resolve secret references (without Resolve, literal tokens stay empty).
 func parseConfig(t testing.TB, yml string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yml))
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	noEnv := func(string) (string, bool) { return "", false }
-	if err := cfg.Resolve(noEnv, os.ReadFile); err != nil {
-		t.Fatalf("config.Resolve: %v", err)
-	}
-	return cfg
+	return configtest.Parse(t, yml)
 }
 
 // localSource is local mode's real source: the emulated account and issuer.

@@ -34,6 +34,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/configtest"
 )
 
 const (
@@ -193,15 +194,7 @@ var testRSAKey = sync.OnceValue(func() *rsa.PrivateKey {
 
 func parseTestConfig(t testing.TB, yml string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yml))
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	noEnv := func(string) (string, bool) { return "", false }
-	if err := cfg.Resolve(noEnv, os.ReadFile); err != nil {
-		t.Fatalf("config.Resolve: %v", err)
-	}
-	return cfg
+	return configtest.Parse(t, yml)
 }
 
 // newFixture builds the account of testYAML; clk is the issuer's clock
