@@ -230,42 +230,63 @@ func (a *Agent) EarliestExpiry() time.Time {
 	return min
 }
 
-// Identify returns the name of the client the caller is, for front ends
-// that bind tokens to clients.
-func (a *Agent) Identify(c *Caller) (string, error) {
-	cl, err := a.state.Load().identify(c)
-	if err != nil {
-		return "", err
-	}
-	return cl.name, nil
-}
-
-// DefaultRole returns the caller's default role name.
-func (a *Agent) DefaultRole(c *Caller) (string, error) {
-	cl, err := a.state.Load().identify(c)
-	if err != nil {
-		return "", err
-	}
-	return cl.defaultRole, nil
-}
-
-// Identity is a caller identified against one config snapshot, so a front
-// end that needs the client's name (to bind an IMDSv2 token) does not pay
-// for the trust decision twice.
+// Identity is a caller identified against one config snapshot. It carries
+// everything a front end needs to answer from that same snapshot (the
+// client, its default role and account, the config), so one request makes
+// one trust decision and no reload between two reads can make its answers
+// disagree. An Identity whose caller matched no client (Resolve's error)
+// still carries the snapshot, for what any caller may read.
 type Identity struct {
 	st *state
 	cl *client
 }
 
-// Client is the name of the matched client.
-func (id Identity) Client() string { return id.cl.name }
+// Matched reports whether the caller matched a client.
+func (id Identity) Matched() bool { return id.cl != nil }
 
-// Resolve identifies the caller. Errors are *Error.
+// Client is the name of the matched client ("" when none matched).
+func (id Identity) Client() string {
+	if id.cl == nil {
+		return ""
+	}
+	return id.cl.name
+}
+
+// DefaultRole is the matched client's default role ("" when none matched).
+func (id Identity) DefaultRole() string {
+	if id.cl == nil {
+		return ""
+	}
+	return id.cl.defaultRole
+}
+
+// Account is the account of the matched client's default role ("" when
+// none matched): the account an instance of this caller would live in.
+func (id Identity) Account() string {
+	if id.cl == nil {
+		return ""
+	}
+	if r := id.st.roles[id.cl.defaultRole]; r != nil {
+		return AccountOf(r.cfg.ARN)
+	}
+	return ""
+}
+
+// Config is the config snapshot the caller was identified against.
+func (id Identity) Config() *config.Config {
+	if id.st == nil {
+		return nil
+	}
+	return id.st.cfg
+}
+
+// Resolve identifies the caller: the one trust decision of a request.
+// Errors are *Error; the Identity carries the config snapshot either way.
 func (a *Agent) Resolve(c *Caller) (Identity, error) {
 	st := a.state.Load()
 	cl, err := st.identify(c)
 	if err != nil {
-		return Identity{}, err
+		return Identity{st: st}, err
 	}
 	return Identity{st: st, cl: cl}, nil
 }
@@ -283,6 +304,9 @@ func (a *Agent) Credentials(ctx context.Context, c *Caller, roleName string) (*C
 // CredentialsFor is Credentials for a caller already identified by Resolve.
 func (a *Agent) CredentialsFor(ctx context.Context, id Identity, c *Caller, roleName string) (*Credentials, error) {
 	st, cl := id.st, id.cl
+	if cl == nil {
+		return nil, errNoClient
+	}
 	if roleName == "" {
 		roleName = cl.defaultRole
 	}

@@ -486,7 +486,8 @@ clients:
 		"::1": "v6net", "fd00:ec2::23": "v6net", "169.254.170.10": "compose",
 		"::ffff:169.254.170.11": "compose", "169.254.171.1": "", "fd00:ec3::1": "",
 	} {
-		got, err := a.Identify(addrCaller(addr))
+		id, err := a.Resolve(addrCaller(addr))
+		got := id.Client()
 		if got != want || (want == "" && kindOf(err) != KindNoClient) {
 			t.Errorf("%s: client %q (%v), want %q", addr, got, err, want)
 		}

@@ -55,29 +55,157 @@ func (s *Server) routes() *mux.Router {
 	// clean ("//", "/./", "/../") with a bare 301 redirect; such paths are
 	// no path of the contract and get the JSON 404 like any other.
 	r := mux.NewRouter().SkipClean(true)
-	both := func(path string, methods string, h http.HandlerFunc) {
+	both := func(path string, methods string, ep endpoint) {
+		h := s.adapt(ep)
 		r.HandleFunc(path, h).Methods(methods)
 		r.HandleFunc(path+"/", h).Methods(methods)
 	}
-	both(credsPath+"/{role}", http.MethodGet, s.limited(epIMDSCreds, false, s.imdsCreds(slotIMDS)))
-	both(ecsRolePath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
-	both(tokenPath, http.MethodPut, s.limited(epToken, false, s.putToken))
-	both(ecsCredsPath, http.MethodGet, s.limited(epECS, true, s.ecsCreds))
-	both(credsPath, http.MethodGet, s.limited(epRoleList, false, s.roleList))
-	both(credsExtPath+"/{role}", http.MethodGet, s.limited(epIMDSCreds, false, s.imdsCreds(slotIMDSExtended)))
-	both(credsExtPath, http.MethodGet, s.limited(epRoleList, false, s.roleList))
-	both(iamInfoPath, http.MethodGet, s.limited(epMetadata, false, s.iamInfo))
-	both(regionPath, http.MethodGet, s.limited(epMetadata, false, s.metadata(func(c *config.Config) string { return c.Region })))
-	both(azPath, http.MethodGet, s.limited(epMetadata, false, s.metadata(func(c *config.Config) string { return c.Region + "a" })))
-	both(instanceIDPat, http.MethodGet, s.limited(epMetadata, false, s.metadata(instanceID)))
-	both(identityPath, http.MethodGet, s.limited(epMetadata, false, s.identityDocument))
+	imdsGet := func(name string, flags epFlags, h handler) endpoint {
+		return endpoint{name: name, flags: flags | imdsToken, ctype: textType, handle: h}
+	}
+	both(credsPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDS)))
+	both(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
+	both(tokenPath, http.MethodPut, endpoint{name: epToken, ctype: textType, handle: s.putToken})
+	both(ecsCredsPath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
+	both(credsPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
+	both(credsExtPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDSExtended)))
+	both(credsExtPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
+	both(iamInfoPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.iamInfo))
+	// Region, AZ and instance id go to any caller: SDKs read the region
+	// before they have credentials.
+	both(regionPath, http.MethodGet, imdsGet(epMetadata, 0, metadata(func(c *config.Config) string { return c.Region })))
+	both(azPath, http.MethodGet, imdsGet(epMetadata, 0, metadata(func(c *config.Config) string { return c.Region + "a" })))
+	both(instanceIDPat, http.MethodGet, imdsGet(epMetadata, 0, metadata(instanceID)))
+	// The identity document names the account: trusted callers only.
+	both(identityPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.identityDocument))
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		s.fail(w, epOther, time.Time{}, http.StatusNotFound, "NotFound", "no such path")
+		s.fail(w, epOther, time.Time{}, errNotFound)
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		s.fail(w, epOther, time.Time{}, http.StatusMethodNotAllowed, "MethodNotAllowed", "method not allowed on this path")
+		s.fail(w, epOther, time.Time{}, errMethod)
 	})
 	return r
+}
+
+// epFlags say which of the adapter's steps an endpoint takes.
+type epFlags uint8
+
+const (
+	// bearer: the caller's token is the ECS Authorization header.
+	bearer epFlags = 1 << iota
+	// imdsToken: the IMDSv2 token policy applies (imds.tokens, binding).
+	imdsToken
+	// needsClient: a caller matching no client is refused (403/401).
+	needsClient
+	// audited: each answer past the gate is an audit record.
+	audited
+)
+
+// endpoint is one credential endpoint as the adapter runs it.
+type endpoint struct {
+	name   string // metric label
+	flags  epFlags
+	ctype  []string // Content-Type of a success
+	handle handler
+}
+
+// call is one request after the adapter's checks: who is asking, identified
+// once, against one config snapshot.
+type call struct {
+	r  *http.Request
+	c  *agent.Caller
+	id agent.Identity
+	// role and creds are what the handler vended, for the audit record.
+	role  string
+	creds *agent.Credentials
+}
+
+// handler answers one request the adapter let through: the success body,
+// or an error the adapter maps (an *agent.Error or an *apiError).
+type handler func(w http.ResponseWriter, q *call) ([]byte, error)
+
+// apiError is an answer decided by the front end itself.
+type apiError struct {
+	status     int
+	code, msg  string
+	retryAfter int // seconds; 429 only
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+
+// Errors of the front end, allocated once.
+var (
+	errNotFound  = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such path"}
+	errMethod    = &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "method not allowed on this path"}
+	errHost      = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "the Host header is not an address of this sidecar"}
+	errV2Needed  = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token"}
+	errBadIMDSv2 = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "the metadata token is invalid, expired, or was issued to another caller"}
+	errProxied   = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "token requests through a proxy (X-Forwarded-For) are refused"}
+	errTTL       = &apiError{status: http.StatusBadRequest, code: "BadRequest", msg: "X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600"}
+	errHopLimit  = &apiError{status: http.StatusInternalServerError, code: "InternalError", msg: "the token response hop limit could not be applied"}
+	errNoRole    = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such role for this caller"}
+)
+
+// adapt is the one adapter every credential endpoint runs through, in the
+// spirit of kiam's Handle(ctx, w, r) (int, error): it checks the Host,
+// builds the caller, makes the request's one trust decision, applies the
+// rate limit keyed on that decision and the IMDSv2 token policy, then maps
+// the handler's error and records the metric and the audit record, each in
+// this one place.
+func (s *Server) adapt(ep endpoint) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if !s.hostAllowed(r) {
+			s.fail(w, ep.name, start, errHost)
+			return
+		}
+		q := &call{r: r, c: s.caller(r, ep.flags&bearer != 0)}
+		id, idErr := s.agent.Resolve(q.c)
+		q.id = id
+		if err := s.limit(q.c, id); err != nil {
+			s.fail(w, ep.name, start, err)
+			return
+		}
+		if ep.flags&imdsToken != 0 {
+			if err := s.tokenPolicy(r, q.c, id); err != nil {
+				s.fail(w, ep.name, start, err)
+				return
+			}
+		}
+		if ep.flags&audited != 0 {
+			q.role = mux.Vars(r)["role"]
+		}
+		var body []byte
+		err := idErr
+		if err == nil || ep.flags&needsClient == 0 {
+			body, err = ep.handle(w, q)
+		}
+		status := http.StatusOK
+		if err != nil {
+			status = s.fail(w, ep.name, start, err)
+		} else {
+			s.write(w, ep.name, start, ep.ctype, body)
+		}
+		if ep.flags&audited != 0 {
+			s.audit(r, ep.name, q.c, id.Client(), q.role, q.creds, status, resultOf(err))
+		}
+	}
+}
+
+// tokenPolicy applies imds.tokens and the IMDSv2 token binding: a token
+// opens only what the caller it was issued to may open.
+func (s *Server) tokenPolicy(r *http.Request, c *agent.Caller, id agent.Identity) error {
+	tok, hasTok := r.Header[tokenHeader]
+	if !hasTok {
+		if id.Config().IMDS.Tokens == config.TokensRequired {
+			return errV2Needed
+		}
+		return nil
+	}
+	if len(tok) != 1 || !s.tokenValid(r, tok[0], id.Client(), c) {
+		return errBadIMDSv2
+	}
+	return nil
 }
 
 // errorBody is the JSON error of PRODUCT.md.
@@ -86,50 +214,65 @@ type errorBody struct {
 	Message string `json:"message"`
 }
 
-func (s *Server) fail(w http.ResponseWriter, ep string, start time.Time, status int, code, msg string) {
-	b, _ := json.Marshal(errorBody{Code: code, Message: msg})
+// publicError maps an error to the status, code and message that are safe
+// for the caller it was produced for: the one error→status mapper.
+func publicError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	out := &apiError{status: http.StatusServiceUnavailable, code: "Unavailable", msg: "credentials are not available"}
+	var ge *agent.Error
+	if errors.As(err, &ge) {
+		switch ge.Kind {
+		case agent.KindNoClient:
+			out.status, out.code, out.msg = http.StatusForbidden, "AccessDenied", "this caller is not trusted by any client of the sidecar's config"
+		case agent.KindBadToken:
+			out.status, out.code, out.msg = http.StatusUnauthorized, "Unauthorized", "the authorization token is not valid"
+		case agent.KindRoleNotAllowed:
+			return errNoRole
+		case agent.KindSourceRejected:
+			out.status, out.code, out.msg = http.StatusBadGateway, "STSError", ge.Msg
+		default:
+			out.msg = ge.Msg
+		}
+	}
+	return out
+}
+
+// resultOf is the audit record's result for a handler's outcome.
+func resultOf(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return publicError(err).code
+}
+
+// fail writes err's public form and records the metric; it returns the
+// status written.
+func (s *Server) fail(w http.ResponseWriter, ep string, start time.Time, err error) int {
+	e := publicError(err)
+	b, _ := json.Marshal(errorBody{Code: e.code, Message: e.msg})
 	h := w.Header()
 	h["Content-Type"] = jsonType
 	h.Set("Content-Length", strconv.Itoa(len(b)))
-	if status == http.StatusTooManyRequests {
-		h.Set("Retry-After", "1")
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
-	w.WriteHeader(status)
+	w.WriteHeader(e.status)
 	w.Write(b)
+	var d time.Duration
 	if !start.IsZero() {
-		s.metrics.Request(ep, status, time.Since(start))
-	} else {
-		s.metrics.Request(ep, status, 0)
+		d = time.Since(start)
 	}
+	s.metrics.Request(ep, e.status, d)
+	return e.status
 }
 
 var (
 	jsonType = []string{"application/json"}
 	textType = []string{"text/plain"}
 )
-
-// agentError maps an agent error to a status and a message that is safe
-// for that caller.
-func (s *Server) agentError(w http.ResponseWriter, ep string, start time.Time, err error) (int, string) {
-	status, code, msg := http.StatusServiceUnavailable, "Unavailable", "credentials are not available"
-	var ae *agent.Error
-	if errors.As(err, &ae) {
-		switch ae.Kind {
-		case agent.KindNoClient:
-			status, code, msg = http.StatusForbidden, "AccessDenied", "this caller is not trusted by any client of the sidecar's config"
-		case agent.KindBadToken:
-			status, code, msg = http.StatusUnauthorized, "Unauthorized", "the authorization token is not valid"
-		case agent.KindRoleNotAllowed:
-			status, code, msg = http.StatusNotFound, "NotFound", "no such role for this caller"
-		case agent.KindSourceRejected:
-			status, code, msg = http.StatusBadGateway, "STSError", ae.Msg
-		default:
-			msg = ae.Msg
-		}
-	}
-	s.fail(w, ep, start, status, code, msg)
-	return status, code
-}
 
 func (s *Server) write(w http.ResponseWriter, ep string, start time.Time, ctype []string, body []byte) {
 	// Content-Length is left to net/http: for a body written in one piece
@@ -140,66 +283,32 @@ func (s *Server) write(w http.ResponseWriter, ep string, start time.Time, ctype 
 	s.metrics.Request(ep, http.StatusOK, time.Since(start))
 }
 
-// putToken issues an IMDSv2 token bound to the caller.
-func (s *Server) putToken(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	if !s.hostAllowed(r) {
-		s.fail(w, epToken, start, http.StatusForbidden, "Forbidden", "the Host header is not an address of this sidecar")
-		return
-	}
+// putToken issues an IMDSv2 token bound to the caller; a caller that
+// matches no client gets a token that opens nothing.
+func (s *Server) putToken(w http.ResponseWriter, q *call) ([]byte, error) {
+	r := q.r
 	if _, proxied := r.Header["X-Forwarded-For"]; proxied {
 		// As EC2 does: a token never goes through a proxy (SSRF defence).
-		s.fail(w, epToken, start, http.StatusForbidden, "Forbidden", "token requests through a proxy (X-Forwarded-For) are refused")
-		return
+		return nil, errProxied
 	}
 	v := r.Header.Get(tokenTTLHeader)
 	ttl, err := strconv.Atoi(v)
 	if v == "" || err != nil || ttl < 1 || ttl > maxTokenTTL {
-		s.fail(w, epToken, start, http.StatusBadRequest, "BadRequest", "X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600")
-		return
+		return nil, errTTL
 	}
-	c := s.caller(r, false)
-	client, _ := s.agent.Identify(c) // an unknown caller gets a token that opens nothing
-	tok := s.tokens.issue(s.clk.Now().Add(time.Duration(ttl)*time.Second), client, c.Addr)
-	if hops := s.agent.Config().IMDS.HopLimit; hops > 0 {
+	tok := s.tokens.issue(s.clk.Now().Add(time.Duration(ttl)*time.Second), q.id.Client(), q.c.Addr)
+	if hops := q.id.Config().IMDS.HopLimit; hops > 0 {
 		if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok && ci.conn != nil {
 			if err := setHopLimit(ci.conn, hops); err != nil {
 				// Fail closed: a token must not travel further than allowed.
 				s.log.Error("cannot apply imds.hop_limit; token refused", zap.Error(err))
-				s.fail(w, epToken, start, http.StatusInternalServerError, "InternalError", "the token response hop limit could not be applied")
-				return
+				return nil, errHopLimit
 			}
 		}
 	}
-	h := w.Header()
 	// Go and Rust SDKs fail without the TTL echoed.
-	h.Set(tokenTTLHeader, strconv.Itoa(ttl))
-	s.write(w, epToken, start, textType, []byte(tok))
-}
-
-// imdsGate runs the checks every IMDS metadata GET shares: Host, token
-// policy and token binding. It returns the caller's identity (zero when it
-// matches no client, with idErr saying so) and whether the request may go on.
-func (s *Server) imdsGate(w http.ResponseWriter, r *http.Request, ep string, start time.Time, c *agent.Caller) (id agent.Identity, idErr error, ok bool) {
-	if !s.hostAllowed(r) {
-		s.fail(w, ep, start, http.StatusForbidden, "Forbidden", "the Host header is not an address of this sidecar")
-		return id, nil, false
-	}
-	tok, hasTok := r.Header[tokenHeader]
-	if !hasTok && s.agent.Config().IMDS.Tokens == config.TokensRequired {
-		s.fail(w, ep, start, http.StatusUnauthorized, "Unauthorized", "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token")
-		return id, nil, false
-	}
-	id, idErr = s.agent.Resolve(c)
-	client := ""
-	if idErr == nil {
-		client = id.Client()
-	}
-	if hasTok && (len(tok) != 1 || !s.tokenValid(r, tok[0], client, c)) {
-		s.fail(w, ep, start, http.StatusUnauthorized, "Unauthorized", "the metadata token is invalid, expired, or was issued to another caller")
-		return id, nil, false
-	}
-	return id, idErr, true
+	w.Header().Set(tokenTTLHeader, strconv.Itoa(ttl))
+	return []byte(tok), nil
 }
 
 // tokenValid verifies an IMDSv2 token, remembering the last one verified
@@ -219,119 +328,67 @@ func (s *Server) tokenValid(r *http.Request, tok, client string, c *agent.Caller
 	return ok
 }
 
-func (s *Server) imdsCreds(slot int) http.HandlerFunc {
+// imdsCreds serves .../security-credentials[-extended]/NAME.
+func (s *Server) imdsCreds(slot int) handler {
 	render := renderIMDS
 	if slot == slotIMDSExtended {
 		render = renderIMDSExtended
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		c := s.caller(r, false)
-		id, idErr, ok := s.imdsGate(w, r, epIMDSCreds, start, c)
-		if !ok {
-			return
-		}
-		role := mux.Vars(r)["role"]
-		if idErr != nil {
-			status, code := s.agentError(w, epIMDSCreds, start, idErr)
-			s.audit(r, epIMDSCreds, c, "", role, nil, status, code)
-			return
-		}
-		creds, err := s.agent.CredentialsFor(r.Context(), id, c, role)
-		if err != nil {
-			status, code := s.agentError(w, epIMDSCreds, start, err)
-			s.audit(r, epIMDSCreds, c, id.Client(), role, nil, status, code)
-			return
-		}
-		s.write(w, epIMDSCreds, start, textType, creds.Rendered(slot, render))
-		s.audit(r, epIMDSCreds, c, id.Client(), role, creds, http.StatusOK, "success")
+	return func(_ http.ResponseWriter, q *call) ([]byte, error) {
+		return s.vend(q, slot, render)
 	}
+}
+
+// ecsCreds serves /creds (the default role) and /role/NAME.
+func (s *Server) ecsCreds(_ http.ResponseWriter, q *call) ([]byte, error) {
+	return s.vend(q, slotECS, renderECS)
+}
+
+// vend hands out the credentials of the role the adapter read from the path
+// ("" = the caller's default role).
+func (s *Server) vend(q *call, slot int, render func(*agent.Credentials) []byte) ([]byte, error) {
+	creds, err := s.agent.CredentialsFor(q.r.Context(), q.id, q.c, q.role)
+	if err != nil {
+		return nil, err
+	}
+	q.creds = creds
+	return creds.Rendered(slot, render), nil
 }
 
 // roleList answers the caller's default role name: one line, no trailing
 // newline (botocore appends the body to its next URL).
-func (s *Server) roleList(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	c := s.caller(r, false)
-	_, idErr, ok := s.imdsGate(w, r, epRoleList, start, c)
-	if !ok {
-		return
-	}
-	if idErr != nil {
-		s.agentError(w, epRoleList, start, idErr)
-		return
-	}
-	role, err := s.agent.DefaultRole(c)
-	if err != nil {
-		s.agentError(w, epRoleList, start, err)
-		return
-	}
-	s.write(w, epRoleList, start, textType, []byte(role))
+func roleList(_ http.ResponseWriter, q *call) ([]byte, error) {
+	return []byte(q.id.DefaultRole()), nil
 }
 
-func (s *Server) iamInfo(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	c := s.caller(r, false)
-	_, idErr, ok := s.imdsGate(w, r, epMetadata, start, c)
-	if !ok {
-		return
+// iamInfo names the caller's default role as its instance profile, in the
+// account of that same role.
+func (s *Server) iamInfo(_ http.ResponseWriter, q *call) ([]byte, error) {
+	role := q.id.DefaultRole()
+	if role == "" {
+		return nil, errNoRole
 	}
-	if idErr != nil {
-		s.agentError(w, epMetadata, start, idErr)
-		return
-	}
-	role, err := s.agent.DefaultRole(c)
-	if err != nil {
-		s.agentError(w, epMetadata, start, err)
-		return
-	}
-	// DefaultRole and Config read the agent's config separately: a reload
-	// in between may have removed the role.
-	rc, ok := s.agent.Config().RoleByName(role)
-	if !ok {
-		s.fail(w, epMetadata, start, http.StatusNotFound, "NotFound", "no such role for this caller")
-		return
-	}
-	account := agent.AccountOf(rc.ARN)
 	b, _ := json.Marshal(struct {
 		Code               string
 		LastUpdated        string
 		InstanceProfileArn string
 		InstanceProfileId  string
-	}{"Success", s.clk.Now().UTC().Format(timeFormat), "arn:aws:iam::" + account + ":instance-profile/" + role, instanceProfileID(role)})
-	s.write(w, epMetadata, start, textType, b)
+	}{"Success", s.clk.Now().UTC().Format(timeFormat), "arn:aws:iam::" + q.id.Account() + ":instance-profile/" + role, instanceProfileID(role)})
+	return b, nil
 }
 
-func (s *Server) metadata(value func(*config.Config) string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		c := s.caller(r, false)
-		if _, _, ok := s.imdsGate(w, r, epMetadata, start, c); !ok {
-			return
-		}
-		s.write(w, epMetadata, start, textType, []byte(value(s.agent.Config())))
+func metadata(value func(*config.Config) string) handler {
+	return func(_ http.ResponseWriter, q *call) ([]byte, error) {
+		return []byte(value(q.id.Config())), nil
 	}
 }
 
-func (s *Server) identityDocument(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	c := s.caller(r, false)
-	_, idErr, ok := s.imdsGate(w, r, epMetadata, start, c)
-	if !ok {
-		return
-	}
-	if idErr != nil {
-		// It names the account: only for callers the config trusts.
-		s.agentError(w, epMetadata, start, idErr)
-		return
-	}
-	cfg := s.agent.Config()
-	account := cfg.STS.Local.AccountID
-	if len(cfg.Roles) > 0 {
-		account = agent.AccountOf(cfg.Roles[0].ARN)
-	}
+// identityDocument is the instance identity document, in the account of
+// the caller's own default role (the account iam/info names).
+func (s *Server) identityDocument(_ http.ResponseWriter, q *call) ([]byte, error) {
+	cfg := q.id.Config()
 	b, _ := json.MarshalIndent(map[string]any{
-		"accountId":        account,
+		"accountId":        q.id.Account(),
 		"architecture":     "x86_64",
 		"availabilityZone": cfg.Region + "a",
 		"imageId":          "ami-00000000000000000",
@@ -342,30 +399,5 @@ func (s *Server) identityDocument(w http.ResponseWriter, r *http.Request) {
 		"region":           cfg.Region,
 		"version":          "2017-09-30",
 	}, "", "  ")
-	s.write(w, epMetadata, start, textType, b)
-}
-
-// ecsCreds serves /creds and /role/NAME with the Authorization token.
-func (s *Server) ecsCreds(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	if !s.hostAllowed(r) {
-		s.fail(w, epECS, start, http.StatusForbidden, "Forbidden", "the Host header is not an address of this sidecar")
-		return
-	}
-	c := s.caller(r, true)
-	role := mux.Vars(r)["role"]
-	id, err := s.agent.Resolve(c)
-	if err != nil {
-		status, code := s.agentError(w, epECS, start, err)
-		s.audit(r, epECS, c, "", role, nil, status, code)
-		return
-	}
-	creds, err := s.agent.CredentialsFor(r.Context(), id, c, role)
-	if err != nil {
-		status, code := s.agentError(w, epECS, start, err)
-		s.audit(r, epECS, c, id.Client(), role, nil, status, code)
-		return
-	}
-	s.write(w, epECS, start, jsonType, creds.Rendered(slotECS, renderECS))
-	s.audit(r, epECS, c, id.Client(), role, creds, http.StatusOK, "success")
+	return b, nil
 }

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/config"
 )
 
 // orderWriter records the headers as they were when the status line went
@@ -115,21 +117,36 @@ func TestHeadersBeforeBody(t *testing.T) {
 	}
 }
 
-// vanishingRoleAgent answers a default role that the config it returns no
-// longer has: what a reload between the two calls looks like.
-type vanishingRoleAgent struct{ Agent }
+// reloadingAgent applies another config right after each trust decision:
+// what a reload landing in the middle of a request looks like.
+type reloadingAgent struct {
+	*agent.Agent
+	next *config.Config
+}
 
-func (vanishingRoleAgent) DefaultRole(*agent.Caller) (string, error) { return "removed", nil }
+func (a reloadingAgent) Resolve(c *agent.Caller) (agent.Identity, error) {
+	id, err := a.Agent.Resolve(c)
+	a.Agent.Apply(a.next)
+	return id, err
+}
 
-// TestIAMInfoRoleRemovedByReload: iam/info must not panic when the caller's
-// default role is gone from the config it reads next.
-func TestIAMInfoRoleRemovedByReload(t *testing.T) {
+// TestIAMInfoReloadMidRequest: iam/info answers from the snapshot its
+// trust decision was made against, even when a reload removes the caller's
+// role before the handler runs (it used to re-read the config and 404).
+func TestIAMInfoReloadMidRequest(t *testing.T) {
+	// The reload gives the caller (local-dev) another default role.
+	next := parseConfig(t, strings.Replace(mainConfigYAML("optional"),
+		"match: { source_cidrs: [\"127.0.0.1/32\"] }\n    roles: [app]", "match: { source_cidrs: [\"127.0.0.1/32\"] }\n    roles: [reports]", 1))
+	if next.Clients[1].Roles[0] != "reports" {
+		t.Fatal("fixture: the reloaded config does not change local-dev's role")
+	}
 	f := newFixture(t, mainConfigYAML("optional"), fixtureOpts{source: &staticSource{},
-		wrap: func(a Agent) Agent { return vanishingRoleAgent{a} }})
+		wrap: func(a Agent) Agent { return reloadingAgent{a.(*agent.Agent), next} }})
 	w := httptest.NewRecorder()
 	f.srv.Handler().ServeHTTP(w, routerRequest(http.MethodGet, iamInfoPath, nil))
-	res := response{status: w.Code, header: w.Result().Header, body: w.Body.Bytes()}
-	checkError(t, res, http.StatusNotFound, "NotFound")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), ":instance-profile/app") {
+		t.Fatalf("iam/info during a reload: %d %s", w.Code, w.Body)
+	}
 }
 
 // TestServerNeedsAgent: New refuses a missing dependency instead of

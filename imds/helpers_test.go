@@ -233,7 +233,7 @@ func buildFixture(t testing.TB, yml string, o fixtureOpts, ln net.Listener) *fix
 	if o.wrap != nil {
 		ag = o.wrap(ag)
 	}
-	opts := Options{Agent: ag, Logger: log.Named("imds"), Clock: o.clock, Metrics: f.metrics, UIDLookup: o.uid}
+	opts := Options{Agent: ag, Config: f.cfg, Logger: log.Named("imds"), Clock: o.clock, Metrics: f.metrics, UIDLookup: o.uid}
 	if ln != nil {
 		f.addr = ln.Addr().String()
 		f.url = "http://" + f.addr

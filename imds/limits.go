@@ -5,72 +5,101 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
 )
 
-// limiterSet holds one token bucket per caller: per client name for
-// identified callers, per source address (in a bounded LRU) for the rest,
-// so that one misbehaving caller cannot starve the others.
+// limiterSet holds one token bucket per caller, keyed on the request's
+// trust decision: per client for identified callers; for callers that
+// match no client, per local uid when the socket's owner is known (a user
+// cannot mint uids), else per source network (a /8 of IPv4 loopback, a /64
+// of IPv6: addresses a local user can multiply for free count as one),
+// in a bounded LRU. One misbehaving caller cannot starve the others.
 type limiterSet struct {
 	rps     rate.Limit
 	burst   int
 	clients sync.Map // client name -> *rate.Limiter
-	addrs   *lru.Cache[string, *rate.Limiter]
-	mu      sync.Mutex // serializes creation in addrs
+	others  *lru.Cache[string, *rate.Limiter]
+	mu      sync.Mutex // serializes creation in others
 }
 
-// maxAddrLimiters bounds the per-address buckets of unidentified callers.
-const maxAddrLimiters = 4096
+// maxOtherLimiters bounds the buckets of unidentified callers.
+const maxOtherLimiters = 4096
 
 func newLimiterSet(l config.Limits) *limiterSet {
 	if l.PerClientRPS <= 0 {
 		return nil
 	}
-	addrs, _ := lru.New[string, *rate.Limiter](maxAddrLimiters)
-	return &limiterSet{rps: rate.Limit(l.PerClientRPS), burst: max(l.Burst, 1), addrs: addrs}
+	others, _ := lru.New[string, *rate.Limiter](maxOtherLimiters)
+	return &limiterSet{rps: rate.Limit(l.PerClientRPS), burst: max(l.Burst, 1), others: others}
 }
 
-func (ls *limiterSet) get(client, addr string) *rate.Limiter {
-	if client != "" {
-		if v, ok := ls.clients.Load(client); ok {
-			return v.(*rate.Limiter)
-		}
-		v, _ := ls.clients.LoadOrStore(client, rate.NewLimiter(ls.rps, ls.burst))
+func (ls *limiterSet) client(name string) *rate.Limiter {
+	if v, ok := ls.clients.Load(name); ok {
 		return v.(*rate.Limiter)
 	}
+	v, _ := ls.clients.LoadOrStore(name, rate.NewLimiter(ls.rps, ls.burst))
+	return v.(*rate.Limiter)
+}
+
+func (ls *limiterSet) other(key string) *rate.Limiter {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if l, ok := ls.addrs.Get(addr); ok {
+	if l, ok := ls.others.Get(key); ok {
 		return l
 	}
 	l := rate.NewLimiter(ls.rps, ls.burst)
-	ls.addrs.Add(addr, l)
+	ls.others.Add(key, l)
 	return l
 }
 
-// limited wraps h with the per-caller rate limit of limits.per_client_rps;
-// when the limit is off it costs one atomic load.
-func (s *Server) limited(ep string, withToken bool, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ls := s.limits.Load()
-		if ls == nil {
-			h(w, r)
-			return
+// unidentifiedKey is the bucket of a caller that matches no client.
+func unidentifiedKey(c *agent.Caller) string {
+	if c.UID != nil {
+		if uid, err := c.UID(); err == nil {
+			return "uid:" + strconv.FormatUint(uint64(uid), 10)
 		}
-		c := s.caller(r, withToken)
-		client, _ := s.agent.Identify(c)
-		res := ls.get(client, c.Addr.String()).Reserve()
-		if d := res.Delay(); d > 0 {
-			res.Cancel()
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
-			s.fail(w, ep, time.Now(), http.StatusTooManyRequests, "TooManyRequests", "request rate limit exceeded for this caller; retry later")
-			return
-		}
-		h(w, r)
 	}
+	a := c.Addr.Unmap()
+	bits := 64
+	switch {
+	case a.Is4() && a.IsLoopback():
+		bits = 8
+	case a.Is4():
+		bits = 32
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return "addr:" + a.String()
+	}
+	return "net:" + p.String()
+}
+
+// limit applies limits.per_client_rps to the identified caller; when the
+// limit is off it costs one atomic load. The error carries Retry-After.
+func (s *Server) limit(c *agent.Caller, id agent.Identity) error {
+	ls := s.limits.Load()
+	if ls == nil {
+		return nil
+	}
+	var lim *rate.Limiter
+	if id.Matched() {
+		lim = ls.client(id.Client())
+	} else {
+		lim = ls.other(unidentifiedKey(c))
+	}
+	res := lim.Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return &apiError{
+			status: http.StatusTooManyRequests, code: "TooManyRequests",
+			msg:        "request rate limit exceeded for this caller; retry later",
+			retryAfter: max(int(math.Ceil(d.Seconds())), 1),
+		}
+	}
+	return nil
 }

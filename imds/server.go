@@ -29,13 +29,12 @@ import (
 	"github.com/credsidecar/credsidecar/internal/clock"
 )
 
-// Agent is what the server needs of the agent.
+// Agent is what the server needs of the agent: the one trust decision of a
+// request, and the credentials for the identity it returned. Everything
+// else a handler needs comes with the Identity, from the same snapshot.
 type Agent interface {
 	Resolve(c *agent.Caller) (agent.Identity, error)
 	CredentialsFor(ctx context.Context, id agent.Identity, c *agent.Caller, role string) (*agent.Credentials, error)
-	Identify(c *agent.Caller) (string, error)
-	DefaultRole(c *agent.Caller) (string, error)
-	Config() *config.Config
 }
 
 // Metrics receives one observation per request.
@@ -68,6 +67,9 @@ type Options struct {
 	ListenAddrs []string
 	// Audit receives one record per credential vend; nil turns it off.
 	Audit Auditor
+	// Config is the config the server starts with (required); Apply
+	// takes later ones.
+	Config *config.Config
 }
 
 // Auditor records credential vends (the audit package's Log).
@@ -96,6 +98,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Agent == nil {
 		return nil, errors.New("imds: an Agent is required")
 	}
+	if opts.Config == nil {
+		return nil, errors.New("imds: a Config is required")
+	}
 	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -114,13 +119,14 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.tokens = &tokenSigner{key: key}
-	s.Apply(opts.Agent.Config())
+	s.Apply(opts.Config)
 	s.router = s.routes()
 	return s, nil
 }
 
 // Apply takes the parts of a new config the server itself uses (the Host
-// allowlist); the rest is read from the agent per request.
+// allowlist, the rate limits); handlers read the rest from the snapshot
+// each request's Identity carries.
 func (s *Server) Apply(cfg *config.Config) {
 	h := map[string]bool{"localhost": true}
 	for _, w := range wellKnownHosts {

@@ -119,7 +119,7 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 		d.auditLog, auditor = al, al
 	}
 	d.imds, err = imds.New(imds.Options{
-		Agent: d.agent, Logger: log.Named("imds"), Metrics: d.metrics,
+		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
 		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor,
 	})
 	if err != nil {
