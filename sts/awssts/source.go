@@ -49,10 +49,17 @@ type Options struct {
 
 // Source assumes roles through STS.
 type Source struct {
-	base    aws.Config
-	opts    Options
-	log     *zap.Logger
-	timeout time.Duration
+	base aws.Config
+	// sts is the one STS client; calls that act as another identity (a
+	// chain's previous hop, web identity) pass per-call options.
+	sts *sts.Client
+	// retryable is the STS client's own retry policy (its standard
+	// retryer extended with STS's IDPCommunicationError), asked whether an
+	// error is worth another logical call.
+	retryable func(error) bool
+	opts      Options
+	log       *zap.Logger
+	timeout   time.Duration
 }
 
 var _ agent.Source = (*Source)(nil)
@@ -150,6 +157,12 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	if s.timeout <= 0 {
 		s.timeout = 10 * time.Second
 	}
+	s.sts = sts.NewFromConfig(cfg, func(so *sts.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	})
+	s.retryable = s.sts.Options().Retryer.IsErrorRetryable
 	return s, nil
 }
 
@@ -169,19 +182,17 @@ func profileNote(p string) string {
 	return ", profile " + p
 }
 
-// client returns an STS client acting as creds (nil = the sidecar itself).
-func (s *Source) client(creds *agent.Credentials, anonymous bool) *sts.Client {
-	return sts.NewFromConfig(s.base, func(o *sts.Options) {
-		if s.opts.Endpoint != "" {
-			o.BaseEndpoint = aws.String(s.opts.Endpoint)
-		}
-		switch {
-		case anonymous:
-			o.Credentials = aws.AnonymousCredentials{}
-		case creds != nil:
-			o.Credentials = credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken)
-		}
-	})
+// as returns the per-call options that make the one client act as creds
+// (nil: the sidecar itself) or, for web identity, as nobody.
+func as(creds *agent.Credentials, anonymous bool) []func(*sts.Options) {
+	switch {
+	case anonymous:
+		return []func(*sts.Options){func(o *sts.Options) { o.Credentials = aws.AnonymousCredentials{} }}
+	case creds != nil:
+		p := credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken)
+		return []func(*sts.Options){func(o *sts.Options) { o.Credentials = p }}
+	}
+	return nil
 }
 
 // Retrieve makes one logical STS call (the SDK's standard retryer makes a
@@ -215,9 +226,9 @@ func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Creden
 		in.Tags = append(in.Tags, ststypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
 	}
 	in.TransitiveTagKeys = req.TransitiveTagKeys
-	out, err := s.client(req.Via, false).AssumeRole(ctx, in)
+	out, err := s.sts.AssumeRole(ctx, in, as(req.Via, false)...)
 	if err != nil {
-		return nil, classify("AssumeRole", req.RoleARN, err)
+		return nil, s.classify("AssumeRole", req.RoleARN, err)
 	}
 	return s.convert(req, out.Credentials, out.AssumedRoleUser)
 }
@@ -242,9 +253,9 @@ func (s *Source) webIdentity(ctx context.Context, req agent.Request) (*agent.Cre
 	for _, a := range req.PolicyARNs {
 		in.PolicyArns = append(in.PolicyArns, ststypes.PolicyDescriptorType{Arn: aws.String(a)})
 	}
-	out, err := s.client(nil, true).AssumeRoleWithWebIdentity(ctx, in)
+	out, err := s.sts.AssumeRoleWithWebIdentity(ctx, in, as(nil, true)...)
 	if err != nil {
-		return nil, classify("AssumeRoleWithWebIdentity", req.RoleARN, err)
+		return nil, s.classify("AssumeRoleWithWebIdentity", req.RoleARN, err)
 	}
 	return s.convert(req, out.Credentials, out.AssumedRoleUser)
 }
@@ -268,27 +279,15 @@ func (s *Source) convert(req agent.Request, c *ststypes.Credentials, u *ststypes
 	return out, nil
 }
 
-// retryable STS error codes: throttling and service-side failures. Access
-// and validation errors are final; asking again changes nothing.
-var retryableCodes = map[string]bool{
-	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
-	"TooManyRequestsException": true, "ServiceUnavailable": true, "InternalFailure": true,
-	"InternalError": true, "IDPCommunicationError": true, "RequestTimeout": true,
-	"RequestTimeoutException": true, "PriorRequestNotComplete": true,
-}
-
 // classify maps an SDK error to the agent's classes, keeping STS's code and
-// message (which carry no secrets).
-func classify(op, role string, err error) error {
+// message (which carry no secrets). Whether an STS error is retryable is
+// the STS client's own retryer's call (throttling codes, transient 5xx,
+// IDPCommunicationError): access and validation errors are final, asking
+// again changes nothing.
+func (s *Source) classify(op, role string, err error) error {
 	var api smithy.APIError
 	if errors.As(err, &api) {
-		code := api.ErrorCode()
-		retry := retryableCodes[code]
-		var re interface{ HTTPStatusCode() int }
-		if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
-			retry = true
-		}
-		return &agent.SourceError{Code: code, Message: api.ErrorMessage(), Retryable: retry, Err: err}
+		return &agent.SourceError{Code: api.ErrorCode(), Message: api.ErrorMessage(), Retryable: s.retryable(err), Err: err}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &agent.SourceError{Code: "Timeout", Message: op + " did not answer in time", Retryable: true, Err: err}

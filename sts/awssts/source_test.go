@@ -98,6 +98,9 @@ type recorder struct {
 	mu       sync.Mutex
 	requests []url.Values
 	throttle int
+	// code and status of the throttle answers (default Throttling, 400).
+	code   string
+	status int
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -110,11 +113,15 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if throttle {
 		r.throttle--
 	}
+	code, status := r.code, r.status
 	r.mu.Unlock()
+	if code == "" {
+		code, status = "Throttling", http.StatusBadRequest
+	}
 	if throttle {
 		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprint(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>`)
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>`, code)
 		return
 	}
 	r.next.ServeHTTP(w, req)
@@ -333,6 +340,38 @@ func TestThrottlingRetriedInsideOneCall(t *testing.T) {
 	var se *agent.SourceError
 	if !errors.As(err, &se) || se.Code != "Throttling" || !se.Retryable {
 		t.Fatalf("persistent throttling: %v", err)
+	}
+}
+
+// TestRetryableIsTheSTSClientsCall: whether an STS error is worth another
+// logical call is what the STS client's own retryer says (its standard
+// throttle and transient codes, 5xx, and STS's IDPCommunicationError), not a
+// hand list: ThrottledException and RequestThrottledException were missed.
+func TestRetryableIsTheSTSClientsCall(t *testing.T) {
+	for _, tc := range []struct {
+		code      string
+		status    int
+		retryable bool
+	}{
+		{"Throttling", 400, true},
+		{"ThrottledException", 400, true},
+		{"RequestThrottledException", 400, true},
+		{"IDPCommunicationError", 400, true},
+		{"InternalFailure", 500, true},
+		{"ServiceUnavailable", 503, true},
+		{"AccessDenied", 403, false},
+		{"ValidationError", 400, false},
+		{"ExpiredTokenException", 400, false},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			r := newRig(t)
+			r.rec.code, r.rec.status, r.rec.throttle = tc.code, tc.status, 100
+			_, err := r.src.Retrieve(context.Background(), agent.Request{RoleARN: role("target"), SessionName: "sess", ExternalID: "ext-123"})
+			var se *agent.SourceError
+			if !errors.As(err, &se) || se.Code != tc.code || se.Retryable != tc.retryable {
+				t.Fatalf("got %v (retryable %v), want %s retryable=%v", err, se != nil && se.Retryable, tc.code, tc.retryable)
+			}
+		})
 	}
 }
 
