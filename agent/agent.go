@@ -16,6 +16,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // Refresh policy, in one place (see refreshAt).
@@ -23,9 +24,6 @@ const (
 	// waitWindow: a hit waits for a renewal only when its credentials have
 	// less than this left.
 	waitWindow = 5 * time.Minute
-	// staleWindow: SDKs treat credentials with less than this left as
-	// stale (botocore, Java); a retired session is renewed before it.
-	staleWindow = 15 * time.Minute
 	// refreshMargin: renew no later than this before expiry...
 	refreshMargin = 20 * time.Minute
 	// backoffBase and backoffCap bound the retry delay between logical
@@ -104,9 +102,6 @@ type Agent struct {
 	closeMu sync.Mutex
 	closed  bool
 	wg      sync.WaitGroup
-	// background counts running background renewals and warm-ups (tests
-	// wait for it to drain before moving a fake clock).
-	background atomic.Int64
 }
 
 type negative struct {
@@ -335,7 +330,7 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 			// window; a live one only within waitWindow of expiry.
 			wait := waitWindow
 			if e.retired.Load() {
-				wait = staleWindow
+				wait = stsrules.StaleWindow // a retired session is renewed before SDKs call it stale
 			}
 			if left := creds.Expiration.Sub(now); left > wait {
 				a.metrics.CacheHit()

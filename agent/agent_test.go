@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -139,108 +141,112 @@ func TestSanitizeSessionName(t *testing.T) {
 		"ok+=,.@-_":             "ok+=,.@-_",
 	}
 	for in, want := range cases {
-		if got := SanitizeSessionName(in); got != want {
+		if got := stsrules.SanitizeSessionName(in); got != want {
 			t.Errorf("SanitizeSessionName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestSingleFlight100(t *testing.T) {
-	f := newFixture(t, 100)
-	release := make(chan struct{})
-	f.src.block = release
-	const n = 100
-	var wg sync.WaitGroup
-	got := make([]*Credentials, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i], errs[i] = f.a.Credentials(context.Background(), alice, "app")
-		}()
-	}
-	// Give every goroutine the chance to join the flight before releasing.
-	waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
-	time.Sleep(50 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	if c := f.src.calls.Load(); c != 1 {
-		t.Fatalf("source calls = %d, want 1", c)
-	}
-	for i := range n {
-		if errs[i] != nil || got[i] != got[0] {
-			t.Fatalf("caller %d: %v / different credentials", i, errs[i])
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, 100)
+		release := make(chan struct{})
+		f.src.block = release
+		const n = 100
+		var wg sync.WaitGroup
+		got := make([]*Credentials, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = f.a.Credentials(context.Background(), alice, "app")
+			}()
 		}
-	}
+		// Every goroutine has joined the flight once the bubble is idle.
+		waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
+		close(release)
+		wg.Wait()
+		if c := f.src.calls.Load(); c != 1 {
+			t.Fatalf("source calls = %d, want 1", c)
+		}
+		for i := range n {
+			if errs[i] != nil || got[i] != got[0] {
+				t.Fatalf("caller %d: %v / different credentials", i, errs[i])
+			}
+		}
+	})
 }
 
 func TestSingleFlightFailureSharedAndNoStorm(t *testing.T) {
-	f := newFixture(t, 100)
-	release := make(chan struct{})
-	f.src.block = release
-	f.src.setFail(denied)
-	var wg sync.WaitGroup
-	errs := make([]error, 20)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = f.a.Credentials(context.Background(), alice, "app")
-		}()
-	}
-	waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
-	time.Sleep(50 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	for _, err := range errs {
-		if kindOf(err) != KindSourceRejected || err.Error() != errs[0].Error() {
-			t.Fatalf("got %v, want the same rejection for all", err)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, 100)
+		release := make(chan struct{})
+		f.src.block = release
+		f.src.setFail(denied)
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = f.a.Credentials(context.Background(), alice, "app")
+			}()
 		}
-	}
-	if !strings.Contains(errs[0].Error(), "AccessDenied") || !strings.Contains(errs[0].Error(), `"app"`) {
-		t.Fatalf("error should name the role and STS's error: %v", errs[0])
-	}
-	// The negative cache answers the next requests without a source call.
-	f.src.block = nil
-	for range 10 {
-		f.a.Credentials(context.Background(), alice, "app")
-	}
-	if c := f.src.calls.Load(); c != 1 {
-		t.Fatalf("source calls = %d, want 1 (negative cache)", c)
-	}
-	f.clk.Advance(6 * time.Second)
-	f.src.setFail(nil)
-	mustCreds(t, f.a, alice, "app")
+		waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
+		close(release)
+		wg.Wait()
+		for _, err := range errs {
+			if kindOf(err) != KindSourceRejected || err.Error() != errs[0].Error() {
+				t.Fatalf("got %v, want the same rejection for all", err)
+			}
+		}
+		if !strings.Contains(errs[0].Error(), "AccessDenied") || !strings.Contains(errs[0].Error(), `"app"`) {
+			t.Fatalf("error should name the role and STS's error: %v", errs[0])
+		}
+		// The negative cache answers the next requests without a source call.
+		f.src.block = nil
+		for range 10 {
+			f.a.Credentials(context.Background(), alice, "app")
+		}
+		if c := f.src.calls.Load(); c != 1 {
+			t.Fatalf("source calls = %d, want 1 (negative cache)", c)
+		}
+		f.clk.Advance(6 * time.Second)
+		f.src.setFail(nil)
+		mustCreds(t, f.a, alice, "app")
+	})
 }
 
 func TestImpatientCallerDoesNotCancelOthers(t *testing.T) {
-	f := newFixture(t, 100)
-	release := make(chan struct{})
-	f.src.block = release
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := f.a.Credentials(ctx, alice, "app")
-		first <- err
-	}()
-	waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
-	second := make(chan error, 1)
-	go func() {
-		_, err := f.a.Credentials(context.Background(), alice, "app")
-		second <- err
-	}()
-	cancel()
-	if err := <-first; !errors.Is(err, context.Canceled) && kindOf(err) != KindUnavailable {
-		t.Fatalf("impatient caller: %v", err)
-	}
-	close(release)
-	if err := <-second; err != nil {
-		t.Fatalf("patient caller got %v: the first caller's cancel reached the shared fetch", err)
-	}
-	if c := f.src.calls.Load(); c != 1 {
-		t.Fatalf("source calls = %d, want 1", c)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, 100)
+		release := make(chan struct{})
+		f.src.block = release
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := f.a.Credentials(ctx, alice, "app")
+			first <- err
+		}()
+		waitFor(t, func() bool { return f.src.calls.Load() >= 1 })
+		second := make(chan error, 1)
+		go func() {
+			_, err := f.a.Credentials(context.Background(), alice, "app")
+			second <- err
+		}()
+		cancel()
+		if err := <-first; !errors.Is(err, context.Canceled) && kindOf(err) != KindUnavailable {
+			t.Fatalf("impatient caller: %v", err)
+		}
+		close(release)
+		if err := <-second; err != nil {
+			t.Fatalf("patient caller got %v: the first caller's cancel reached the shared fetch", err)
+		}
+		if c := f.src.calls.Load(); c != 1 {
+			t.Fatalf("source calls = %d, want 1", c)
+		}
+	})
 }
 
 func TestRefreshPolicy(t *testing.T) {
@@ -426,30 +432,32 @@ func TestReloadDropsOnlyChangedRoles(t *testing.T) {
 }
 
 func TestWarmStart(t *testing.T) {
-	clk := newFixture(t, 10).clk
-	src := newFakeSource(clk)
-	a, err := New(Options{Source: src, Clock: clk}, parseConfig(t, fmt.Sprintf(testYAML, 100)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	waitFor(t, func() bool { return a.Len() >= 3 })
-	calls := src.calls.Load()
-	mustCreds(t, a, alice, "")
-	mustCreds(t, a, addrCaller("127.0.0.1"), "")
-	if src.calls.Load() != calls {
-		t.Fatal("default-role sessions were not warm")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFixture(t, 10).clk
+		src := newFakeSource(clk)
+		a, err := New(Options{Source: src, Clock: clk}, parseConfig(t, fmt.Sprintf(testYAML, 100)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		waitFor(t, func() bool { return a.Len() >= 3 })
+		calls := src.calls.Load()
+		mustCreds(t, a, alice, "")
+		mustCreds(t, a, addrCaller("127.0.0.1"), "")
+		if src.calls.Load() != calls {
+			t.Fatal("default-role sessions were not warm")
+		}
+	})
 }
 
+// waitFor lets the test's synctest bubble settle (every goroutine the agent
+// started has finished or is durably blocked, e.g. waiting on the fake
+// clock or a held source call), then cond must hold.
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if !cond() {
+		t.Fatal("condition does not hold once the agent is idle")
 	}
 }
 
@@ -497,61 +505,65 @@ clients:
 // TestSTSBudget: sts.max_qps is a token bucket on the agent's clock; misses
 // beyond it wait for the next token instead of calling STS.
 func TestSTSBudget(t *testing.T) {
-	clk := newFixture(t, 1).clk
-	src := newFakeSource(clk)
-	cfg := parseConfig(t, `
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFixture(t, 1).clk
+		src := newFakeSource(clk)
+		cfg := parseConfig(t, `
 sts: {mode: local, max_qps: 1}
 roles: [{name: app, session_name: "{{.Client}}"}]
 clients:
   - {name: one, match: {token: t1}, roles: [app]}
   - {name: two, match: {token: t2}, roles: [app]}
 `)
-	a, err := New(Options{Source: src, Clock: clk, DisableWarm: true}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	mustCreds(t, a, tokenCaller("t1"), "app")
-	timers := clk.Pending()
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Credentials(context.Background(), tokenCaller("t2"), "app")
-		done <- err
-	}()
-	waitFor(t, func() bool { return clk.Pending() > timers }) // waiting for a token
-	if c := src.calls.Load(); c != 1 {
-		t.Fatalf("%d source calls with the budget spent, want 1", c)
-	}
-	clk.Advance(time.Second)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if c := src.calls.Load(); c != 2 {
-		t.Fatalf("%d source calls after a token came back, want 2", c)
-	}
+		a, err := New(Options{Source: src, Clock: clk, DisableWarm: true}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		mustCreds(t, a, tokenCaller("t1"), "app")
+		timers := clk.Pending()
+		done := make(chan error, 1)
+		go func() {
+			_, err := a.Credentials(context.Background(), tokenCaller("t2"), "app")
+			done <- err
+		}()
+		waitFor(t, func() bool { return clk.Pending() > timers }) // waiting for a token
+		if c := src.calls.Load(); c != 1 {
+			t.Fatalf("%d source calls with the budget spent, want 1", c)
+		}
+		clk.Advance(time.Second)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if c := src.calls.Load(); c != 2 {
+			t.Fatalf("%d source calls after a token came back, want 2", c)
+		}
+	})
 }
 
 // TestBackgroundRenewalsYieldToMisses: renewals only spend the budget while
 // half the burst is left.
 func TestBackgroundRenewalsYieldToMisses(t *testing.T) {
-	f := newFixture(t, 10)
-	lim := rate.NewLimiter(1, 4)
-	f.a.budget.Store(lim)
-	now := f.clk.Now()
-	lim.ReserveN(now, 3) // one token left, under half the burst
-	done := make(chan error, 1)
-	go func() { done <- f.a.waitBudget(context.Background(), false) }()
-	waitFor(t, func() bool { return f.clk.Pending() > 0 })
-	if tok := lim.TokensAt(now); tok < 0.99 {
-		t.Fatalf("the background renewal spent the last tokens (%.2f left)", tok)
-	}
-	if err := f.a.waitBudget(context.Background(), true); err != nil { // a miss may take it
-		t.Fatal(err)
-	}
-	f.clk.Advance(3 * time.Second) // refill to half the burst
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, 10)
+		lim := rate.NewLimiter(1, 4)
+		f.a.budget.Store(lim)
+		now := f.clk.Now()
+		lim.ReserveN(now, 3) // one token left, under half the burst
+		done := make(chan error, 1)
+		go func() { done <- f.a.waitBudget(context.Background(), false) }()
+		waitFor(t, func() bool { return f.clk.Pending() > 0 })
+		if tok := lim.TokensAt(now); tok < 0.99 {
+			t.Fatalf("the background renewal spent the last tokens (%.2f left)", tok)
+		}
+		if err := f.a.waitBudget(context.Background(), true); err != nil { // a miss may take it
+			t.Fatal(err)
+		}
+		f.clk.Advance(3 * time.Second) // refill to half the burst
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // A session used once and then retired (not renewed) is renewed in the

@@ -185,10 +185,8 @@ func (a *Agent) refreshSoon(e *entry) {
 		e.mu.Unlock()
 		return
 	}
-	a.background.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer a.background.Add(-1)
 		a.renewLocked(e)
 	}()
 }
@@ -256,10 +254,8 @@ func (a *Agent) warmUp(st *state) {
 		if !a.track() {
 			return
 		}
-		a.background.Add(1)
 		go func() {
 			defer a.wg.Done()
-			defer a.background.Add(-1)
 			ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 			defer cancel()
 			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -53,9 +54,9 @@ func runSchedule(t *testing.T, ops []byte) {
 			c, err := f.a.Credentials(context.Background(), sessions[i].c, sessions[i].role)
 			check(i, c, err)
 		case 3:
-			f.clk.Advance(time.Duration(arg) * 10 * time.Second)
+			f.clk.AdvanceSettling(time.Duration(arg)*10*time.Second, synctest.Wait)
 		case 4:
-			f.clk.Advance(time.Duration(arg%64) * 3 * time.Minute)
+			f.clk.AdvanceSettling(time.Duration(arg%64)*3*time.Minute, synctest.Wait)
 		case 5:
 			failing = !failing
 			if failing {
@@ -80,11 +81,11 @@ func runSchedule(t *testing.T, ops []byte) {
 				check(i, res[k], errs[k])
 			}
 		case 7:
-			f.clk.Advance(time.Duration(arg) * time.Second)
+			f.clk.AdvanceSettling(time.Duration(arg)*time.Second, synctest.Wait)
 		}
-		// Background renewals take milliseconds, not hours of fake time:
-		// let them finish before the clock moves again.
-		waitFor(t, func() bool { return f.a.background.Load() == 0 })
+		// Background renewals take no fake time: let them finish (the
+		// bubble is idle) before the clock moves again.
+		synctest.Wait()
 		if failing {
 			lastFailure = f.clk.Now()
 		}
@@ -105,7 +106,7 @@ func TestCacheProperties(t *testing.T) {
 			for i := range ops {
 				ops[i] = byte(r.IntN(256))
 			}
-			runSchedule(t, ops)
+			synctest.Test(t, func(t *testing.T) { runSchedule(t, ops) })
 		})
 	}
 }
@@ -117,6 +118,6 @@ func FuzzCacheSchedule(f *testing.F) {
 		if len(ops) > 2000 {
 			ops = ops[:2000]
 		}
-		runSchedule(t, ops)
+		synctest.Test(t, func(t *testing.T) { runSchedule(t, ops) })
 	})
 }

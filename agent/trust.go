@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // state is a config compiled for the request path. It is immutable; a
@@ -72,7 +72,7 @@ func compile(cfg *config.Config) *state {
 			r.req.SessionPolicy = rc.SessionPolicy.JSON
 		}
 		for k, v := range rc.Tags {
-			r.req.Tags = append(r.req.Tags, Tag{k, v})
+			r.req.Tags = append(r.req.Tags, Tag{Key: k, Value: v})
 		}
 		sort.Slice(r.req.Tags, func(a, b int) bool { return r.req.Tags[a].Key < r.req.Tags[b].Key })
 		st.roles[rc.Name] = r
@@ -149,8 +149,8 @@ func fingerprint(r *role, cfg *config.Config) string {
 		h.Write(b)
 		h.Write([]byte{0})
 	}
-	// The source's identity changes when the mode or local account does.
-	h.Write([]byte(cfg.STS.Mode + "\x00" + cfg.STS.Endpoint + "\x00" + cfg.STS.Profile + "\x00" + cfg.STS.Local.AccountID + "\x00" + cfg.STS.Local.Caller))
+	// Sessions of another source (mode, account, endpoint) are not ours.
+	h.Write([]byte(cfg.STS.SourceID()))
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
@@ -166,27 +166,12 @@ type sessionData struct {
 	Addr   string
 }
 
-var invalidSessionChars = regexp.MustCompile(`[^\w+=,.@-]`)
-
-// SanitizeSessionName makes s acceptable to STS as a RoleSessionName: only
-// [\w+=,.@-], 2 to 64 characters.
-func SanitizeSessionName(s string) string {
-	s = invalidSessionChars.ReplaceAllString(s, "-")
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	if len(s) < 2 {
-		s = "credsidecar-" + s
-	}
-	return s
-}
-
 func sessionName(r *role, d sessionData) string {
 	var b strings.Builder
 	if r.cfg.SessionTemplate == nil || r.cfg.SessionTemplate.Execute(&b, d) != nil {
-		return SanitizeSessionName(d.Client)
+		return stsrules.SanitizeSessionName(d.Client)
 	}
-	return SanitizeSessionName(b.String())
+	return stsrules.SanitizeSessionName(b.String())
 }
 
 // Errors of identify, allocated once: refusals are common and cheap.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // Caller is what a front end knows about who is asking.
@@ -65,13 +67,8 @@ func (c *Credentials) Rendered(slot int, render func(*Credentials) []byte) []byt
 }
 
 // KeyIDSuffix is the last four characters of the access key id: enough to
-// correlate logs, not enough to use.
-func (c *Credentials) KeyIDSuffix() string {
-	if len(c.AccessKeyID) < 4 {
-		return ""
-	}
-	return c.AccessKeyID[len(c.AccessKeyID)-4:]
-}
+// correlate logs, not enough to use (stsrules.KeyIDSuffix).
+func (c *Credentials) KeyIDSuffix() string { return stsrules.KeyIDSuffix(c.AccessKeyID) }
 
 // AccountOf returns the account id of an ARN ("" if it has none).
 func AccountOf(arn string) string {
@@ -83,7 +80,7 @@ func AccountOf(arn string) string {
 }
 
 // Tag is a session tag.
-type Tag struct{ Key, Value string }
+type Tag = stsrules.Tag
 
 // Request is one logical call to a source: everything that makes a session
 // distinct.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // Defaults of PRODUCT.md.
@@ -28,17 +30,6 @@ const (
 	DefaultMaxQPS      = 10
 	DefaultDuration    = time.Hour
 	DefaultSessionName = "{{.Client}}"
-
-	// MinDuration and MaxDuration bound role sessions as STS does; local mode
-	// goes down to MinLocalDuration so users can watch their apps refresh.
-	MinDuration      = 15 * time.Minute
-	MaxDuration      = 12 * time.Hour
-	MinLocalDuration = time.Minute
-	// ChainMaxDuration is STS's cap for sessions assumed by role chaining.
-	ChainMaxDuration = time.Hour
-	// StaleWindow is when SDKs start treating credentials as stale; sessions
-	// shorter than twice it cannot keep callers out of it.
-	StaleWindow = 15 * time.Minute
 )
 
 var (
@@ -46,9 +37,6 @@ var (
 	roleARNRE     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/([\w+=,.@/-]+)$`)
 	policyARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$`)
 	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	sourceIDRE    = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-	tagKeyRE      = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
-	tagValueRE    = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]{0,256}$`)
 	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}$`)
 	accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z2-7]{16}$`)
 )
@@ -297,15 +285,19 @@ func (v *validator) validateRoles(c *Config) {
 		} else if c.STS.Mode == ModeLocal && m[1] != c.STS.Local.AccountID {
 			v.errf(at("arn"), "role %q: local mode emulates account %s, not %s", r.Name, c.STS.Local.AccountID, m[1])
 		}
-		lo := MinDuration
+		// Local mode goes down to MinLocalDuration so users can watch their
+		// apps refresh.
+		lo := stsrules.MinDuration
 		if c.STS.Mode == ModeLocal {
-			lo = MinLocalDuration
+			lo = stsrules.MinLocalDuration
 		}
 		d := r.Duration.D()
-		if d < lo || d > MaxDuration {
-			v.errf(at("duration"), "role %q: duration %s is outside %s..%s", r.Name, d, lo, MaxDuration)
-		} else if d < 2*StaleWindow {
-			v.warnings = append(v.warnings, fmt.Sprintf("line %d: role %q: duration %s is under %s, so callers will hold credentials that SDKs consider stale (under %s left) part of the time", v.line(at("duration")...), r.Name, d, 2*StaleWindow, StaleWindow))
+		if d < lo || d > stsrules.MaxDuration {
+			v.errf(at("duration"), "role %q: duration %s is outside %s..%s", r.Name, d, lo, stsrules.MaxDuration)
+		} else if stale := stsrules.StaleWindow; d < 2*stale {
+			// Sessions shorter than twice the stale window cannot keep
+			// callers out of it.
+			v.warnings = append(v.warnings, fmt.Sprintf("line %d: role %q: duration %s is under %s, so callers will hold credentials that SDKs consider stale (under %s left) part of the time", v.line(at("duration")...), r.Name, d, 2*stale, stale))
 		}
 		if d%time.Second != 0 {
 			v.errf(at("duration"), "role %q: duration must be whole seconds", r.Name)
@@ -319,7 +311,7 @@ func (v *validator) validateRoles(c *Config) {
 		if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalIDRE.MatchString(r.ExternalID)) {
 			v.errf(at("external_id"), "role %q: external_id must be 2-1224 characters of [\\w+=,.@:/-]", r.Name)
 		}
-		if r.SourceIdentity != "" && (!sourceIDRE.MatchString(r.SourceIdentity) || strings.HasPrefix(strings.ToLower(r.SourceIdentity), "aws:")) {
+		if r.SourceIdentity != "" && (!stsrules.ValidSessionName(r.SourceIdentity) || stsrules.ReservedSourceIdentity(r.SourceIdentity)) {
 			v.errf(at("source_identity"), "role %q: source_identity must be 2-64 characters of [\\w+=,.@-] and not start with aws:", r.Name)
 		}
 		if len(r.PolicyARNs) > 10 {
@@ -332,8 +324,8 @@ func (v *validator) validateRoles(c *Config) {
 		}
 		v.checkTags(at("tags"), r.Tags)
 		v.checkTags(at("role_tags"), r.RoleTags)
-		if len(r.Tags) > 50 {
-			v.errf(at("tags"), "role %q: at most 50 session tags", r.Name)
+		if len(r.Tags) > stsrules.MaxTags {
+			v.errf(at("tags"), "role %q: at most %d session tags", r.Name, stsrules.MaxTags)
 		}
 		for j, k := range r.TransitiveTagKeys {
 			if _, ok := lookupFold(r.Tags, k); !ok {
@@ -366,8 +358,8 @@ func (v *validator) validateRoles(c *Config) {
 			v.errf(p("roles", i, "via"), "role %q: via names unknown role %q", r.Name, r.Via)
 			continue
 		}
-		if r.Duration.D() > ChainMaxDuration {
-			v.errf(p("roles", i, "duration"), "role %q: a chained session (via) lasts at most %s", r.Name, ChainMaxDuration)
+		if r.Duration.D() > stsrules.ChainMaxDuration {
+			v.errf(p("roles", i, "duration"), "role %q: a chained session (via) lasts at most %s", r.Name, stsrules.ChainMaxDuration)
 		}
 		seen := map[string]bool{r.Name: true}
 		for cur := r.Via; cur != ""; {
@@ -414,10 +406,10 @@ func (v *validator) validateClients(c *Config) {
 
 func (v *validator) checkTags(path []any, tags map[string]string) {
 	for k, val := range tags {
-		if !tagKeyRE.MatchString(k) {
+		if !stsrules.ValidTagKey(k) {
 			v.errf(append(path, k), "tag key %q is invalid (1-128 characters of letters, digits, spaces and _.:/=+-@)", k)
 		}
-		if !tagValueRE.MatchString(val) {
+		if !stsrules.ValidTagValue(val) {
 			v.errf(append(path, k), "tag %q: value is invalid (0-256 characters of letters, digits, spaces and _.:/=+-@*)", k)
 		}
 	}

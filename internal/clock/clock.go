@@ -93,7 +93,17 @@ func (f *Fake) Advance(d time.Duration) { f.Set(f.Now().Add(d)) }
 // Set moves the clock to t (never backwards), running due timers in order.
 // Each timer runs synchronously with the clock set to its deadline, so a
 // timer callback observes the time it was scheduled for.
-func (f *Fake) Set(t time.Time) {
+func (f *Fake) Set(t time.Time) { f.set(t, nil) }
+
+// AdvanceSettling is Advance that calls settle after each timer it fires,
+// before the clock moves on: with settle = synctest.Wait, work a timer
+// started in the background (a renewal) finishes at the time it was due,
+// as it would on a real clock, instead of racing the clock's jump.
+func (f *Fake) AdvanceSettling(d time.Duration, settle func()) {
+	f.set(f.Now().Add(d), settle)
+}
+
+func (f *Fake) set(t time.Time, settle func()) {
 	for {
 		f.mu.Lock()
 		sort.Slice(f.timers, func(i, j int) bool {
@@ -117,6 +127,9 @@ func (f *Fake) Set(t time.Time) {
 		}
 		f.mu.Unlock()
 		next.fn()
+		if settle != nil {
+			settle()
+		}
 	}
 }
 

@@ -10,41 +10,31 @@ import (
 	"time"
 
 	"github.com/credsidecar/credsidecar/iampolicy"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // STS's parameter rules (reference C.2).
 var (
-	sessionNameRE  = regexp.MustCompile(`^[\w+=,.@-]*$`)
 	externalIDRE   = regexp.MustCompile(`^[\w+=,.@:/-]*$`)
 	serialNumberRE = regexp.MustCompile(`^[\w+=/:,.@-]*$`)
 	tokenCodeRE    = regexp.MustCompile(`^[\d]{6}$`)
-	tagKeyRE       = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$`)
-	tagValueRE     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]*$`)
 	// policyCharsRE is the session policy's character class:
 	// \u0009 \u000A \u000D \u0020-\u00FF.
 	policyCharsRE = regexp.MustCompile(`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{00FF}]+$`)
 )
 
-// Duration bounds.
+// Duration bounds of GetSessionToken (role sessions: package stsrules).
 const (
-	MinDuration      = 15 * time.Minute
-	MaxDuration      = 12 * time.Hour
-	DefaultDuration  = time.Hour
-	ChainMaxDuration = time.Hour
-	// MinLocalDuration is the floor of the in-process source: local mode
-	// lets users watch their apps refresh.
-	MinLocalDuration = time.Minute
 	// MaxSessionTokenDuration and DefaultSessionTokenDuration bound
 	// GetSessionToken for IAM users.
 	MaxSessionTokenDuration     = 36 * time.Hour
 	DefaultSessionTokenDuration = 12 * time.Hour
 	maxPolicyChars              = 2048
 	maxPolicyARNs               = 10
-	maxTags                     = 50
 )
 
 // Tag is a session tag.
-type Tag struct{ Key, Value string }
+type Tag = stsrules.Tag
 
 // AssumeRoleInput is one AssumeRole request, from the Query API or in process.
 type AssumeRoleInput struct {
@@ -66,7 +56,7 @@ type AssumeRoleInput struct {
 	// SourceIP and SecureTransport feed aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool
-	// AllowShort lets durations go down to MinLocalDuration (in process only).
+	// AllowShort lets durations go down to stsrules.MinLocalDuration (in process only).
 	AllowShort bool
 }
 
@@ -105,11 +95,11 @@ func checkLen(member, v string, min, max int) *Error {
 }
 
 func checkSessionName(member, v string) *Error {
-	if err := checkLen(member, v, 2, 64); err != nil {
+	if err := checkLen(member, v, stsrules.MinSessionNameLen, stsrules.MaxSessionNameLen); err != nil {
 		return err
 	}
-	if !sessionNameRE.MatchString(v) {
-		return constraintErr(member, v, `Member must satisfy regular expression pattern: [\w+=,.@-]*`)
+	if !stsrules.ValidSessionName(v) {
+		return constraintErr(member, v, "Member must satisfy regular expression pattern: "+stsrules.SessionNamePattern)
 	}
 	return nil
 }
@@ -190,15 +180,15 @@ func (in *AssumeRoleInput) validate() *Error {
 		if err := checkSessionName("sourceIdentity", in.SourceIdentity); err != nil {
 			return err
 		}
-		if strings.HasPrefix(strings.ToLower(in.SourceIdentity), "aws:") {
+		if stsrules.ReservedSourceIdentity(in.SourceIdentity) {
 			return constraintErr("sourceIdentity", in.SourceIdentity, "Member must not start with the reserved prefix aws:")
 		}
 	}
-	min := MinDuration
+	min := stsrules.MinDuration
 	if in.AllowShort {
-		min = MinLocalDuration
+		min = stsrules.MinLocalDuration
 	}
-	if err := checkDuration(in.Duration, in.durationSet, min, MaxDuration); err != nil {
+	if err := checkDuration(in.Duration, in.durationSet, min, stsrules.MaxDuration); err != nil {
 		return err
 	}
 	if err := checkSessionPolicy(in.Policy, in.PolicyARNs); err != nil {
@@ -211,16 +201,16 @@ func (in *AssumeRoleInput) validate() *Error {
 }
 
 func validateTags(tags []Tag, transitive []string) *Error {
-	if len(tags) > maxTags {
-		return constraintErr("tags", "", fmt.Sprintf("Member must have length less than or equal to %d", maxTags))
+	if len(tags) > stsrules.MaxTags {
+		return constraintErr("tags", "", fmt.Sprintf("Member must have length less than or equal to %d", stsrules.MaxTags))
 	}
 	seen := map[string]bool{}
 	for _, t := range tags {
-		if len(t.Key) < 1 || len(t.Key) > 128 || !tagKeyRE.MatchString(t.Key) {
-			return constraintErr("tags.member.key", t.Key, `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]+`)
+		if !stsrules.ValidTagKey(t.Key) {
+			return constraintErr("tags.member.key", t.Key, "Member must satisfy regular expression pattern: "+stsrules.TagKeyPattern)
 		}
-		if len(t.Value) > 256 || !tagValueRE.MatchString(t.Value) {
-			return constraintErr("tags.member.value", "", `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]*`)
+		if !stsrules.ValidTagValue(t.Value) {
+			return constraintErr("tags.member.value", "", "Member must satisfy regular expression pattern: "+stsrules.TagValuePattern)
 		}
 		k := strings.ToLower(t.Key)
 		if seen[k] {
@@ -228,12 +218,12 @@ func validateTags(tags []Tag, transitive []string) *Error {
 		}
 		seen[k] = true
 	}
-	if len(transitive) > maxTags {
-		return constraintErr("transitiveTagKeys", "", fmt.Sprintf("Member must have length less than or equal to %d", maxTags))
+	if len(transitive) > stsrules.MaxTags {
+		return constraintErr("transitiveTagKeys", "", fmt.Sprintf("Member must have length less than or equal to %d", stsrules.MaxTags))
 	}
 	for _, k := range transitive {
-		if len(k) < 1 || len(k) > 128 || !tagKeyRE.MatchString(k) {
-			return constraintErr("transitiveTagKeys.member", k, `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]+`)
+		if !stsrules.ValidTagKey(k) {
+			return constraintErr("transitiveTagKeys.member", k, "Member must satisfy regular expression pattern: "+stsrules.TagKeyPattern)
 		}
 		if !seen[strings.ToLower(k)] {
 			return stsErr(400, "InvalidParameterValue", "The specified transitive tag key must be included in the requested tags.")
@@ -282,9 +272,9 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	chained := caller.Session != nil && caller.Session.Kind == "role"
 	d := in.Duration
 	if d == 0 {
-		d = DefaultDuration
+		d = stsrules.DefaultDuration
 	}
-	if chained && d > ChainMaxDuration {
+	if chained && d > stsrules.ChainMaxDuration {
 		return nil, validationErr("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
 	}
 	if _, err := parseSessionPolicies(acct, in.Policy, in.PolicyARNs); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/sts/sigv4"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // Wire constants of the STS Query API (reference C.1).
@@ -350,19 +351,12 @@ func (s *Server) logIssue(c *call, out *Issued) {
 	}
 	fields := []zap.Field{
 		zap.String("request_id", c.id), zap.String("action", c.action), zap.String("caller", caller),
-		zap.Time("expiration", out.Expiration), zap.String("access_key_id_last4", last4(out.AccessKeyID)),
+		zap.Time("expiration", out.Expiration), zap.String("access_key_id_last4", stsrules.KeyIDSuffix(out.AccessKeyID)),
 	}
 	if out.Claims.Kind == "role" {
 		fields = append(fields, zap.String("role", out.Claims.RoleARN), zap.String("session_name", out.Claims.SessionName))
 	}
 	s.log.Info("sts credentials issued", fields...)
-}
-
-func last4(s string) string {
-	if len(s) < 4 {
-		return s
-	}
-	return s[len(s)-4:]
 }
 
 // packedPolicySize is STS's PackedPolicySize: the percentage of the packed

@@ -3,6 +3,7 @@ package localsts
 import (
 	"context"
 	"fmt"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 	"strings"
 	"time"
 )
@@ -24,7 +25,7 @@ func (in *SessionTokenInput) SetDuration(d time.Duration) { in.Duration, in.dura
 // user. Only long-term keys may call it: session credentials, whether from
 // AssumeRole* or from GetSessionToken, are refused with AccessDenied.
 func (i *Issuer) GetSessionToken(_ context.Context, caller *Principal, in SessionTokenInput) (*Issued, error) {
-	if err := checkDuration(in.Duration, in.durationSet, MinDuration, MaxSessionTokenDuration); err != nil {
+	if err := checkDuration(in.Duration, in.durationSet, stsrules.MinDuration, MaxSessionTokenDuration); err != nil {
 		return nil, err
 	}
 	if err := checkMFA(in.SerialNumber, in.TokenCode); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,9 +48,9 @@ func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Creden
 	if req.ExternalID != "" {
 		in.SetExternalID(req.ExternalID)
 	}
-	for _, t := range req.Tags {
-		in.Tags = append(in.Tags, Tag{t.Key, t.Value})
-	}
+	// One Tag type (stsrules.Tag) on both sides; the request is shared by
+	// every caller of a session, so the issuer gets its own copy.
+	in.Tags = slices.Clone(req.Tags)
 	out, err := s.issuer.AssumeRole(ctx, caller, in)
 	if err != nil {
 		return nil, sourceError(err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/iampolicy"
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // Limits of web identity tokens and JWKS files.
@@ -329,7 +330,7 @@ type WebIdentityInput struct {
 	// SourceIP and SecureTransport feed aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool
-	// AllowShort lets durations go down to MinLocalDuration (in process only).
+	// AllowShort lets durations go down to stsrules.MinLocalDuration (in process only).
 	AllowShort bool
 }
 
@@ -364,11 +365,11 @@ func (in *WebIdentityInput) validate() *Error {
 			return err
 		}
 	}
-	min := MinDuration
+	min := stsrules.MinDuration
 	if in.AllowShort {
-		min = MinLocalDuration
+		min = stsrules.MinLocalDuration
 	}
-	if err := checkDuration(in.Duration, in.durationSet, min, MaxDuration); err != nil {
+	if err := checkDuration(in.Duration, in.durationSet, min, stsrules.MaxDuration); err != nil {
 		return err
 	}
 	return checkSessionPolicy(in.Policy, in.PolicyARNs)
@@ -437,7 +438,7 @@ func (i *Issuer) AssumeRoleWithWebIdentity(_ context.Context, in WebIdentityInpu
 	}
 	d := in.Duration
 	if d == 0 {
-		d = DefaultDuration
+		d = stsrules.DefaultDuration
 	}
 	if _, err := parseSessionPolicies(acct, in.Policy, in.PolicyARNs); err != nil {
 		return nil, err

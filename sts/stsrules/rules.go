@@ -1,0 +1,115 @@
+// Package stsrules is the one home of the rules STS imposes on what it is
+// asked — session durations, role session names, source identities,
+// session tags — and of the conventions every credsidecar package shares
+// about its answers: the SDKs' stale window and how an access key id is
+// shortened for a log line. config validates with them, the agent builds
+// its requests with them and the embedded STS enforces them, so the three
+// cannot drift apart. The limits follow the STS API reference (AssumeRole's
+// request parameters and the Tag data type; shared/reference, section C).
+package stsrules
+
+import (
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Session durations.
+const (
+	// MinDuration and MaxDuration bound a role session (DurationSeconds
+	// 900..43200).
+	MinDuration = 15 * time.Minute
+	MaxDuration = 12 * time.Hour
+	// MinLocalDuration is the floor of the embedded STS's in-process
+	// source: local mode lets users watch their apps refresh.
+	MinLocalDuration = time.Minute
+	// DefaultDuration is STS's DurationSeconds default.
+	DefaultDuration = time.Hour
+	// ChainMaxDuration caps sessions assumed by role chaining.
+	ChainMaxDuration = time.Hour
+	// StaleWindow is when SDKs start treating credentials as stale and
+	// renewing them on every call (botocore's and the Java SDK's 15
+	// minutes): a caller should never be handed less.
+	StaleWindow = 15 * time.Minute
+)
+
+// Session names and source identities.
+const (
+	// MinSessionNameLen and MaxSessionNameLen bound RoleSessionName and
+	// SourceIdentity.
+	MinSessionNameLen = 2
+	MaxSessionNameLen = 64
+	// SessionNamePattern is their character class, as STS's model spells it.
+	SessionNamePattern = `[\w+=,.@-]*`
+)
+
+// Session tags.
+const (
+	// MaxTags bounds Tags and TransitiveTagKeys.
+	MaxTags = 50
+	// MaxTagKeyLen and MaxTagValueLen are in characters.
+	MaxTagKeyLen   = 128
+	MaxTagValueLen = 256
+	// TagKeyPattern and TagValuePattern are the Tag data type's patterns.
+	TagKeyPattern   = `[\p{L}\p{Z}\p{N}_.:/=+\-@]+`
+	TagValuePattern = `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`
+)
+
+var (
+	sessionNameRE = regexp.MustCompile(`^` + SessionNamePattern + `$`)
+	invalidNameRE = regexp.MustCompile(`[^\w+=,.@-]`)
+	tagKeyRE      = regexp.MustCompile(`^` + TagKeyPattern + `$`)
+	// tagValueRE also takes '*', which STS accepts in values (wildcard
+	// condition values are common) though its documented pattern omits it.
+	tagValueRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]*$`)
+)
+
+// Tag is a session tag.
+type Tag struct{ Key, Value string }
+
+// ValidSessionName reports whether s is a valid RoleSessionName (and
+// SourceIdentity, which shares its rule): 2-64 of [\w+=,.@-].
+func ValidSessionName(s string) bool {
+	return len(s) >= MinSessionNameLen && len(s) <= MaxSessionNameLen && sessionNameRE.MatchString(s)
+}
+
+// ReservedSourceIdentity reports whether s uses the prefix STS reserves.
+func ReservedSourceIdentity(s string) bool {
+	return strings.HasPrefix(strings.ToLower(s), "aws:")
+}
+
+// ValidTagKey reports whether k is a valid session tag key.
+func ValidTagKey(k string) bool {
+	n := utf8.RuneCountInString(k)
+	return n >= 1 && n <= MaxTagKeyLen && tagKeyRE.MatchString(k)
+}
+
+// ValidTagValue reports whether v is a valid session tag value.
+func ValidTagValue(v string) bool {
+	return utf8.RuneCountInString(v) <= MaxTagValueLen && tagValueRE.MatchString(v)
+}
+
+// SanitizeSessionName makes s acceptable to STS as a RoleSessionName:
+// characters outside [\w+=,.@-] become '-', it is cut to 64 characters and
+// padded to 2.
+func SanitizeSessionName(s string) string {
+	s = invalidNameRE.ReplaceAllString(s, "-")
+	if len(s) > MaxSessionNameLen {
+		s = s[:MaxSessionNameLen]
+	}
+	if len(s) < MinSessionNameLen {
+		s = "credsidecar-" + s
+	}
+	return s
+}
+
+// KeyIDSuffix is the last four characters of an access key id: enough to
+// correlate log lines, not enough to use. A key id too short to shorten
+// yields "" rather than the whole id.
+func KeyIDSuffix(id string) string {
+	if len(id) < 8 {
+		return ""
+	}
+	return id[len(id)-4:]
+}
