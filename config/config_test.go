@@ -51,8 +51,6 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-func noEnv(string) (string, bool) { return "", false }
-
 func TestExample(t *testing.T) {
 	data, err := os.ReadFile(examplePath)
 	if err != nil {

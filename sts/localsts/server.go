@@ -636,7 +636,7 @@ func credentialsXML(out *Issued) credentialsElem {
 
 func assumedRoleXML(c *SessionClaims) assumedRoleUserElem {
 	u := c.AssumedRole()
-	return assumedRoleUserElem{AssumedRoleID: u.AssumedRoleID, ARN: u.ARN}
+	return assumedRoleUserElem(u)
 }
 
 func (s *Server) writeHeaders(w http.ResponseWriter, id string, status int) {
