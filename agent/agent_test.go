@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/credsidecar/credsidecar/sts/stsrules"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -126,23 +126,6 @@ clients:
 	for name, v := range variants {
 		if k := fp(v); k == plain {
 			t.Errorf("%s does not change the session key", name)
-		}
-	}
-}
-
-func TestSanitizeSessionName(t *testing.T) {
-	cases := map[string]string{
-		"alice":                 "alice",
-		"a b/c:d":               "a-b-c-d",
-		"x":                     "credsidecar-x",
-		"":                      "credsidecar-",
-		strings.Repeat("é", 40): strings.Repeat("-", 40),
-		strings.Repeat("a", 80): strings.Repeat("a", 64),
-		"ok+=,.@-_":             "ok+=,.@-_",
-	}
-	for in, want := range cases {
-		if got := stsrules.SanitizeSessionName(in); got != want {
-			t.Errorf("SanitizeSessionName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -607,5 +590,45 @@ clients:
 	f.a.Apply(parseConfig(t, "# a comment\n\n"+yml))
 	if after := mustCreds(t, f.a, tokenCaller("t"), "app"); after != before {
 		t.Fatal("a line shift dropped the session of an unchanged role")
+	}
+}
+
+// TestTokenNeverFallsBack: a token whose clients all fail their other
+// conditions is refused (401); it does not fall through to an address-based
+// client listed after them. A token-less client listed before them still
+// wins, as file order says.
+func TestTokenNeverFallsBack(t *testing.T) {
+	cfg := parseConfig(t, `
+roles: [{name: app}, {name: wide}]
+clients:
+  - {name: pinned, match: {token: t1, source_cidrs: ["127.0.0.2/32"]}, roles: [app]}
+  - {name: net, match: {source_cidrs: ["127.0.0.0/8"]}, roles: [wide]}
+`)
+	a, err := New(Options{Source: newFakeSource(newFixture(t, 1).clk), DisableWarm: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	wrongAddr := &Caller{Token: "t1", HasToken: true, Addr: netip.MustParseAddr("127.0.0.1")}
+	if id, err := a.Resolve(wrongAddr); kindOf(err) != KindBadToken {
+		t.Fatalf("token of pinned from another address: client %q, %v; want a 401 refusal", id.Client(), err)
+	}
+	rightAddr := &Caller{Token: "t1", HasToken: true, Addr: netip.MustParseAddr("127.0.0.2")}
+	if id, err := a.Resolve(rightAddr); err != nil || id.Client() != "pinned" {
+		t.Fatalf("token of pinned from its address: %q, %v", id.Client(), err)
+	}
+	if id, err := a.Resolve(addrCaller("127.0.0.1")); err != nil || id.Client() != "net" {
+		t.Fatalf("token-less caller: %q, %v", id.Client(), err)
+	}
+
+	first := parseConfig(t, `
+roles: [{name: app}, {name: wide}]
+clients:
+  - {name: net, match: {source_cidrs: ["127.0.0.0/8"]}, roles: [wide]}
+  - {name: pinned, match: {token: t1, source_cidrs: ["127.0.0.2/32"]}, roles: [app]}
+`)
+	a.Apply(first)
+	if id, err := a.Resolve(wrongAddr); err != nil || id.Client() != "net" {
+		t.Fatalf("a token-less client listed first wins: %q, %v", id.Client(), err)
 	}
 }

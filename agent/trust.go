@@ -183,8 +183,10 @@ var (
 // identify returns the first client, in file order, whose match holds for
 // the caller. A presented token is looked up by its SHA-256 digest: the
 // lookup's timing can only tell digests apart, which says nothing usable
-// about tokens. A token that matches no client is refused outright: it
-// never falls back to address or uid trust.
+// about tokens. A presented token never falls back to address or uid
+// trust: when it matches no client, or every client it matches fails its
+// other conditions, the caller is refused (401). Token-less clients listed
+// before the first client holding that token still win, as file order says.
 func (st *state) identify(c *Caller) (*client, *Error) {
 	var withToken []*client
 	if c.HasToken {
@@ -201,6 +203,11 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 		if j >= len(st.tokenless) || (i < len(withToken) && withToken[i].idx < st.tokenless[j].idx) {
 			cl, i = withToken[i], i+1
 		} else {
+			if c.HasToken && i > 0 {
+				// Past a client holding the caller's token: no fallback.
+				j = len(st.tokenless)
+				continue
+			}
 			cl, j = st.tokenless[j], j+1
 		}
 		if len(cl.cidrs) > 0 && !containsAddr(cl.cidrs, c.Addr) {
@@ -220,6 +227,9 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 			}
 		}
 		return cl, nil
+	}
+	if c.HasToken {
+		return nil, errBadToken
 	}
 	return nil, errNoClient
 }

@@ -488,6 +488,7 @@ func TestInvalid(t *testing.T) {
 		"secret-empty":          {{7, "secret is empty"}},
 		"secret-two-keys":       {{7, "exactly one of env:, file:, sha256:"}},
 		"secret-unknown-source": {{7, `"vault" is not a secret reference`}},
+		"session-shared":        {{7, `clients "billing" and "reports" would share role "app"'s session "shared"`}},
 		"sha256":                {{7, "sha256: must be 64 hex characters"}},
 		"syntax":                {{2, "did not find expected ',' or '}'"}},
 		"syntax-sequence":       {{2, "did not find expected key"}},

@@ -179,6 +179,7 @@ func (v *validator) validate(c *Config) {
 	}
 	v.validateRoles(c)
 	v.validateClients(c)
+	v.checkSessionNames(c)
 }
 
 // IsLocalAddr reports whether ip is an address credential listeners may

@@ -9,6 +9,8 @@
 package stsrules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"time"
@@ -90,19 +92,33 @@ func ValidTagValue(v string) bool {
 	return utf8.RuneCountInString(v) <= MaxTagValueLen && tagValueRE.MatchString(v)
 }
 
-// SanitizeSessionName makes s acceptable to STS as a RoleSessionName:
-// characters outside [\w+=,.@-] become '-', it is cut to 64 characters and
-// padded to 2.
+// SanitizeSessionName makes s acceptable to STS as a RoleSessionName. A
+// valid name is kept as it is. Otherwise characters outside [\w+=,.@-]
+// become '-', the name is cut to leave room, and "-" and a short hash of
+// the original are appended: sanitising, cutting and padding each map
+// distinct names to one ("system:serviceaccount:a-b:c" and
+// "system:serviceaccount:a:b-c"; two long names that differ only past
+// character 64), and distinct callers must never share a session.
 func SanitizeSessionName(s string) string {
-	s = invalidNameRE.ReplaceAllString(s, "-")
-	if len(s) > MaxSessionNameLen {
-		s = s[:MaxSessionNameLen]
+	if ValidSessionName(s) {
+		return s
 	}
-	if len(s) < MinSessionNameLen {
-		s = "credsidecar-" + s
+	out := invalidNameRE.ReplaceAllString(s, "-")
+	if out == "" {
+		out = "credsidecar"
 	}
-	return s
+	sum := sha256.Sum256([]byte(s))
+	suffix := "-" + hex.EncodeToString(sum[:nameHashBytes])
+	if len(out) > MaxSessionNameLen-len(suffix) {
+		// \w is ASCII in RE2: out is ASCII, so a byte cut is a character cut.
+		out = out[:MaxSessionNameLen-len(suffix)]
+	}
+	return out + suffix
 }
+
+// nameHashBytes is the length of a changed session name's hash (8 hex
+// characters: 32 bits, against collisions among one role's callers).
+const nameHashBytes = 4
 
 // KeyIDSuffix is the last four characters of an access key id: enough to
 // correlate log lines, not enough to use. A key id too short to shorten

@@ -1,6 +1,8 @@
 package stsrules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 )
@@ -14,12 +16,30 @@ func TestSessionNames(t *testing.T) {
 			t.Errorf("ValidSessionName(%q) = %v, want %v", s, got, want)
 		}
 	}
+	hash := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:4]) }
 	for in, want := range map[string]string{
-		"ok-name": "ok-name", "a b/c": "a-b-c", "x": "credsidecar-x", "": "credsidecar-",
-		strings.Repeat("y", 70): strings.Repeat("y", 64),
+		"ok-name":               "ok-name",
+		"ok+=,.@-_":             "ok+=,.@-_",
+		strings.Repeat("a", 64): strings.Repeat("a", 64),
+		"a b/c":                 "a-b-c-" + hash("a b/c"),
+		"x":                     "x-" + hash("x"),
+		"":                      "credsidecar-" + hash(""),
+		strings.Repeat("é", 40): strings.Repeat("-", 40) + "-" + hash(strings.Repeat("é", 40)),
+		strings.Repeat("y", 70): strings.Repeat("y", 55) + "-" + hash(strings.Repeat("y", 70)),
 	} {
 		if got := SanitizeSessionName(in); got != want || !ValidSessionName(got) {
 			t.Errorf("SanitizeSessionName(%q) = %q, want %q (valid)", in, got, want)
+		}
+	}
+	// Names that sanitising or cutting used to map to one stay distinct.
+	long := "payments-reconciliation-service-production-eu-west-1-cluster-a-"
+	for _, pair := range [][2]string{
+		{"system:serviceaccount:a-b:c", "system:serviceaccount:a:b-c"},
+		{long + "blue", long + "green"},
+		{"a", "a-"},
+	} {
+		if x, y := SanitizeSessionName(pair[0]), SanitizeSessionName(pair[1]); x == y {
+			t.Errorf("%q and %q share the session name %q", pair[0], pair[1], x)
 		}
 	}
 	if !ReservedSourceIdentity("AWS:me") || ReservedSourceIdentity("me") {
