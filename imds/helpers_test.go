@@ -153,6 +153,8 @@ func (s *staticSource) Retrieve(_ context.Context, req agent.Request) (*agent.Cr
 type recMetrics struct {
 	mu   sync.Mutex
 	seen map[string]int
+	// changed is closed (and replaced) on every observation.
+	changed chan struct{}
 }
 
 func (m *recMetrics) Request(ep string, code int, _ time.Duration) {
@@ -162,6 +164,33 @@ func (m *recMetrics) Request(ep string, code int, _ time.Duration) {
 		m.seen = map[string]int{}
 	}
 	m.seen[fmt.Sprintf("%s %d", ep, code)]++
+	if m.changed != nil {
+		close(m.changed)
+		m.changed = nil
+	}
+}
+
+// await waits until cond holds over the observations, or d has passed; it
+// reports whether cond held.
+func (m *recMetrics) await(d time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		m.mu.Lock()
+		if m.changed == nil {
+			m.changed = make(chan struct{})
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		if cond() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return cond()
+		}
+	}
 }
 
 func (m *recMetrics) count(ep string, code int) int {

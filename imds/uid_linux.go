@@ -25,6 +25,27 @@ func SockDiagUID() UIDLookup {
 		if err != nil {
 			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: %w", remote, local, err)
 		}
+		// Only an established socket that a process still holds (inode
+		// != 0) has a meaningful owner. A client that closed right after
+		// sending leaves an orphaned FIN-WAIT/TIME-WAIT socket, which the
+		// kernel reports as uid 0: believing it would serve the request
+		// as root.
+		if s.State != netlink.TCP_ESTABLISHED || s.INode == 0 {
+			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: the client socket is %s and owned by no process (inode %d); its uid is unknown", remote, local, tcpState(s.State), s.INode)
+		}
 		return s.UID, nil
 	}
+}
+
+func tcpState(st uint8) string {
+	names := map[uint8]string{
+		netlink.TCP_ESTABLISHED: "ESTABLISHED", netlink.TCP_SYN_SENT: "SYN_SENT", netlink.TCP_SYN_RECV: "SYN_RECV",
+		netlink.TCP_FIN_WAIT1: "FIN_WAIT1", netlink.TCP_FIN_WAIT2: "FIN_WAIT2", netlink.TCP_TIME_WAIT: "TIME_WAIT",
+		netlink.TCP_CLOSE: "CLOSE", netlink.TCP_CLOSE_WAIT: "CLOSE_WAIT", netlink.TCP_LAST_ACK: "LAST_ACK",
+		netlink.TCP_LISTEN: "LISTEN", netlink.TCP_CLOSING: "CLOSING",
+	}
+	if n, ok := names[st]; ok {
+		return n
+	}
+	return fmt.Sprintf("in state %d", st)
 }
