@@ -66,8 +66,23 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
+// newSidecarClient returns a client that dials the sidecar directly with
+// dial (nil: a plain net.Dialer). http.DefaultClient honours HTTP_PROXY:
+// for the documented 169.254.170.2 listener the bearer token and the
+// credentials would go to the proxy (the hostile-users issue).
+func newSidecarClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+	}
+	return &http.Client{
+		Transport: &http.Transport{Proxy: nil, DialContext: dial, DisableKeepAlives: true},
+		// A redirect would carry the request somewhere the sidecar is not.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // fetchCreds asks the sidecar for role over its ECS endpoint.
-func fetchCreds(ctx context.Context, u, token string) (*processCredentials, error) {
+func fetchCreds(ctx context.Context, client *http.Client, u, token string) (*processCredentials, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -78,7 +93,7 @@ func fetchCreds(ctx context.Context, u, token string) (*processCredentials, erro
 	if token != "" {
 		req.Header.Set("Authorization", token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("ask the sidecar at %s (is `credsidecar serve` running?): %w", u, err)
 	}
@@ -142,7 +157,7 @@ func runCreds(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	pc, err := fetchCreds(ctx, u, token)
+	pc, err := fetchCreds(ctx, newSidecarClient(nil), u, token)
 	if err != nil {
 		return err
 	}
@@ -187,6 +202,11 @@ func runExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	env := []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + u}
+	// The command's SDK must dial the sidecar directly too: SDKs honour
+	// HTTP_PROXY for the container endpoint, so the sidecar's host goes into
+	// NO_PROXY (both spellings), after whatever the user had there.
+	host := hostOf(u)
+	env = append(env, "NO_PROXY="+withHost(os.Getenv("NO_PROXY"), host), "no_proxy="+withHost(os.Getenv("no_proxy"), host))
 	if tokenFile != "" {
 		abs, err := filepath.Abs(tokenFile)
 		if err != nil {
@@ -205,6 +225,7 @@ func runExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"AWS_PROFILE": true, "AWS_DEFAULT_PROFILE": true, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": true,
 		"AWS_CONTAINER_AUTHORIZATION_TOKEN": true, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": true,
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI": true, "AWS_WEB_IDENTITY_TOKEN_FILE": true, "AWS_ROLE_ARN": true,
+		"NO_PROXY": true, "no_proxy": true,
 	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -223,4 +244,26 @@ func runExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("exec %s: %w", cmdArgs[0], err)
 	}
 	return nil
+}
+
+// hostOf is the host of URL u (no port, no brackets).
+func hostOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
+}
+
+// withHost appends host to a NO_PROXY list unless it is already there.
+func withHost(list, host string) string {
+	for _, h := range strings.Split(list, ",") {
+		if strings.TrimSpace(h) == host {
+			return list
+		}
+	}
+	if list == "" {
+		return host
+	}
+	return list + "," + host
 }
