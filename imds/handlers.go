@@ -110,19 +110,20 @@ type endpoint struct {
 }
 
 // call is one request after the adapter's checks: who is asking, identified
-// once, against one config snapshot.
+// once, against one config snapshot. It is passed by value: no allocation
+// per request.
 type call struct {
 	r  *http.Request
 	c  *agent.Caller
 	id agent.Identity
-	// role and creds are what the handler vended, for the audit record.
-	role  string
-	creds *agent.Credentials
+	// role is the role named in the path ("" = the default role).
+	role string
 }
 
-// handler answers one request the adapter let through: the success body,
-// or an error the adapter maps (an *agent.Error or an *apiError).
-type handler func(w http.ResponseWriter, q *call) ([]byte, error)
+// handler answers one request the adapter let through: the success body
+// and the credentials it vended (for the audit record), or an error the
+// adapter maps (an *agent.Error or an *apiError).
+type handler func(w http.ResponseWriter, q call) ([]byte, *agent.Credentials, error)
 
 // apiError is an answer decided by the front end itself.
 type apiError struct {
@@ -159,7 +160,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			s.fail(w, ep.name, start, errHost)
 			return
 		}
-		q := &call{r: r, c: s.caller(r, ep.flags&bearer != 0)}
+		q := call{r: r, c: s.caller(r, ep.flags&bearer != 0)}
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
 		if err := s.limit(q.c, id); err != nil {
@@ -176,9 +177,10 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			q.role = mux.Vars(r)["role"]
 		}
 		var body []byte
+		var creds *agent.Credentials
 		err := idErr
 		if err == nil || ep.flags&needsClient == 0 {
-			body, err = ep.handle(w, q)
+			body, creds, err = ep.handle(w, q)
 		}
 		status := http.StatusOK
 		if err != nil {
@@ -187,7 +189,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			s.write(w, ep.name, start, ep.ctype, body)
 		}
 		if ep.flags&audited != 0 {
-			s.audit(r, ep.name, q.c, id.Client(), q.role, q.creds, status, resultOf(err))
+			s.audit(r, ep.name, q.c, id.Client(), q.role, creds, status, resultOf(err))
 		}
 	}
 }
@@ -285,16 +287,16 @@ func (s *Server) write(w http.ResponseWriter, ep string, start time.Time, ctype 
 
 // putToken issues an IMDSv2 token bound to the caller; a caller that
 // matches no client gets a token that opens nothing.
-func (s *Server) putToken(w http.ResponseWriter, q *call) ([]byte, error) {
+func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
 	r := q.r
 	if _, proxied := r.Header["X-Forwarded-For"]; proxied {
 		// As EC2 does: a token never goes through a proxy (SSRF defence).
-		return nil, errProxied
+		return nil, nil, errProxied
 	}
 	v := r.Header.Get(tokenTTLHeader)
 	ttl, err := strconv.Atoi(v)
 	if v == "" || err != nil || ttl < 1 || ttl > maxTokenTTL {
-		return nil, errTTL
+		return nil, nil, errTTL
 	}
 	tok := s.tokens.issue(s.clk.Now().Add(time.Duration(ttl)*time.Second), q.id.Client(), q.c.Addr)
 	if hops := q.id.Config().IMDS.HopLimit; hops > 0 {
@@ -302,13 +304,13 @@ func (s *Server) putToken(w http.ResponseWriter, q *call) ([]byte, error) {
 			if err := setHopLimit(ci.conn, hops); err != nil {
 				// Fail closed: a token must not travel further than allowed.
 				s.log.Error("cannot apply imds.hop_limit; token refused", zap.Error(err))
-				return nil, errHopLimit
+				return nil, nil, errHopLimit
 			}
 		}
 	}
 	// Go and Rust SDKs fail without the TTL echoed.
 	w.Header().Set(tokenTTLHeader, strconv.Itoa(ttl))
-	return []byte(tok), nil
+	return []byte(tok), nil, nil
 }
 
 // tokenValid verifies an IMDSv2 token, remembering the last one verified
@@ -334,39 +336,38 @@ func (s *Server) imdsCreds(slot int) handler {
 	if slot == slotIMDSExtended {
 		render = renderIMDSExtended
 	}
-	return func(_ http.ResponseWriter, q *call) ([]byte, error) {
+	return func(_ http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
 		return s.vend(q, slot, render)
 	}
 }
 
 // ecsCreds serves /creds (the default role) and /role/NAME.
-func (s *Server) ecsCreds(_ http.ResponseWriter, q *call) ([]byte, error) {
+func (s *Server) ecsCreds(_ http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
 	return s.vend(q, slotECS, renderECS)
 }
 
 // vend hands out the credentials of the role the adapter read from the path
 // ("" = the caller's default role).
-func (s *Server) vend(q *call, slot int, render func(*agent.Credentials) []byte) ([]byte, error) {
+func (s *Server) vend(q call, slot int, render func(*agent.Credentials) []byte) ([]byte, *agent.Credentials, error) {
 	creds, err := s.agent.CredentialsFor(q.r.Context(), q.id, q.c, q.role)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q.creds = creds
-	return creds.Rendered(slot, render), nil
+	return creds.Rendered(slot, render), creds, nil
 }
 
 // roleList answers the caller's default role name: one line, no trailing
 // newline (botocore appends the body to its next URL).
-func roleList(_ http.ResponseWriter, q *call) ([]byte, error) {
-	return []byte(q.id.DefaultRole()), nil
+func roleList(_ http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
+	return []byte(q.id.DefaultRole()), nil, nil
 }
 
 // iamInfo names the caller's default role as its instance profile, in the
 // account of that same role.
-func (s *Server) iamInfo(_ http.ResponseWriter, q *call) ([]byte, error) {
+func (s *Server) iamInfo(_ http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
 	role := q.id.DefaultRole()
 	if role == "" {
-		return nil, errNoRole
+		return nil, nil, errNoRole
 	}
 	b, _ := json.Marshal(struct {
 		Code               string
@@ -374,18 +375,18 @@ func (s *Server) iamInfo(_ http.ResponseWriter, q *call) ([]byte, error) {
 		InstanceProfileArn string
 		InstanceProfileId  string
 	}{"Success", s.clk.Now().UTC().Format(timeFormat), "arn:aws:iam::" + q.id.Account() + ":instance-profile/" + role, instanceProfileID(role)})
-	return b, nil
+	return b, nil, nil
 }
 
 func metadata(value func(*config.Config) string) handler {
-	return func(_ http.ResponseWriter, q *call) ([]byte, error) {
-		return []byte(value(q.id.Config())), nil
+	return func(_ http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
+		return []byte(value(q.id.Config())), nil, nil
 	}
 }
 
 // identityDocument is the instance identity document, in the account of
 // the caller's own default role (the account iam/info names).
-func (s *Server) identityDocument(_ http.ResponseWriter, q *call) ([]byte, error) {
+func (s *Server) identityDocument(_ http.ResponseWriter, q call) ([]byte, *agent.Credentials, error) {
 	cfg := q.id.Config()
 	b, _ := json.MarshalIndent(map[string]any{
 		"accountId":        q.id.Account(),
@@ -399,5 +400,5 @@ func (s *Server) identityDocument(_ http.ResponseWriter, q *call) ([]byte, error
 		"region":           cfg.Region,
 		"version":          "2017-09-30",
 	}, "", "  ")
-	return b, nil
+	return b, nil, nil
 }

@@ -18,13 +18,20 @@ import (
 // and closes its socket at once (bash's /dev/tcp: no tool to install).
 func sendAndCloseAs(t *testing.T, uid uint32, addr netip.AddrPort, req string) {
 	t.Helper()
+	if err := runSendAndClose(uid, addr, req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runSendAndClose(uid uint32, addr netip.AddrPort, req string) error {
 	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%d && printf '%%s' "$REQ" >&3 && exec 3>&-`, addr.Addr(), addr.Port())
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = []string{"REQ=" + req}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("client as uid %d: %v %s", uid, err, out)
+		return fmt.Errorf("client as uid %d: %v %s", uid, err, out)
 	}
+	return nil
 }
 
 func needRoot(t *testing.T) {
@@ -49,9 +56,13 @@ func TestUIDOfClosedSocketIsUnknown(t *testing.T) {
 	}
 	defer ln.Close()
 	lookup := SockDiagUID()
-	go sendAndCloseAs(t, 4242, ln.Addr().(*net.TCPAddr).AddrPort(), "hello")
+	client := make(chan error, 1)
+	go func() { client <- runSendAndClose(4242, ln.Addr().(*net.TCPAddr).AddrPort(), "hello") }()
 	c, err := ln.Accept()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-client; err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
