@@ -96,6 +96,9 @@ type Agent struct {
 	negMu sync.Mutex
 	neg   *lru.Cache[string, negative]
 
+	// fair shares the STS budget and the cache among clients (fair.go).
+	fair fairness
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	// closeMu and closed keep wg.Add from racing Close's wg.Wait.
@@ -466,7 +469,7 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		}
 		req.Via = via
 	}
-	if err := a.waitBudget(ctx, foreground); err != nil {
+	if err := a.waitBudget(ctx, e.client, foreground); err != nil {
 		return nil, &SourceError{Code: "Throttled", Message: "local STS request budget (sts.max_qps) exhausted", Retryable: true, Err: err}
 	}
 	op := req.Operation()
@@ -501,41 +504,6 @@ func resultOf(err error) string {
 		return "timeout"
 	default:
 		return "retryable_error"
-	}
-}
-
-// waitBudget takes one token of the STS request budget (sts.max_qps), on
-// the agent's clock. Background renewals only spend while at least half
-// the burst is left, so a burst of renewals never starves callers' misses;
-// otherwise they wait their turn.
-func (a *Agent) waitBudget(ctx context.Context, foreground bool) error {
-	lim := a.budget.Load()
-	reserve := 0.0
-	if !foreground && lim.Burst() > 1 {
-		reserve = float64(lim.Burst()) / 2
-	}
-	for {
-		now := a.clk.Now()
-		var wait time.Duration
-		if lim.TokensAt(now) >= 1+reserve || reserve == 0 {
-			r := lim.ReserveN(now, 1)
-			if !r.OK() {
-				return errors.New("sts.max_qps allows no request at all")
-			}
-			if wait = r.DelayFrom(now); wait == 0 {
-				return nil
-			}
-			// The token is ours once the delay has passed.
-			if err := a.sleep(ctx, wait); err != nil {
-				r.CancelAt(a.clk.Now())
-				return err
-			}
-			return nil
-		}
-		wait = time.Duration((1 + reserve - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
-		if err := a.sleep(ctx, max(wait, time.Millisecond)); err != nil {
-			return err
-		}
 	}
 }
 

@@ -534,12 +534,12 @@ func TestBackgroundRenewalsYieldToMisses(t *testing.T) {
 		now := f.clk.Now()
 		lim.ReserveN(now, 3) // one token left, under half the burst
 		done := make(chan error, 1)
-		go func() { done <- f.a.waitBudget(context.Background(), false) }()
+		go func() { done <- f.a.waitBudget(context.Background(), "renewer", false) }()
 		waitFor(t, func() bool { return f.clk.Pending() > 0 })
 		if tok := lim.TokensAt(now); tok < 0.99 {
 			t.Fatalf("the background renewal spent the last tokens (%.2f left)", tok)
 		}
-		if err := f.a.waitBudget(context.Background(), true); err != nil { // a miss may take it
+		if err := f.a.waitBudget(context.Background(), "miss", true); err != nil { // a miss may take it
 			t.Fatal(err)
 		}
 		f.clk.Advance(3 * time.Second) // refill to half the burst

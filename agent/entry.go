@@ -112,8 +112,23 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		return
 	}
 	if cur, ok := a.entries.Load(e.key); !ok || cur.(*entry) != e {
+		// One insertion at a time: making room and adding are one step, so
+		// the LRU never evicts on its own (bypassing the fair choice).
+		a.fair.room.Lock()
+		prev, had := a.lru.Peek(e.key)
+		if !had {
+			a.makeRoom(e.client, a.state.Load().cfg.Cache.MaxEntries)
+		}
 		a.entries.Store(e.key, e)
-		a.lru.Add(e.key, e)
+		a.lru.Add(e.key, e) // replacing a value does not call onEvict
+		switch {
+		case !had:
+			a.holdDelta(e.client, 1)
+		case prev != e:
+			a.holdDelta(prev.client, -1)
+			a.holdDelta(e.client, 1)
+		}
+		a.fair.room.Unlock()
 	}
 	a.arm(e, at.Sub(now), a.onRefreshDue)
 	a.log.Info("credentials issued",
@@ -143,6 +158,7 @@ func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
 // and its refresher stops.
 func (a *Agent) onEvict(key string, e *entry) {
 	a.entries.CompareAndDelete(key, e)
+	a.holdDelta(e.client, -1)
 	e.mu.Lock()
 	e.gone = true
 	if e.timer != nil {

@@ -1,0 +1,218 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// fairness shares the two scarce things among clients: the STS request
+// budget (sts.max_qps) and the cache's entries. One client — say one whose
+// session name includes {{.Addr}} and whose CIDR is wide, driven by a user
+// with all of 127.0.0.0/8 to connect from — can otherwise queue hundreds of
+// misses ahead of everyone and evict everyone's sessions. Here waiting
+// misses are granted budget tokens round-robin by client, so a client
+// waits behind at most one request of each other client, never behind
+// another client's backlog; and a full cache makes room from the client
+// holding the most sessions, so nobody's valid sessions are evicted to
+// make room for a hog.
+type fairness struct {
+	mu sync.Mutex
+	// queues holds the misses waiting for a token, per client (FIFO);
+	// ring is the clients with waiters, in the order they are served.
+	queues map[string][]*budgetWaiter
+	ring   []string
+	turn   int
+	armed  bool // a dispatch is scheduled on the agent's clock
+	// held counts cached sessions per client.
+	held map[string]int
+	// room serializes cache insertions (makeRoom + Add).
+	room sync.Mutex
+}
+
+type budgetWaiter struct {
+	ch      chan struct{}
+	granted bool
+}
+
+// waitBudget takes one token of the STS request budget, on the agent's
+// clock. A miss (foreground) takes a token at once when nobody is queued,
+// else queues for its client's turn. A background renewal only spends
+// while nobody waits and at least half the burst is left, so renewals never
+// starve callers' misses; otherwise it waits.
+func (a *Agent) waitBudget(ctx context.Context, client string, foreground bool) error {
+	if !foreground {
+		return a.waitBackground(ctx)
+	}
+	f := &a.fair
+	f.mu.Lock()
+	lim := a.budget.Load()
+	now := a.clk.Now()
+	if len(f.ring) == 0 && lim.TokensAt(now) >= 1 {
+		lim.AllowN(now, 1)
+		f.mu.Unlock()
+		return nil
+	}
+	if lim.Limit() <= 0 {
+		f.mu.Unlock()
+		return errors.New("sts.max_qps allows no request at all")
+	}
+	w := &budgetWaiter{ch: make(chan struct{})}
+	if f.queues == nil {
+		f.queues = map[string][]*budgetWaiter{}
+	}
+	if len(f.queues[client]) == 0 {
+		f.ring = append(f.ring, client)
+	}
+	f.queues[client] = append(f.queues[client], w)
+	a.armDispatchLocked(now)
+	f.mu.Unlock()
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if w.granted {
+			return nil // granted as the context ended: use it
+		}
+		f.dropLocked(client, w)
+		return ctx.Err()
+	}
+}
+
+// armDispatchLocked schedules a dispatch for when the next token is there.
+func (a *Agent) armDispatchLocked(now time.Time) {
+	f := &a.fair
+	if f.armed || len(f.ring) == 0 {
+		return
+	}
+	lim := a.budget.Load()
+	d := time.Duration(0)
+	if tok := lim.TokensAt(now); tok < 1 {
+		d = time.Duration((1 - tok) / float64(lim.Limit()) * float64(time.Second))
+	}
+	f.armed = true
+	a.clk.AfterFunc(max(d, time.Millisecond), a.dispatch)
+}
+
+// dispatch grants the tokens that are there, one per client in turn.
+func (a *Agent) dispatch() {
+	f := &a.fair
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed = false
+	lim := a.budget.Load()
+	now := a.clk.Now()
+	for len(f.ring) > 0 && lim.TokensAt(now) >= 1 {
+		f.turn %= len(f.ring)
+		client := f.ring[f.turn]
+		q := f.queues[client]
+		w := q[0]
+		f.queues[client] = q[1:]
+		lim.AllowN(now, 1)
+		w.granted = true
+		close(w.ch)
+		if len(f.queues[client]) == 0 {
+			delete(f.queues, client)
+			f.ring = append(f.ring[:f.turn], f.ring[f.turn+1:]...)
+		} else {
+			f.turn++
+		}
+	}
+	a.armDispatchLocked(now)
+}
+
+// dropLocked removes a waiter whose caller gave up.
+func (f *fairness) dropLocked(client string, w *budgetWaiter) {
+	q := f.queues[client]
+	for i, x := range q {
+		if x == w {
+			q = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) > 0 {
+		f.queues[client] = q
+		return
+	}
+	delete(f.queues, client)
+	for i, c := range f.ring {
+		if c == client {
+			f.ring = append(f.ring[:i], f.ring[i+1:]...)
+			if f.turn > i {
+				f.turn--
+			}
+			break
+		}
+	}
+}
+
+// waitBackground is a renewal's wait: it yields to queued misses and keeps
+// half the burst for them.
+func (a *Agent) waitBackground(ctx context.Context) error {
+	for {
+		lim := a.budget.Load()
+		reserve := 0.0
+		if lim.Burst() > 1 {
+			reserve = float64(lim.Burst()) / 2
+		}
+		f := &a.fair
+		f.mu.Lock()
+		now := a.clk.Now()
+		queued := len(f.ring) > 0
+		if !queued && lim.TokensAt(now) >= 1+reserve {
+			lim.AllowN(now, 1)
+			f.mu.Unlock()
+			return nil
+		}
+		f.mu.Unlock()
+		if lim.Limit() <= 0 {
+			return errors.New("sts.max_qps allows no request at all")
+		}
+		need := 1 + reserve - lim.TokensAt(now)
+		wait := time.Duration(need / float64(lim.Limit()) * float64(time.Second))
+		if err := a.sleep(ctx, max(wait, time.Millisecond)); err != nil {
+			return err
+		}
+	}
+}
+
+// makeRoom evicts one session when the cache is full and client is about
+// to add one: the least recently used session of the client holding the
+// most (client itself on a tie), so a client filling the cache evicts its
+// own sessions, never another's.
+func (a *Agent) makeRoom(client string, limit int) {
+	if a.lru.Len() < limit {
+		return
+	}
+	f := &a.fair
+	f.mu.Lock()
+	victim, most := client, f.held[client]
+	for c, n := range f.held {
+		if n > most {
+			victim, most = c, n
+		}
+	}
+	f.mu.Unlock()
+	for _, k := range a.lru.Keys() { // oldest first
+		if e, ok := a.lru.Peek(k); ok && e.client == victim {
+			a.lru.Remove(k)
+			return
+		}
+	}
+}
+
+// holdDelta adjusts the per-client count of cached sessions.
+func (a *Agent) holdDelta(client string, d int) {
+	f := &a.fair
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil {
+		f.held = map[string]int{}
+	}
+	if f.held[client] += d; f.held[client] <= 0 {
+		delete(f.held, client)
+	}
+}
