@@ -57,11 +57,7 @@ func newWatchRig(t *testing.T, configDir string) *watchRig {
 }
 
 func (r *watchRig) start() {
-	cfg, err := Load(r.path)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	w, err := NewWatcher(r.path, cfg, zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
+	w, _, err := NewWatcher(r.path, zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
 	if err != nil {
 		r.t.Fatal(err)
 	}

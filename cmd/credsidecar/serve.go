@@ -53,7 +53,7 @@ type daemon struct {
 }
 
 func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) error {
-	cfg, err := config.Load(path)
+	watcher, cfg, err := config.NewWatcher(path, log.Named("config"), config.WatcherOptions{})
 	if err != nil {
 		return err
 	}
@@ -150,11 +150,6 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 		stsAddr = stsLn.Addr().String()
 	}
 
-	watcher, err := config.NewWatcher(path, cfg, log.Named("config"), config.WatcherOptions{})
-	if err != nil {
-		closeAll()
-		return fmt.Errorf("watch config: %w", err)
-	}
 	g.Go(func() error { return watcher.Run(gctx, d.apply, d.reloadFailed) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
