@@ -97,6 +97,10 @@ func newWatcher(path string, log *zap.Logger, opts WatcherOptions, read ReadFile
 	return w, cfg, nil
 }
 
+// Close stops the watch; Run returns. Run closes it too when ctx ends, so
+// Close matters to an owner that may never call Run. It is idempotent.
+func (w *Watcher) Close() error { return w.w.Close() }
+
 // Trigger asks for a reload now (SIGHUP); it never blocks. A forced reload
 // applies even unchanged bytes, as an operator asked for it.
 func (w *Watcher) Trigger() {
