@@ -166,7 +166,7 @@ func convergeAtStart(t *testing.T, what string, at int, before bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.w.Close()
+	defer w.Close()
 	if ran, reads := h.disarm(); !ran {
 		t.Skipf("the first load makes only %d reads", reads)
 	}
@@ -187,7 +187,7 @@ func convergeOnReload(t *testing.T, what string, at int, before, inApply bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.w.Close()
+	defer w.Close()
 	r.assertOnDisk(cfg, "at start")
 	r.write("config", 1) // a change: region gen-1, token file B
 	apply := func(c *Config) { cfg = c }
@@ -253,7 +253,7 @@ func BenchmarkPollUnchanged(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.w.Close()
+	defer w.Close()
 	b.ReportAllocs()
 	for b.Loop() {
 		if w.reload(false, func(*Config) { b.Fatal("applied") }, func(error) { b.Fatal("failed") }) {
@@ -287,4 +287,29 @@ func benchConfig(b *testing.B) string {
 		b.Skipf("the example does not load here: %v", err)
 	}
 	return path
+}
+
+// TestReloadEmptyReadIsAWriteInProgress: an empty config file is the middle
+// of a truncate-then-write, neither applied nor reported; its content
+// arrives as the next change.
+func TestReloadEmptyReadIsAWriteInProgress(t *testing.T) {
+	r := newConvergeRig(t)
+	w, _, err := newWatcher(r.path, zaptest.NewLogger(t), WatcherOptions{}, readLimited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := os.WriteFile(r.path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(err error) { t.Fatalf("reported: %v", err) }
+	if w.reload(false, func(*Config) { t.Fatal("applied an empty file") }, fail) {
+		t.Fatal("an empty read built a config")
+	}
+	r.write("config", 1)
+	var cfg *Config
+	if !w.reload(false, func(c *Config) { cfg = c }, fail) {
+		t.Fatal("the content after the empty read was not reloaded")
+	}
+	r.assertOnDisk(cfg, "after the write completed")
 }

@@ -146,6 +146,12 @@ func (w *Watcher) reload(force bool, apply func(*Config), fail func(error)) bool
 		fail(err)
 		return true
 	}
+	if len(s.data) == 0 && !force {
+		// A truncate-then-write caught in the middle: its write is an
+		// event of its own. (Load, and a forced reload, report it.)
+		w.log.Debug("config file empty; waiting for its content", zap.String("path", w.path))
+		return false
+	}
 	if s.sum == w.last && !force {
 		return false
 	}
