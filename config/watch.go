@@ -33,7 +33,6 @@ type Watcher struct {
 	poll     time.Duration
 	trigger  chan struct{}
 	read     ReadFile
-	env      Env
 
 	w       *fsnotify.Watcher
 	watched map[string]bool
@@ -70,7 +69,7 @@ func newWatcher(path string, log *zap.Logger, opts WatcherOptions, read ReadFile
 	}
 	w := &Watcher{
 		path: path, log: log, debounce: opts.Debounce, poll: opts.Poll, trigger: make(chan struct{}, 1),
-		read: read, env: os.LookupEnv, w: fw, watched: map[string]bool{},
+		read: read, w: fw, watched: map[string]bool{},
 	}
 	if w.debounce <= 0 {
 		w.debounce = 100 * time.Millisecond
@@ -88,7 +87,7 @@ func newWatcher(path string, log *zap.Logger, opts WatcherOptions, read ReadFile
 		fw.Close()
 		return nil, nil, err
 	}
-	cfg, err := s.build(read, w.env, w.arm)
+	cfg, err := s.build(read, os.LookupEnv, w.arm)
 	if err != nil {
 		fw.Close()
 		return nil, nil, err
@@ -155,7 +154,7 @@ func (w *Watcher) reload(force bool, apply func(*Config), fail func(error)) bool
 	if s.sum == w.last && !force {
 		return false
 	}
-	cfg, err := s.build(w.read, w.env, w.arm)
+	cfg, err := s.build(w.read, os.LookupEnv, w.arm)
 	// s.sum now covers the files the new bytes refer to; the next poll
 	// reads those.
 	w.last, w.refs = s.sum, s.refs
