@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/credsidecar/credsidecar/internal/httpserver"
 )
 
 // pprofOverlay is added to package main of the sidecar, through
@@ -295,25 +297,16 @@ func serveBare(bodyFile string, tokenLen int) error {
 		return err
 	}
 	fmt.Println(l.Addr().String())
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
-	}
+	// The sidecar's own server constructor: the baseline differs from the
+	// sidecar only in its handler.
+	srv := httpserver.New(httpserver.Options{Handler: h})
 	go func() {
 		ch := make(chan os.Signal, 1)
 		signalNotify(ch)
 		<-ch
 		srv.Close()
 	}()
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return httpserver.Serve(srv, l)
 }
 
 // rssKB is VmRSS of pid, from /proc (0 where there is no /proc).

@@ -44,6 +44,10 @@ type Config struct {
 	Path string `yaml:"-"`
 	// Warnings are non-fatal findings (check-config prints them).
 	Warnings []string `yaml:"-"`
+
+	// snap holds the bytes the config was built from (nil when parsed from
+	// bytes); immutable, shared by copies.
+	snap *snapshot
 }
 
 // IMDS configures the EC2 metadata endpoints.

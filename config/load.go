@@ -60,29 +60,15 @@ type Env func(string) (string, bool)
 // ReadFile reads a referenced file; os.ReadFile in production.
 type ReadFile func(string) ([]byte, error)
 
-// Load reads, parses, validates and resolves the config at path.
+// Load reads, parses, validates and resolves the config at path. The file
+// and every file it refers to are read once, into a snapshot that the
+// config keeps (see Config.ReadFile).
 func Load(path string) (*Config, error) {
-	data, err := readLimited(path)
+	s, err := takeSnapshot(path, readLimited, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	c, err := Parse(data)
-	if err != nil {
-		var ce *Error
-		if errors.As(err, &ce) {
-			ce.Path = path
-		}
 		return nil, err
 	}
-	c.Path = path
-	if err := c.Resolve(os.LookupEnv, readLimited); err != nil {
-		var ce *Error
-		if errors.As(err, &ce) {
-			ce.Path = path
-		}
-		return nil, err
-	}
-	return c, nil
+	return s.build(readLimited, os.LookupEnv, nil)
 }
 
 func readLimited(path string) ([]byte, error) {

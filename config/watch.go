@@ -4,32 +4,42 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 )
 
-// Watcher re-reads a config when it or a file it refers to changes, and
-// hands each new valid config on. It watches directories, not files, so
-// write-in-place, rename-over (editors, mv) and the Kubernetes ConfigMap
-// `..data` symlink swap are all seen; it coalesces bursts of events; it
-// skips reloads whose bytes did not change; and it polls as a fallback for
-// file systems without inotify events.
+// Watcher is the one reader of a config file: it arms its watch, reads the
+// first config, and then re-reads the config when it or a file it refers to
+// changes, handing each new valid config on. It watches directories, not
+// files, so write-in-place, rename-over (editors, mv) and the Kubernetes
+// ConfigMap `..data` symlink swap are all seen; it coalesces bursts of
+// events; and it polls as a fallback for file systems without inotify
+// events.
+//
+// Each reload reads the config and the files it refers to once, into a
+// snapshot, and both hashes and builds the config from those bytes. An
+// unchanged hash (most polls) costs the reads and the hash, no parse; a
+// write that lands anywhere during a reload changes the next hash, so the
+// watcher always converges on what is on disk.
 type Watcher struct {
 	path     string
 	log      *zap.Logger
 	debounce time.Duration
 	poll     time.Duration
 	trigger  chan struct{}
+	read     ReadFile
 
 	w       *fsnotify.Watcher
 	watched map[string]bool
-	last    [32]byte
-	cur     *Config
+	// last is the sum of the snapshot last built (applied or failed);
+	// refs are the files the config bytes of that snapshot refer to.
+	last [32]byte
+	refs []string
 }
 
 // WatcherOptions tune a Watcher; zero values take the defaults.
@@ -40,29 +50,55 @@ type WatcherOptions struct {
 	Poll time.Duration
 }
 
-// NewWatcher arms the watch on the config's directory (before the first
-// read, so no change can slip between reading and watching) and records the
-// current content of cfg as the baseline.
-func NewWatcher(path string, current *Config, log *zap.Logger, opts WatcherOptions) (*Watcher, error) {
+// NewWatcher arms the watch on the config's directory, then reads the
+// config and the files it refers to and returns the first config: nothing
+// else needs to read the file, and no change can slip between the read
+// and the watch. It fails as Load does when that first config is not valid.
+func NewWatcher(path string, log *zap.Logger, opts WatcherOptions) (*Watcher, *Config, error) {
+	return newWatcher(path, log, opts, readLimited)
+}
+
+// newWatcher is NewWatcher reading files with read.
+func newWatcher(path string, log *zap.Logger, opts WatcherOptions, read ReadFile) (*Watcher, *Config, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("watch config: %w", err)
 	}
-	w := &Watcher{path: path, log: log, debounce: opts.Debounce, poll: opts.Poll, trigger: make(chan struct{}, 1), w: fw, watched: map[string]bool{}}
+	w := &Watcher{
+		path: path, log: log, debounce: opts.Debounce, poll: opts.Poll, trigger: make(chan struct{}, 1),
+		read: read, w: fw, watched: map[string]bool{},
+	}
 	if w.debounce <= 0 {
 		w.debounce = 100 * time.Millisecond
 	}
 	if w.poll <= 0 {
 		w.poll = 5 * time.Second
 	}
-	if err := w.arm(current); err != nil {
+	if err := w.w.Add(filepath.Dir(path)); err != nil {
 		fw.Close()
-		return nil, err
+		return nil, nil, fmt.Errorf("watch config directory: %w", err)
 	}
-	w.last = w.fingerprint(current)
-	w.cur = current
-	return w, nil
+	w.watched[filepath.Dir(path)] = true
+	s, err := takeSnapshot(path, read, nil)
+	if err != nil {
+		fw.Close()
+		return nil, nil, err
+	}
+	cfg, err := s.build(read, os.LookupEnv, w.arm)
+	if err != nil {
+		fw.Close()
+		return nil, nil, err
+	}
+	w.last, w.refs = s.sum, s.refs
+	return w, cfg, nil
 }
+
+// Close stops the watch; Run returns. Run closes it too when ctx ends, so
+// Close matters to an owner that may never call Run. It is idempotent.
+func (w *Watcher) Close() error { return w.w.Close() }
 
 // Trigger asks for a reload now (SIGHUP); it never blocks. A forced reload
 // applies even unchanged bytes, as an operator asked for it.
@@ -73,22 +109,14 @@ func (w *Watcher) Trigger() {
 	}
 }
 
-// arm watches the directories of the config and of the files it refers to.
-func (w *Watcher) arm(cfg *Config) error {
-	dirs := []string{filepath.Dir(w.path)}
-	if cfg != nil {
-		for _, f := range cfg.ReferencedFiles() {
-			dirs = append(dirs, filepath.Dir(f))
-		}
-	}
+// arm watches dirs (those of the files a config refers to) that are not
+// watched yet.
+func (w *Watcher) arm(dirs []string) {
 	for _, d := range dirs {
 		if w.watched[d] {
 			continue
 		}
 		if err := w.w.Add(d); err != nil {
-			if d == filepath.Dir(w.path) {
-				return err
-			}
 			// A referenced file's directory may not exist yet; polling
 			// still notices it.
 			w.log.Warn("cannot watch directory; relying on polling", zap.String("dir", d), zap.Error(err))
@@ -96,71 +124,67 @@ func (w *Watcher) arm(cfg *Config) error {
 		}
 		w.watched[d] = true
 	}
-	return nil
 }
 
-// fingerprint hashes the config file and every file it refers to.
-func (w *Watcher) fingerprint(cfg *Config) [32]byte {
-	h := sha256.New()
-	files := []string{w.path}
-	if cfg != nil {
-		files = append(files, cfg.ReferencedFiles()...)
-	}
-	sort.Strings(files[1:])
-	for _, f := range files {
-		b, err := readLimited(f)
-		if err != nil {
-			h.Write([]byte("\x00missing:" + f))
-			continue
+// reload takes a snapshot and, when its sum differs from the last one (or
+// force), builds a config from it and hands it to apply, or its error to
+// fail. It reports whether it built anything.
+func (w *Watcher) reload(force bool, apply func(*Config), fail func(error)) bool {
+	s, err := takeSnapshot(w.path, w.read, w.refs)
+	if err != nil {
+		// Editors and kubelets remove or replace the file in several
+		// steps: a missing file is the middle of one, not a new config.
+		// Its reappearance is an event (or a poll).
+		if errors.Is(err, os.ErrNotExist) {
+			w.log.Debug("config file missing; waiting for it to reappear", zap.String("path", w.path))
+			return false
 		}
-		h.Write([]byte(f))
-		h.Write([]byte{0})
-		h.Write(b)
-		h.Write([]byte{0})
+		if !force && w.failedRead(err) {
+			return false
+		}
+		fail(err)
+		return true
 	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out
+	if len(s.data) == 0 && !force {
+		// A truncate-then-write caught in the middle: its write is an
+		// event of its own. (Load, and a forced reload, report it.)
+		w.log.Debug("config file empty; waiting for its content", zap.String("path", w.path))
+		return false
+	}
+	if s.sum == w.last && !force {
+		return false
+	}
+	cfg, err := s.build(w.read, os.LookupEnv, w.arm)
+	// s.sum now covers the files the new bytes refer to; the next poll
+	// reads those.
+	w.last, w.refs = s.sum, s.refs
+	if err != nil {
+		fail(err)
+		return true
+	}
+	apply(cfg)
+	return true
+}
+
+// failedRead records an unreadable config (not a missing one) so that the
+// same failure is reported once, not at every poll.
+func (w *Watcher) failedRead(err error) bool {
+	sum := sha256.Sum256([]byte("\x00unreadable\x00" + err.Error()))
+	if sum == w.last {
+		return true
+	}
+	w.last = sum
+	return false
 }
 
 // Run delivers configs until ctx ends: apply gets each new valid config,
 // fail each error of an invalid one (the running config stays).
 func (w *Watcher) Run(ctx context.Context, apply func(*Config), fail func(error)) error {
 	defer w.w.Close()
-	cur := w.cur
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	poll := time.NewTicker(w.poll)
 	defer poll.Stop()
-	reload := func(force bool) {
-		cfg, err := Load(w.path)
-		if err != nil {
-			// Editors write in several steps: an empty or partial file is
-			// reported only if it is still there at the next event.
-			var pe *os.PathError
-			if errors.As(err, &pe) && errors.Is(err, os.ErrNotExist) {
-				w.log.Debug("config file missing; waiting for it to reappear", zap.String("path", w.path))
-				return
-			}
-			fp := w.fingerprint(cur)
-			if fp == w.last && !force {
-				return
-			}
-			w.last = fp
-			fail(err)
-			return
-		}
-		fp := w.fingerprint(cfg)
-		if fp == w.last && !force {
-			return
-		}
-		w.last = fp
-		cur = cfg
-		if err := w.arm(cfg); err != nil {
-			w.log.Warn("cannot watch config directory", zap.Error(err))
-		}
-		apply(cfg)
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -177,11 +201,11 @@ func (w *Watcher) Run(ctx context.Context, apply func(*Config), fail func(error)
 			}
 			w.log.Warn("file watch error; polling continues", zap.Error(err))
 		case <-debounce.C:
-			reload(false)
+			w.reload(false, apply, fail)
 		case <-poll.C:
-			reload(false)
+			w.reload(false, apply, fail)
 		case <-w.trigger:
-			reload(true)
+			w.reload(true, apply, fail)
 		}
 	}
 }

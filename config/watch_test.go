@@ -33,6 +33,8 @@ type watchRig struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	w       *Watcher
+	// changed is signalled after each apply or failure.
+	changed chan struct{}
 }
 
 func (r *watchRig) write(path, content string) {
@@ -51,17 +53,13 @@ func newWatchRig(t *testing.T, configDir string) *watchRig {
 	if configDir == "" {
 		configDir = dir
 	}
-	r := &watchRig{t: t, dir: configDir, path: filepath.Join(configDir, "config.yaml"), tokens: filepath.Join(dir, "token"), done: make(chan struct{})}
+	r := &watchRig{t: t, dir: configDir, path: filepath.Join(configDir, "config.yaml"), tokens: filepath.Join(dir, "token"), done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	r.write(r.tokens, "tok-1\n")
 	return r
 }
 
 func (r *watchRig) start() {
-	cfg, err := Load(r.path)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	w, err := NewWatcher(r.path, cfg, zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
+	w, _, err := NewWatcher(r.path, zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -71,29 +69,54 @@ func (r *watchRig) start() {
 	go func() {
 		defer close(r.done)
 		w.Run(ctx,
-			func(c *Config) { r.mu.Lock(); r.applied = append(r.applied, c); r.mu.Unlock() },
-			func(err error) { r.mu.Lock(); r.failed = append(r.failed, err); r.mu.Unlock() })
+			func(c *Config) { r.mu.Lock(); r.applied = append(r.applied, c); r.mu.Unlock(); r.signal() },
+			func(err error) { r.mu.Lock(); r.failed = append(r.failed, err); r.mu.Unlock(); r.signal() })
 	}()
 	r.t.Cleanup(func() { cancel(); <-r.done })
+}
+
+func (r *watchRig) signal() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits (bounded) until cond holds, re-checking it after each
+// apply or failure the watcher reports.
+func (r *watchRig) waitFor(cond func() bool) bool {
+	timeout := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-r.changed:
+		case <-timeout:
+			return false
+		}
+	}
+	return true
 }
 
 // waitApplied waits (bounded) until a config with region arrives.
 func (r *watchRig) waitApplied(region string) *Config {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var got *Config
+	r.waitFor(func() bool {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, c := range r.applied {
 			if c.Region == region {
-				r.mu.Unlock()
-				return c
+				got = c
+				return true
 			}
 		}
-		r.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
+		return false
+	})
+	if got == nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.t.Fatalf("config with region %s never applied (applied %d, failed %v)", region, len(r.applied), r.failed)
 	}
-	r.t.Fatalf("config with region %s never applied (applied %d, failed %v)", region, len(r.applied), r.failed)
-	return nil
+	return got
 }
 
 func (r *watchRig) counts() (int, int) {
@@ -175,15 +198,8 @@ func TestWatchInvalidKeepsRunning(t *testing.T) {
 	r.write(r.path, r.cfgText("us-east-1"))
 	r.start()
 	r.write(r.path, "region: us-east-1\nlistn: [oops]\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, f := r.counts(); f > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("invalid config not reported")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !r.waitFor(func() bool { _, f := r.counts(); return f > 0 }) {
+		t.Fatal("invalid config not reported")
 	}
 	r.mu.Lock()
 	msg := r.failed[0].Error()
@@ -203,21 +219,13 @@ func TestWatchReferencedFileRotation(t *testing.T) {
 	r.write(r.path, r.cfgText("us-east-1"))
 	r.start()
 	r.write(r.tokens, "tok-2\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !r.waitFor(func() bool {
 		r.mu.Lock()
-		var got string
-		if n := len(r.applied); n > 0 {
-			got = r.applied[n-1].Clients[0].Match.Token.Value
-		}
-		r.mu.Unlock()
-		if got == "tok-2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("rotated token file not picked up")
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer r.mu.Unlock()
+		n := len(r.applied)
+		return n > 0 && r.applied[n-1].Clients[0].Match.Token.Value == "tok-2"
+	}) {
+		t.Fatal("rotated token file not picked up")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/httpserver"
 	"github.com/credsidecar/credsidecar/metrics"
 	"github.com/credsidecar/credsidecar/sts/awssts"
 	"github.com/credsidecar/credsidecar/sts/localsts"
@@ -35,10 +36,16 @@ type serveHooks struct {
 
 const shutdownGrace = 10 * time.Second
 
-// daemon is the wired process: what a reload touches.
+// daemon is the wired process: what a reload touches, and what the one
+// cleanup releases.
 type daemon struct {
-	log     *zap.Logger
+	log *zap.Logger
+	// cfg is the config in force; only the watcher's goroutine changes it.
 	cfg     *config.Config
+	watcher *config.Watcher
+	lns     listeners
+	// servers are the HTTP servers of lns, built before any is started.
+	servers []served
 	agent   *agent.Agent
 	imds    *imds.Server
 	issuer  *localsts.Issuer
@@ -52,110 +59,137 @@ type daemon struct {
 	sourceOK func() bool
 }
 
+// serve runs the daemon until ctx ends: bind every listener, build the
+// components, run them. One cleanup (d.close) releases whatever was
+// started, whichever step failed; run returns only once every goroutine
+// it started has ended.
 func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) error {
-	cfg, err := config.Load(path)
-	if err != nil {
+	d := &daemon{log: log, metrics: metrics.New()}
+	defer d.close()
+	if err := d.load(path); err != nil {
 		return err
 	}
-	for _, w := range cfg.Warnings {
-		log.Warn("config warning", zap.String("warning", w))
-	}
-	d := &daemon{log: log, cfg: cfg, metrics: metrics.New()}
-
 	// Bind everything before anything else (no credentials are minted for
 	// a daemon that cannot serve them), so a bad address fails start-up as
 	// a whole with a clear error.
-	var lns []net.Listener
-	closeAll := func() {
-		for _, l := range lns {
-			l.Close()
-		}
+	if err := d.bind(); err != nil {
+		return err
 	}
-	var bound []string
+	if err := d.build(ctx); err != nil {
+		return err
+	}
+	return d.run(ctx, hooks)
+}
+
+// load arms the config watch and reads the first config through it: the
+// watcher is the config's one reader.
+func (d *daemon) load(path string) error {
+	var err error
+	if d.watcher, d.cfg, err = config.NewWatcher(path, d.log.Named("config"), config.WatcherOptions{}); err != nil {
+		return err
+	}
+	for _, w := range d.cfg.Warnings {
+		d.log.Warn("config warning", zap.String("warning", w))
+	}
+	return nil
+}
+
+// listeners are the bound sockets of a daemon.
+type listeners struct {
+	creds []net.Listener
+	admin net.Listener
+	// sts is the local STS API's listener (nil in aws mode).
+	sts net.Listener
+}
+
+func (l *listeners) all() []net.Listener {
+	out := append([]net.Listener(nil), l.creds...)
+	if l.admin != nil {
+		out = append(out, l.admin)
+	}
+	if l.sts != nil {
+		out = append(out, l.sts)
+	}
+	return out
+}
+
+// bind binds the listeners of d.cfg.
+func (d *daemon) bind() error {
+	cfg := d.cfg
 	for _, addr := range cfg.Listen {
 		l, err := listen(addr)
 		if err != nil {
-			closeAll()
 			return err
 		}
-		lns = append(lns, l)
-		bound = append(bound, l.Addr().String())
+		d.lns.creds = append(d.lns.creds, l)
 	}
-	adminLn, err := listen(cfg.AdminListen)
-	if err != nil {
-		closeAll()
+	var err error
+	if d.lns.admin, err = listen(cfg.AdminListen); err != nil {
 		return err
 	}
-	lns = append(lns, adminLn)
-	var stsLn net.Listener
 	if cfg.STS.Mode == config.ModeLocal {
-		if stsLn, err = listen(cfg.STS.Local.Listen); err != nil {
-			closeAll()
+		if d.lns.sts, err = listen(cfg.STS.Local.Listen); err != nil {
 			return fmt.Errorf("sts.local.listen: %w", err)
 		}
-		lns = append(lns, stsLn)
 	}
+	return nil
+}
 
-	src, err := d.source(cfg)
+// build makes the source, the agent, the audit log, the IMDS front end and
+// one HTTP server per listener; it starts nothing.
+func (d *daemon) build(ctx context.Context) error {
+	cfg, log := d.cfg, d.log
+	src, err := d.source(ctx, cfg)
 	if err != nil {
-		closeAll()
 		return err
 	}
-	d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics}, cfg)
-	if err != nil {
-		closeAll()
+	if d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics}, cfg); err != nil {
 		return err
 	}
-	defer d.agent.Close()
 	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
 	var auditor imds.Auditor
 	if cfg.AuditLog != "" {
-		al, err := audit.Open(cfg.AuditLog)
-		if err != nil {
-			closeAll()
+		if d.auditLog, err = audit.Open(cfg.AuditLog); err != nil {
 			return err
 		}
-		defer al.Close()
-		d.auditLog, auditor = al, al
+		auditor = d.auditLog
 	}
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
 		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor,
 	})
 	if err != nil {
-		closeAll()
 		return err
 	}
-
-	var servers []*http.Server
-	g, gctx := errgroup.WithContext(ctx)
-	for _, l := range lns[:len(cfg.Listen)] {
-		srv := imds.NewHTTPServer(d.imds.Handler(), d.imds.ConnContext, log)
-		servers = append(servers, srv)
-		g.Go(func() error { return serveOn(srv, l) })
+	for _, l := range d.lns.creds {
+		d.servers = append(d.servers, served{httpserver.New(httpserver.Options{Handler: d.imds.Handler(), ConnContext: d.imds.ConnContext, Logger: log}), l})
 	}
-	admin := imds.NewHTTPServer(d.adminHandler(), nil, log)
-	servers = append(servers, admin)
-	g.Go(func() error { return serveOn(admin, adminLn) })
-	stsAddr := ""
-	if stsLn != nil {
+	d.servers = append(d.servers, served{httpserver.New(httpserver.Options{Handler: d.adminHandler(), Logger: log}), d.lns.admin})
+	if d.lns.sts != nil {
 		stsAPI, err := localsts.NewServer(localsts.ServerOptions{Issuer: d.issuer, Logger: log.Named("sts")})
 		if err != nil {
-			closeAll()
 			return err
 		}
-		stsSrv := imds.NewHTTPServer(stsAPI.Handler(), nil, log)
-		servers = append(servers, stsSrv)
-		g.Go(func() error { return serveOn(stsSrv, stsLn) })
-		stsAddr = stsLn.Addr().String()
+		d.servers = append(d.servers, served{httpserver.New(httpserver.Options{Handler: stsAPI.Handler(), Logger: log}), d.lns.sts})
 	}
+	return nil
+}
 
-	watcher, err := config.NewWatcher(path, cfg, log.Named("config"), config.WatcherOptions{})
-	if err != nil {
-		closeAll()
-		return fmt.Errorf("watch config: %w", err)
+// served is an HTTP server and the listener it serves.
+type served struct {
+	srv *http.Server
+	l   net.Listener
+}
+
+// run serves until ctx ends or a server fails, then shuts every server
+// down (bounded) and returns once everything it started has ended.
+func (d *daemon) run(ctx context.Context, hooks serveHooks) error {
+	log, mode := d.log, d.cfg.STS.Mode // d.cfg is the watcher's once it runs
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range d.servers {
+		g.Go(func() error { return httpserver.Serve(s.srv, s.l) })
 	}
-	g.Go(func() error { return watcher.Run(gctx, d.apply, d.reloadFailed) })
+	g.Go(func() error { return d.watcher.Run(gctx, d.apply, d.reloadFailed) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -165,7 +199,7 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 			case <-gctx.Done():
 				return nil
 			case <-hup:
-				watcher.Trigger()
+				d.watcher.Trigger()
 				if d.auditLog != nil {
 					// logrotate moved the file: continue in a new one.
 					if err := d.auditLog.Reopen(); err != nil {
@@ -175,33 +209,51 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 			}
 		}
 	})
+	var bound []string
+	for _, l := range d.lns.creds {
+		bound = append(bound, l.Addr().String())
+	}
+	stsAddr := ""
+	if d.lns.sts != nil {
+		stsAddr = d.lns.sts.Addr().String()
+	}
 	log.Info("credsidecar serving",
-		zap.Strings("listen", bound), zap.String("admin_listen", adminLn.Addr().String()), zap.String("sts_local_listen", stsAddr),
-		zap.String("sts_mode", cfg.STS.Mode), zap.String("version", version))
+		zap.Strings("listen", bound), zap.String("admin_listen", d.lns.admin.Addr().String()), zap.String("sts_local_listen", stsAddr),
+		zap.String("sts_mode", mode), zap.String("version", version))
 	d.ready.Store(true)
 	notifyReady(log)
 	g.Go(func() error { runWatchdog(gctx, log); return nil })
 	if hooks.ready != nil {
-		hooks.ready(bound, adminLn.Addr().String(), stsAddr)
+		hooks.ready(bound, d.lns.admin.Addr().String(), stsAddr)
 	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		for _, s := range servers {
-			s.Shutdown(sctx)
+		for _, s := range d.servers {
+			s.srv.Shutdown(sctx)
 		}
 		return nil
 	})
 	return g.Wait()
 }
 
-func serveOn(srv *http.Server, l net.Listener) error {
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+// close releases what bind and build made, in reverse order; run has
+// returned (or never started), so nothing uses them any more.
+func (d *daemon) close() {
+	if d.auditLog != nil {
+		d.auditLog.Close()
 	}
-	return nil
+	if d.agent != nil {
+		d.agent.Close()
+	}
+	for _, l := range d.lns.all() {
+		l.Close() // already closed by Shutdown when served
+	}
+	if d.watcher != nil {
+		d.watcher.Close()
+	}
 }
 
 func listen(addr string) (net.Listener, error) {
@@ -220,19 +272,11 @@ func listen(addr string) (net.Listener, error) {
 }
 
 // source builds the credential source of cfg's sts.mode.
-func (d *daemon) source(cfg *config.Config) (agent.Source, error) {
+func (d *daemon) source(ctx context.Context, cfg *config.Config) (agent.Source, error) {
 	switch cfg.STS.Mode {
 	case config.ModeLocal:
-		key, err := signingKey(cfg.STS.Local.SigningKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		acct, err := localsts.NewAccount(cfg, localsts.RandomUserKeys)
-		if err != nil {
-			return nil, fmt.Errorf("local sts: %w", err)
-		}
-		d.issuer, err = localsts.NewIssuer(key, clock.Real{}, acct)
-		if err != nil {
+		var err error
+		if d.issuer, err = localsts.NewIssuerFromConfig(cfg, clock.Real{}); err != nil {
 			return nil, err
 		}
 		return localsts.NewSource(d.issuer), nil
@@ -242,17 +286,17 @@ func (d *daemon) source(cfg *config.Config) (agent.Source, error) {
 			d.log.Warn("ignoring an environment variable that points at this sidecar's own listener", zap.String("variable", v))
 			os.Unsetenv(v)
 		}
-		src, err := awssts.New(context.Background(), awssts.Options{
+		src, err := awssts.New(ctx, awssts.Options{
 			Region: cfg.Region, Endpoint: cfg.STS.Endpoint, Profile: cfg.STS.Profile,
 			OwnListeners: cfg.Listen, Logger: d.log.Named("awssts"),
 		})
 		if err != nil {
 			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		var ok atomic.Bool
-		if err := src.CheckSource(ctx); err != nil {
+		if err := src.CheckSource(cctx); err != nil {
 			d.log.Error("the sidecar's own AWS credentials are not available yet; callers get 503 until they are", zap.Error(err))
 		} else {
 			ok.Store(true)
@@ -274,22 +318,6 @@ func (d *daemon) source(cfg *config.Config) (agent.Source, error) {
 	}
 }
 
-// signingKey reads the local STS signing key, or makes a random one
-// (issued credentials then stop verifying after a restart).
-func signingKey(path string) ([]byte, error) {
-	if path == "" {
-		return localsts.RandomKey(), nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read sts.local.signing_key_file: %w", err)
-	}
-	if len(b) < 32 {
-		return nil, fmt.Errorf("sts.local.signing_key_file %s holds %d bytes; it needs at least 32 (e.g. head -c 32 /dev/urandom > %s)", path, len(b), path)
-	}
-	return b, nil
-}
-
 // reloadFailed keeps the running config and says why the new one failed,
 // every problem with its line.
 func (d *daemon) reloadFailed(err error) {
@@ -297,49 +325,35 @@ func (d *daemon) reloadFailed(err error) {
 	d.log.Error("config reload failed; the running config stays", zap.Error(err))
 }
 
-// apply installs a new valid config. Listener addresses and sts.mode need a
-// restart: their changes are logged and the old values stay.
-func (d *daemon) apply(cfg *config.Config) {
-	old := d.cfg
-	if fmt.Sprint(cfg.Listen) != fmt.Sprint(old.Listen) || cfg.AdminListen != old.AdminListen || cfg.STS.Local.Listen != old.STS.Local.Listen {
-		d.log.Warn("listener address changes need a restart; the rest of the new config is applied")
+// apply installs a new valid config: config.Reconcile decides what of it
+// applies (listener addresses, audit_log, sts.mode and the aws-mode source
+// need a restart: their changes are logged and the running values stay),
+// then each component takes the result.
+func (d *daemon) apply(next *config.Config) {
+	r := config.Reconcile(d.cfg, next)
+	for _, c := range r.Restart {
+		d.log.Warn("a config change needs a restart; the running value stays",
+			zap.String("key", c.Key), zap.String("running", c.Running), zap.String("new", c.New))
 	}
-	if cfg.AuditLog != old.AuditLog {
-		d.log.Warn("an audit_log path change needs a restart; the running audit log stays", zap.String("running", old.AuditLog))
-	}
-	if cfg.STS.Mode == config.ModeAWS && (cfg.STS.Endpoint != old.STS.Endpoint || cfg.STS.Profile != old.STS.Profile || cfg.Region != old.Region) {
-		// The aws-mode source is built once; keep its settings so the
-		// sessions are not dropped only to be fetched from the same place.
-		d.log.Warn("sts.endpoint, sts.profile and region changes need a restart in aws mode; the rest of the new config is applied")
-		cfg.STS.Endpoint, cfg.STS.Profile = old.STS.Endpoint, old.STS.Profile
-	}
-	if cfg.STS.Mode != old.STS.Mode {
-		d.log.Warn("an sts.mode change needs a restart; the new config is not applied", zap.String("running", old.STS.Mode), zap.String("new", cfg.STS.Mode))
+	if r.Config == nil {
+		d.log.Warn("an sts.mode change needs a restart; the new config is not applied")
 		d.metrics.Reload("failure")
 		return
 	}
-	if cfg.STS.Mode == config.ModeLocal && d.issuer != nil {
-		acct, err := localsts.NewAccount(cfg, localsts.RandomUserKeys)
-		if err != nil {
+	cfg := r.Config
+	if d.issuer != nil {
+		if err := d.issuer.Apply(cfg); err != nil {
 			d.reloadFailed(err)
 			return
 		}
-		if cfg.STS.Local.SigningKeyFile != "" {
-			key, err := signingKey(cfg.STS.Local.SigningKeyFile)
-			if err == nil {
-				err = d.issuer.RotateKey(key)
-			}
-			if err != nil {
-				d.reloadFailed(err)
-				return
-			}
-		}
-		d.issuer.SetAccount(acct)
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
 	d.cfg = cfg
 	d.metrics.Reload("success")
+	for _, w := range cfg.Warnings {
+		d.log.Warn("config warning", zap.String("warning", w))
+	}
 	d.log.Info("config reloaded", zap.Int("roles", len(cfg.Roles)), zap.Int("clients", len(cfg.Clients)))
 }
 

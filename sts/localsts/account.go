@@ -60,8 +60,10 @@ func uniqueID(prefix, seed string) string {
 // NewAccount compiles the emulated account of cfg. The sidecar's own caller
 // user is created with random keys when the config does not define it (the
 // in-process source never needs its keys). The JWKS files of the OIDC
-// providers are read here: a config reload that rebuilds the account
-// re-reads them, and an unreadable or invalid one fails the build.
+// providers come from cfg's snapshot (config.Config.ReadFile: a config
+// parsed from bytes reads them now): a config reload that rebuilds the
+// account has them as read with the config, and an unreadable or invalid
+// one fails the build.
 func NewAccount(cfg *config.Config, randomKey func() (string, string)) (*Account, error) {
 	l := cfg.STS.Local
 	a := &Account{
@@ -72,7 +74,7 @@ func NewAccount(cfg *config.Config, randomKey func() (string, string)) (*Account
 		managed: map[string]*iampolicy.Policy{},
 	}
 	for _, o := range l.OIDCProviders {
-		p, err := newOIDCProvider(a.ID, o)
+		p, err := oidcProviderOf(cfg, a.ID, o)
 		if err != nil {
 			return nil, err
 		}

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/iampolicy"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
@@ -51,26 +50,6 @@ type jwk struct {
 	alg string // optional restriction
 	rsa *rsa.PublicKey
 	ec  *ecdsa.PublicKey
-}
-
-// newOIDCProvider compiles a provider and reads its JWKS file.
-func newOIDCProvider(accountID string, c config.OIDCProvider) (*oidcProvider, error) {
-	issuer := strings.TrimRight(c.Issuer, "/")
-	hostPath := strings.TrimPrefix(issuer, "https://")
-	p := &oidcProvider{
-		issuer:    issuer,
-		hostPath:  hostPath,
-		arn:       fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", accountID, hostPath),
-		audiences: c.Audiences,
-	}
-	data, err := readBounded(c.JWKSFile, maxJWKSFile)
-	if err != nil {
-		return nil, fmt.Errorf("oidc provider %s: read jwks_file: %w", c.Issuer, err)
-	}
-	if p.keys, err = parseJWKS(data); err != nil {
-		return nil, fmt.Errorf("oidc provider %s: jwks_file %s: %w", c.Issuer, c.JWKSFile, err)
-	}
-	return p, nil
 }
 
 func readBounded(path string, max int64) ([]byte, error) {
