@@ -288,3 +288,43 @@ func TestRuleValidationParity(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainTraces: Explain decides as Evaluate does and names, for each
+// statement, the first element that did not match.
+func TestExplainTraces(t *testing.T) {
+	p := mustParse(t, doc(`[
+		{"Sid":"OtherAction","Effect":"Allow","Principal":"*","Action":"sts:TagSession"},
+		{"Sid":"OtherPrincipal","Effect":"Allow","Principal":{"AWS":"`+outsider.ARN+`"},"Action":"sts:AssumeRole"},
+		{"Sid":"NeedsExternalID","Effect":"Allow","Principal":{"AWS":"`+userARN+`"},"Action":"sts:AssumeRole","Condition":{"Bool":{"aws:SecureTransport":"true"},"StringEquals":{"sts:ExternalId":"x"}}},
+		{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::1:role/elsewhere"}]`))
+	req := Request{Principal: alice, Action: "sts:AssumeRole", Resource: roleARN, Context: map[string][]string{"aws:SecureTransport": {"true"}}}
+	res, traces := Explain([]*Policy{p}, req)
+	if want := p.Evaluate(req); res != want {
+		t.Fatalf("Explain result %+v, Evaluate %+v", res, want)
+	}
+	if res.Decision != ImplicitDeny || len(traces) != 4 {
+		t.Fatalf("Decision = %v with %d traces, want implicitDeny with 4", res.Decision, len(traces))
+	}
+	wants := []struct {
+		el  Element
+		why string
+	}{
+		{ElementAction, "the action is not among its actions"},
+		{ElementPrincipal, "its Principal does not name the caller"},
+		{ElementCondition, `condition StringEquals sts:ExternalId ["x"] is false`},
+		{ElementResource, "the resource is not among its resources"},
+	}
+	for i, w := range wants {
+		if traces[i].Failed != w.el || traces[i].Why() != w.why || traces[i].Matched {
+			t.Errorf("trace %d (%s) = %v %q, want %v %q", i, traces[i].Statement.Name(), traces[i].Failed, traces[i].Why(), w.el, w.why)
+		}
+	}
+	if got := traces[2].Statement.Name(); got != `Statement[2] (Sid "NeedsExternalID")` {
+		t.Errorf("Name = %q", got)
+	}
+	req.Context["sts:ExternalId"] = []string{"x"}
+	res, traces = Explain([]*Policy{p}, req)
+	if res.Decision != Allow || !traces[2].Matched || traces[2].Why() != "applies" || traces[2].PrincipalMatch != PrincipalDirect {
+		t.Errorf("with the external id: %v, trace %+v", res.Decision, traces[2])
+	}
+}
