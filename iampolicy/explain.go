@@ -36,6 +36,8 @@ type Trace struct {
 	// Condition is the first condition that was false when Failed is
 	// ElementCondition, nil otherwise.
 	Condition *Condition
+	// Values are the request's values of Condition's key (nil: absent).
+	Values []string
 }
 
 // Explain evaluates like Evaluate and also traces every statement of every
@@ -71,6 +73,7 @@ func Explain(policies []*Policy, r Request) (Result, []Trace) {
 				for k := range s.Conditions {
 					if !s.Conditions[k].eval(ctx) {
 						tr.Failed, tr.Condition = ElementCondition, &s.Conditions[k]
+						tr.Values = ctx[s.Conditions[k].key]
 						break
 					}
 				}
@@ -103,7 +106,9 @@ func (s *Statement) Name() string {
 }
 
 // Why says in a few words why the traced statement did not apply, or that
-// it did: e.g. "condition StringEquals sts:ExternalId [\"x\"] is false".
+// it did: e.g. `condition StringEquals sts:ExternalId ["x"] is false (the
+// request has ["y"])`. It quotes request values: it is for the operator's
+// eyes, not for logs.
 func (t Trace) Why() string {
 	switch t.Failed {
 	case ElementNone:
@@ -117,7 +122,15 @@ func (t Trace) Why() string {
 	case ElementPrincipal:
 		return "its Principal does not name the caller"
 	case ElementCondition:
-		return "condition " + t.Condition.String() + " is false"
+		have := "the key is absent from the request"
+		if len(t.Values) > 0 {
+			vals := make([]string, len(t.Values))
+			for i, v := range t.Values {
+				vals[i] = strconv.Quote(clip(v))
+			}
+			have = "the request has [" + strings.Join(vals, ",") + "]"
+		}
+		return "condition " + t.Condition.String() + " is false (" + have + ")"
 	}
 	return "does not apply"
 }

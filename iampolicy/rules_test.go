@@ -311,7 +311,7 @@ func TestExplainTraces(t *testing.T) {
 	}{
 		{ElementAction, "the action is not among its actions"},
 		{ElementPrincipal, "its Principal does not name the caller"},
-		{ElementCondition, `condition StringEquals sts:ExternalId ["x"] is false`},
+		{ElementCondition, `condition StringEquals sts:ExternalId ["x"] is false (the key is absent from the request)`},
 		{ElementResource, "the resource is not among its resources"},
 	}
 	for i, w := range wants {
@@ -321,6 +321,10 @@ func TestExplainTraces(t *testing.T) {
 	}
 	if got := traces[2].Statement.Name(); got != `Statement[2] (Sid "NeedsExternalID")` {
 		t.Errorf("Name = %q", got)
+	}
+	req.Context["sts:ExternalId"] = []string{"y"}
+	if _, traces = Explain([]*Policy{p}, req); traces[2].Why() != `condition StringEquals sts:ExternalId ["x"] is false (the request has ["y"])` {
+		t.Errorf("with another external id: %q", traces[2].Why())
 	}
 	req.Context["sts:ExternalId"] = []string{"x"}
 	res, traces = Explain([]*Policy{p}, req)
