@@ -593,13 +593,18 @@ func (s *Statement) parseResources(m map[string]any, path string, k Kind, vars b
 	return nil
 }
 
-// checkResource applies IAM's resource grammar: "*" or an ARN of at least
-// six colon-separated components whose partition and service are not
-// empty (IAM: "Resource vendor must be fully qualified"). IAM User Guide,
-// "IAM JSON policy elements: Resource" (reference_policies_elements_resource.html)
-// and "IAM identifiers" (reference_identifiers.html): the ARN format is
-// arn:partition:service:region:account-id:resource; region and account may
-// be empty, and the resource part may hold more colons.
+// checkResource applies IAM's resource grammar. IAM User Guide, "IAM JSON
+// policy elements: Resource" (reference_policies_elements_resource.html)
+// and "IAM identifiers" (reference_identifiers.html): a resource is "*" or
+// an ARN arn:partition:service:region:account-id:resource, whose region
+// and account may be empty and whose resource part may hold more colons.
+// Beyond the format, IAM refuses (these are its messages): a partition
+// that is not a partition ("Partition "*" is not valid"), a service that
+// is empty or has wildcards ("Resource vendor must be fully qualified and
+// cannot contain regexes"), an IAM or S3 ARN with a region ("IAM resource
+// ... cannot contain region information") and an IAM resource that is not
+// "*" nor of a known type ("IAM resource path must either be "*" or start
+// with user/, ...").
 func checkResource(r string) error {
 	if r == "*" {
 		return nil
@@ -608,13 +613,47 @@ func checkResource(r string) error {
 	if len(parts) < arnParts || parts[0] != "arn" {
 		return fmt.Errorf(`resource %q: want "*" or an ARN "arn:partition:service:region:account:resource"`, clip(r))
 	}
-	if parts[1] == "" {
-		return fmt.Errorf("resource %q: the ARN's partition is empty", clip(r))
+	partition, service, region, resource := parts[1], parts[2], parts[3], parts[5]
+	if !knownPartition(partition) {
+		return fmt.Errorf("resource %q: partition %q is not valid (want aws, aws-cn, aws-us-gov, ...; no wildcards)", clip(r), clip(partition))
 	}
-	if parts[2] == "" {
-		return fmt.Errorf("resource %q: the ARN's service is empty (the service must be fully qualified)", clip(r))
+	if service == "" || strings.ContainsAny(service, "*?") {
+		return fmt.Errorf("resource %q: the ARN's service is empty or has wildcards (the service must be fully qualified)", clip(r))
+	}
+	if (service == "iam" || service == "s3") && region != "" {
+		return fmt.Errorf("resource %q: an %s ARN cannot contain region information", clip(r), service)
+	}
+	if service == "iam" && resource != "*" && !iamResourceType(resource) {
+		return fmt.Errorf(`resource %q: an IAM resource must be "*" or start with one of %s`, clip(r), strings.Join(iamResourceTypes[:], ", "))
 	}
 	return nil
+}
+
+// partitions are AWS's partitions (the aws-partitions model).
+var partitions = [...]string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
+
+func knownPartition(p string) bool {
+	for _, k := range partitions {
+		if p == k {
+			return true
+		}
+	}
+	return false
+}
+
+// iamResourceTypes are the resource types IAM accepts in an iam ARN.
+var iamResourceTypes = [...]string{
+	"user/", "federated-user/", "role/", "group/", "instance-profile/", "mfa/", "server-certificate/",
+	"policy/", "sms-mfa/", "saml-provider/", "oidc-provider/", "report/", "access-report/",
+}
+
+func iamResourceType(res string) bool {
+	for _, t := range iamResourceTypes {
+		if strings.HasPrefix(res, t) {
+			return true
+		}
+	}
+	return false
 }
 
 func parseConditions(v any, path string, vars bool) ([]Condition, error) {

@@ -233,12 +233,17 @@ func TestRuleValidationParity(t *testing.T) {
 		{"space in an action name", doc(`{"Effect":"Allow","Action":"s3:Get Object","Resource":"*"}`), KindIdentity, "Statement.Action", "action name"},
 		{"dotted service prefix accepted", doc(`{"Effect":"Allow","Action":"execute-api.x:Invoke","Resource":"*"}`), KindIdentity, "", ""},
 		{"ARN with an empty service", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws::us-east-1:111122223333:thing"}`), KindIdentity, "Statement.Resource", "service is empty"},
-		{"ARN with an empty partition", doc(`{"Effect":"Allow","Action":"*","Resource":"arn::s3:::b"}`), KindIdentity, "Statement.Resource", "partition is empty"},
+		{"ARN with a wildcard service", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws:s*:::b"}`), KindIdentity, "Statement.Resource", "wildcards"},
+		{"ARN with an empty partition", doc(`{"Effect":"Allow","Action":"*","Resource":"arn::s3:::b"}`), KindIdentity, "Statement.Resource", `partition "" is not valid`},
+		{"ARN with a wildcard partition", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:*:s3:::b/*"}`), KindIdentity, "Statement.Resource", `partition "*" is not valid`},
 		{"NotResource ARN with an empty service", doc(`{"Effect":"Allow","Action":"*","NotResource":"arn:aws:::1:x"}`), KindIdentity, "Statement.NotResource", "service is empty"},
 		{"ARN with too few parts", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws:s3:b"}`), KindIdentity, "Statement.Resource", "ARN"},
+		{"IAM ARN with a region", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws:iam:us-east-1:111122223333:role/x"}`), KindIdentity, "Statement.Resource", "cannot contain region information"},
+		{"S3 ARN with a region", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws:s3:us-east-1::b"}`), KindIdentity, "Statement.Resource", "cannot contain region information"},
+		{"IAM ARN of no known type", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws:iam::111122223333:robot/x"}`), KindIdentity, "Statement.Resource", "must be \"*\" or start with"},
 		// Unusual but valid ARNs.
 		{"ARN resource with colons and spaces", doc(`{"Effect":"Allow","Action":"*","Resource":"arn:aws:logs:us-east-1:1:log-group:a b:log-stream:c"}`), KindIdentity, "", ""},
-		{"ARN with wildcard partition and region", doc(`{"Effect":"Allow","Action":"*","Resource":["arn:*:s3:::b/*","arn:aws-us-gov:ec2:*:*:instance/*"]}`), KindIdentity, "", ""},
+		{"ARN with wildcard region and account, other partitions", doc(`{"Effect":"Allow","Action":"*","Resource":["arn:aws-us-gov:ec2:*:*:instance/*","arn:aws-cn:s3:::b/*","arn:aws:iam::*:role/*","arn:aws:iam::111122223333:*","arn:aws:s3:::"]}`), KindIdentity, "", ""},
 		// Condition values: empty lists accepted, null refused ("Syntax
 		// errors in policy"); dates as IAM's parser takes them.
 		{"empty condition value list", doc(`{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"k":[]}}}`), KindIdentity, "", ""},
