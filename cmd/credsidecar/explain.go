@@ -232,8 +232,13 @@ func explain(cfg *config.Config, c *agent.Caller, f explainFlags) (*explainRepor
 		return rep, nil
 	}
 	if cfg.STS.Mode != config.ModeLocal {
+		// What AWS decides is out of sight: the verdict is the sidecar's.
 		rep.TrustNote = "sts.mode is " + cfg.STS.Mode + ": AWS evaluates the role's trust policy, which explain cannot see"
 		rep.Credentials = true
+		if f.action != "" {
+			rep.Permission = &permissionReport{Action: f.action, Resource: f.resource,
+				Error: "sts.mode is " + cfg.STS.Mode + ": AWS evaluates the role's permissions"}
+		}
 		return rep, nil
 	}
 	acct, err := localsts.NewAccount(cfg, localsts.RandomUserKeys)
@@ -251,8 +256,10 @@ func explain(cfg *config.Config, c *agent.Caller, f explainFlags) (*explainRepor
 	case err != nil:
 		return nil, fmt.Errorf("explain: %w", err)
 	}
+	// A hop explain cannot evaluate (web identity) leaves the verdict to
+	// the hops it did evaluate, as in aws mode.
 	callerARN := acct.Caller.ARN
-	allowed := err == nil
+	allowed := true
 	for i, d := range decisions {
 		req := ex.Chain[i]
 		h := hopReport{RoleARN: req.RoleARN, Caller: callerARN, SessionName: req.SessionName, Actions: d.Actions, Allowed: d.Err == nil, Reason: d.Reason, Action: d.Action}

@@ -196,3 +196,56 @@ func TestCheckConfigAcceptsAWSExampleKey(t *testing.T) {
 		t.Fatalf("check-config: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
 }
+
+// TestExplainOutOfSight: what explain cannot evaluate (AWS's trust policy
+// in aws mode, a web identity token) is said, and the verdict is the
+// sidecar's own.
+func TestExplainOutOfSight(t *testing.T) {
+	aws := writeConfig(t, `
+sts: { mode: aws }
+roles:
+  - { name: app, arn: "arn:aws:iam::123456789012:role/app" }
+clients:
+  - { name: local, match: { source_cidrs: ["127.0.0.1/32"] }, roles: [app] }
+`)
+	web := writeConfig(t, `
+sts: { mode: local }
+roles:
+  - name: web
+    web_identity_token_file: /nonexistent/token
+    trust_policy:
+      Version: "2012-10-17"
+      Statement: [{ Effect: Allow, Principal: { Federated: "arn:aws:iam::000000000000:oidc-provider/oidc.example.test" }, Action: "sts:AssumeRoleWithWebIdentity" }]
+clients:
+  - { name: local, match: { source_cidrs: ["127.0.0.1/32"] }, roles: [web] }
+`)
+	for _, tc := range []struct {
+		name string
+		args []string
+		exit int
+		want []string
+	}{
+		{"aws mode", []string{"--config", aws, "--action", "s3:GetObject", "--resource", "arn:aws:s3:::b/k"}, 0, []string{
+			"role app: client local may have it",
+			"trust policy: sts.mode is aws: AWS evaluates the role's trust policy",
+			"permission s3:GetObject on arn:aws:s3:::b/k: cannot simulate: sts.mode is aws",
+			"result: the caller would get credentials for role app"}},
+		{"aws mode, no client", []string{"--config", aws, "--addr", "10.0.0.1"}, 1, []string{"refused by the sidecar: the caller matches no client"}},
+		{"web identity", []string{"--config", web}, 0, []string{
+			"role web: client local may have it",
+			"trust policy: the role is assumed with a web identity token, which explain does not read"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"explain"}, tc.args...), &stdout, &stderr)
+			if got := exitCode(err, &stderr); got != tc.exit {
+				t.Fatalf("exit %d, want %d: %v\n%s", got, tc.exit, err, stdout.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
