@@ -265,13 +265,17 @@ const (
 // IAM User Guide, "IAM JSON policy elements: Condition operators"
 // (reference_policies_elements_condition_operators.html) and "Single-valued
 // vs. multivalued context keys" (reference_policies_condition-single-vs-multi-valued-context-keys.html):
-//   - a key absent from the request makes a condition false, except for the
-//     IfExists forms ("If the key is not present ... the condition evaluates
-//     to true"), the negated operators ("StringNotEquals ... evaluates to
-//     true when the key is absent") and Null;
-//   - ForAllValues: "returns true if there are no context keys in the
-//     request"; ForAnyValue: "If the context key ... is not present, the
-//     condition returns false";
+//   - "If the key that you specify in a policy condition is not present in
+//     the request context, the values do not match and the condition is
+//     false. If the policy condition requires that the key is not matched,
+//     such as StringNotLike or ArnNotLike, and the right key is not present,
+//     the condition is true. This logic applies to all condition operators
+//     except ...IfExists and Null check.";
+//   - "If the key values in the request resolve to an empty data set (for
+//     example, an empty string), a condition operator modified by
+//     ForAllValues returns true, and a condition operator modified by
+//     ForAnyValue returns false." (and ForAllValues "also returns true if
+//     there are no context keys in the request");
 //   - the set qualifiers apply to Null too (not ignored): each request value
 //     is a present value, so ForAllValues:Null "true" holds only for an
 //     absent key and ForAnyValue:Null "false" only for a present one.
@@ -344,9 +348,10 @@ func (c *Condition) nullHolds(absent bool) bool {
 // no value matches nothing, so it fails a positive operator and satisfies a
 // negated one: IAM User Guide, "IAM policy elements: Variables and tags",
 // section "Policy variables with no value"
-// (reference_policies_variables.html#policy-vars-no-value): "Policy
-// variables with no value when used in a condition statement with inverted
-// condition operators such as StringNotEquals or StringNotLike match".
+// (reference_policies_variables.html#policy-vars-no-value): "Inverted
+// condition operators like StringNotEquals or StringNotLike do match
+// against a null value, as the value of the condition key they are testing
+// against is not equal to or like the effectively null value."
 func (c *Condition) valueOK(v string, ctx evalContext) bool {
 	if c.spec.fam == famNull {
 		// A request value is present: Null holds for a "false" value.

@@ -139,9 +139,8 @@ func TestConditionOperators(t *testing.T) {
 		{"unresolvable variable does not match", `{"StringEquals":{"k":"${aws:username}"}}`, ctxMap{"k": {""}}, false},
 		{"unresolvable variable with other value ORed", `{"StringEquals":{"k":["${aws:username}","x"]}}`, ctxMap{"k": {"x"}}, true},
 		// IAM User Guide, reference_policies_variables.html#policy-vars-no-value:
-		// "Policy variables with no value when used in a condition statement
-		// with inverted condition operators such as StringNotEquals or
-		// StringNotLike match".
+		// "Inverted condition operators like StringNotEquals or StringNotLike
+		// do match against a null value".
 		{"unresolvable variable makes a negated operator true", `{"StringNotEquals":{"k":"${aws:username}"}}`, ctxMap{"k": {"x"}}, true},
 		{"multi-valued variable is unresolvable", `{"StringEquals":{"k":"${t}"}}`, ctxMap{"k": {"a"}, "t": {"a", "b"}}, false},
 		{"variable default", `{"StringEquals":{"k":"${aws:username, 'nobody'}"}}`, ctxMap{"k": {"nobody"}}, true},

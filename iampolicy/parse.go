@@ -112,8 +112,9 @@ type Policy struct {
 }
 
 // Statement is one parsed statement. Exactly one of Action and NotAction is
-// non-nil; at most one of Resource and NotResource. Statements are only usable when produced by Parse or ParseKind,
-// which also compile the matchers held in unexported fields.
+// non-nil; at most one of Resource and NotResource. Statements are only
+// usable when produced by Parse or ParseKind, which also compile the
+// matchers held in unexported fields.
 type Statement struct {
 	Sid    string
 	Effect Effect

@@ -42,15 +42,14 @@ func TestRuleNotPrincipalRefused(t *testing.T) {
 }
 
 // Rule 2. IAM User Guide, "IAM JSON policy elements: Condition operators"
-// (reference_policies_elements_condition_operators.html): a negated
-// operator such as StringNotEquals holds when the key is absent ("If the key
-// that you specify in a policy condition is not present in the request
-// context, the values do not match" — so none of them matches), and
-// "IAM policy elements: Variables and tags", "Policy variables with no
-// value" (reference_policies_variables.html#policy-vars-no-value): "Policy
-// variables with no value when used in a condition statement with inverted
-// condition operators such as StringNotEquals or StringNotLike match" and
-// "access is specifically denied when aws:principaltag/Team is not set".
+// (reference_policies_elements_condition_operators.html): "If the policy
+// condition requires that the key is not matched, such as StringNotLike or
+// ArnNotLike, and the right key is not present, the condition is true."
+// And "IAM policy elements: Variables and tags", "Policy variables with no
+// value" (reference_policies_variables.html#policy-vars-no-value):
+// "Inverted condition operators like StringNotEquals or StringNotLike do
+// match against a null value", with the example in which "Access is
+// explicitly denied when aws:principaltag/Team is not set".
 func TestRuleNegatedOperatorsMissingKeys(t *testing.T) {
 	negated := []struct{ op, value, present string }{
 		{"StringNotEquals", "v", "v"},
@@ -128,10 +127,13 @@ func TestRuleNegatedOperatorsMissingKeys(t *testing.T) {
 
 // Rule 3. IAM User Guide, "Single-valued vs. multivalued context keys"
 // (reference_policies_condition-single-vs-multi-valued-context-keys.html):
-// ForAllValues "returns true if there are no context keys in the request,
-// or if the context key value resolves to a null data set"; ForAnyValue "If
-// the context key in the request is not present, the condition returns
-// false". The qualifier applies to Null as to every operator.
+// ForAllValues "also returns true if there are no context keys in the
+// request", and "If the key values in the request resolve to an empty data
+// set (for example, an empty string), a condition operator modified by
+// ForAllValues returns true, and a condition operator modified by
+// ForAnyValue returns false." The qualifier applies to Null as to every
+// operator (the issue's rule; PMapper's simulator-checked Null handling
+// does the same).
 func TestRuleSetQualifiersAndNull(t *testing.T) {
 	tests := []struct {
 		name, cond string
