@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/credsidecar/credsidecar/iampolicy"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
@@ -38,8 +40,14 @@ var (
 	policyARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$`)
 	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}$`)
-	accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z2-7]{16}$`)
+	accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z0-9]{16,124}$`) // see userKeyIDNote
 )
+
+// userKeyIDNote: a user's long-term key id. STS's API model allows 16-128
+// word characters (accessKeyIdType); AWS's own are AKIA plus upper-case
+// letters and digits, e.g. the documentation's AKIAI44QH8DHBEXAMPLE, which
+// is not base32. Keys the emulator mints stay base32.
+const userKeyIDNote = "AKIA followed by 16 to 124 characters A-Z or 0-9"
 
 func (c *Config) fillDefaults() {
 	if len(c.Listen) == 0 {
@@ -236,7 +244,7 @@ func (v *validator) validateLocal(c *Config) {
 		}
 		seen[u.Name] = true
 		if !accessKeyIDRE.MatchString(u.AccessKeyID) {
-			v.errf(p("sts", "local", "users", i, "access_key_id"), "user %q: access_key_id must be AKIA followed by 16 characters A-Z or 2-7", u.Name)
+			v.errf(p("sts", "local", "users", i, "access_key_id"), "user %q: access_key_id must be %s", u.Name, userKeyIDNote)
 		}
 		if keys[u.AccessKeyID] {
 			v.errf(p("sts", "local", "users", i, "access_key_id"), "user %q: access_key_id is used twice", u.Name)
@@ -416,15 +424,45 @@ func (v *validator) checkTags(path []any, tags map[string]string) {
 	}
 }
 
-// checkPolicy validates a policy document with the IAM grammar.
+// checkPolicy validates a policy document with the IAM grammar. A policy
+// written as a YAML mapping is reported at the line of the element at
+// fault; one written as a JSON string, at the string's line.
 func (v *validator) checkPolicy(path []any, pol Policy, trust bool) {
 	if err := policyCheck(pol.JSON, trust); err != nil {
 		line := pol.Line
 		if line == 0 {
 			line = v.line(path...)
 		}
+		var me *iampolicy.MalformedError
+		if errors.As(err, &me) && me.Path != "" {
+			if l := v.line(append(append([]any{}, path...), policyPath(me.Path)...)...); l > line {
+				line = l
+			}
+		}
 		v.problems = append(v.problems, Problem{Line: line, Msg: err.Error()})
 	}
+}
+
+// policyPath splits an iampolicy element path such as
+// "Statement[1].NotPrincipal" into YAML path elements ("Statement", 1,
+// "NotPrincipal"). Keys holding dots split wrongly and so stop the walk
+// early, at an enclosing element: the line is then less precise, not wrong.
+func policyPath(s string) []any {
+	var out []any
+	for _, part := range strings.Split(s, ".") {
+		name, rest, _ := strings.Cut(part, "[")
+		out = append(out, name)
+		for rest != "" {
+			idx, tail, _ := strings.Cut(rest, "]")
+			n, err := strconv.Atoi(idx)
+			if err != nil {
+				return out
+			}
+			out = append(out, n)
+			rest = strings.TrimPrefix(tail, "[")
+		}
+	}
+	return out
 }
 
 // finite reports whether f is neither NaN nor infinite (YAML has .nan and .inf).

@@ -244,20 +244,44 @@ func (ctx evalContext) variable(p tpart) (string, bool) {
 	return "", false
 }
 
+// outcome is the result of comparing one request value with one policy
+// value.
+type outcome int
+
+const (
+	// noMatch: the values were compared and differ, or the policy value
+	// holds a policy variable with no value (which equals nothing).
+	noMatch outcome = iota
+	// match: the values were compared and the positive operator holds.
+	match
+	// invalid: the request value cannot be compared (a number, date, IP
+	// address or ARN operator given something that is not one). It counts
+	// against the request for positive and negated operators alike.
+	invalid
+)
+
 // eval reports whether the condition holds for the request context.
+//
+// IAM User Guide, "IAM JSON policy elements: Condition operators"
+// (reference_policies_elements_condition_operators.html) and "Single-valued
+// vs. multivalued context keys" (reference_policies_condition-single-vs-multi-valued-context-keys.html):
+//   - "If the key that you specify in a policy condition is not present in
+//     the request context, the values do not match and the condition is
+//     false. If the policy condition requires that the key is not matched,
+//     such as StringNotLike or ArnNotLike, and the right key is not present,
+//     the condition is true. This logic applies to all condition operators
+//     except ...IfExists and Null check.";
+//   - "If the key values in the request resolve to an empty data set (for
+//     example, an empty string), a condition operator modified by
+//     ForAllValues returns true, and a condition operator modified by
+//     ForAnyValue returns false." (and ForAllValues "also returns true if
+//     there are no context keys in the request");
+//   - the set qualifiers apply to Null too (not ignored): each request value
+//     is a present value, so ForAllValues:Null "true" holds only for an
+//     absent key and ForAnyValue:Null "false" only for a present one.
 func (c *Condition) eval(ctx evalContext) bool {
 	values := ctx[c.key]
-	present := len(values) > 0
-	if c.spec.fam == famNull {
-		// Null: true asks "is the key absent?"; several values are ORed.
-		for i := range c.vals {
-			if c.vals[i].b == !present {
-				return true
-			}
-		}
-		return false
-	}
-	if !present {
+	if len(values) == 0 {
 		switch {
 		case c.ifExists:
 			return true
@@ -267,6 +291,8 @@ func (c *Condition) eval(ctx evalContext) bool {
 			return true
 		case c.set == setAny:
 			return false
+		case c.spec.fam == famNull:
+			return c.nullHolds(true)
 		}
 		return c.spec.negated
 	}
@@ -286,9 +312,12 @@ func (c *Condition) eval(ctx evalContext) bool {
 		}
 		return true
 	}
+	if c.spec.fam == famNull {
+		return c.nullHolds(false)
+	}
 	// No set prefix: a positive operator needs some request value to match;
 	// a negated one needs every request value to match none of the policy
-	// values, i.e. it is exactly the negation of the positive operator.
+	// values.
 	for _, v := range values {
 		ok := c.valueOK(v, ctx)
 		if c.spec.negated && !ok {
@@ -301,76 +330,115 @@ func (c *Condition) eval(ctx evalContext) bool {
 	return c.spec.negated
 }
 
-// valueOK reports whether one request value satisfies the operator: for a
-// positive operator it matches some policy value, for a negated one it
-// matches none. A comparison that cannot be made (an unresolvable policy
-// variable, a request value that is not a number or date) counts against
-// the value either way, so missing data never satisfies a condition.
-func (c *Condition) valueOK(v string, ctx evalContext) bool {
+// nullHolds reports whether Null holds for a key that is absent (or not):
+// the policy values ("true" = absent) are ORed.
+func (c *Condition) nullHolds(absent bool) bool {
 	for i := range c.vals {
-		match, ok := c.compare(&c.vals[i], v, ctx)
-		if !c.spec.negated && ok && match {
+		if c.vals[i].b == absent {
 			return true
 		}
-		if c.spec.negated && (!ok || match) {
+	}
+	return false
+}
+
+// valueOK reports whether one request value satisfies the operator: for a
+// positive operator it matches some policy value, for a negated one it
+// matches none. A request value that cannot be compared (not a number,
+// date, address or ARN) fails either way. A policy value whose variable has
+// no value matches nothing, so it fails a positive operator and satisfies a
+// negated one: IAM User Guide, "IAM policy elements: Variables and tags",
+// section "Policy variables with no value"
+// (reference_policies_variables.html#policy-vars-no-value): "Inverted
+// condition operators like StringNotEquals or StringNotLike do match
+// against a null value, as the value of the condition key they are testing
+// against is not equal to or like the effectively null value."
+func (c *Condition) valueOK(v string, ctx evalContext) bool {
+	if c.spec.fam == famNull {
+		// A request value is present: Null holds for a "false" value.
+		return c.nullHolds(false)
+	}
+	for i := range c.vals {
+		switch c.compare(&c.vals[i], v, ctx) {
+		case invalid:
 			return false
+		case match:
+			return !c.spec.negated
 		}
 	}
 	return c.spec.negated
 }
 
 // compare tests one request value against one policy value with the
-// positive form of the operator. ok is false when they cannot be compared.
-func (c *Condition) compare(pv *condValue, v string, ctx evalContext) (match, ok bool) {
+// positive form of the operator.
+func (c *Condition) compare(pv *condValue, v string, ctx evalContext) outcome {
+	is := func(b bool) outcome {
+		if b {
+			return match
+		}
+		return noMatch
+	}
 	switch c.spec.fam {
 	case famString:
 		s, ok := pv.tmpl.resolveString(ctx)
-		return ok && s == v, ok
+		return is(ok && s == v)
 	case famStringIgnoreCase:
 		s, ok := pv.tmpl.resolveString(ctx)
-		return ok && strings.EqualFold(s, v), ok
+		return is(ok && strings.EqualFold(s, v))
 	case famStringLike:
 		g, ok := pv.tmpl.resolveGlob(ctx)
-		return ok && g.match(v), ok
+		return is(ok && g.match(v))
 	case famARN:
+		// The IAM policy simulator refuses a request value that is not an
+		// ARN for ArnLike and ArnNotLike alike (as PMapper recorded against
+		// the Simulator API): neither operator holds.
+		if !isARN(v) {
+			return invalid
+		}
 		g, ok := pv.tmpl.resolveGlob(ctx)
-		return ok && matchARN(g, v), ok
+		return is(ok && matchARN(g, v))
 	case famNumeric:
 		n, err := parseNumber(v)
 		if err != nil {
-			return false, false
+			return invalid
 		}
-		return compareOrdered(c.spec.cmp, n, pv.num), true
+		return is(compareOrdered(c.spec.cmp, n, pv.num))
 	case famDate:
 		t, err := parseDate(v)
 		if err != nil {
-			return false, false
+			return invalid
 		}
-		return compareOrdered(c.spec.cmp, t.UnixNano(), pv.time.UnixNano()), true
+		return is(compareOrdered(c.spec.cmp, t.Compare(pv.time), 0))
 	case famBool:
 		b, err := parseBool(v)
 		if err != nil {
-			return false, false
+			return invalid
 		}
-		return b == pv.b, true
+		return is(b == pv.b)
 	case famBinary:
 		// Request values may be given base64-encoded, like the policy, or
 		// as the raw bytes.
 		if raw, err := base64.StdEncoding.DecodeString(v); err == nil {
-			return bytes.Equal(raw, pv.bytes), true
+			return is(bytes.Equal(raw, pv.bytes))
 		}
-		return v == string(pv.bytes), true
+		return is(v == string(pv.bytes))
 	case famIP:
 		a, err := netip.ParseAddr(v)
 		if err != nil {
-			return false, false
+			return invalid
 		}
-		return pv.prefix.Contains(a.WithZone("").Unmap()), true
+		return is(pv.prefix.Contains(a.WithZone("").Unmap()))
 	}
-	return false, false
+	return invalid
 }
 
-func compareOrdered[T int64 | float64](c comparison, a, b T) bool {
+// isARN reports whether v has the shape of an ARN: "arn", a partition, a
+// service, region, account and a resource part.
+func isARN(v string) bool {
+	parts := strings.SplitN(v, ":", arnParts)
+	return len(parts) == arnParts && parts[0] == "arn" && parts[1] != "" && parts[2] != "" && parts[5] != ""
+}
+
+func compareOrdered[T int | float64](c comparison, a, b T) bool {
 	switch c {
 	case cmpLt:
 		return a < b
@@ -392,43 +460,125 @@ func parseNumber(s string) (float64, error) {
 	return n, nil
 }
 
-// parseDate accepts ISO 8601 dates and times and epoch seconds (with an
-// optional fraction), the two forms AWS documents for Date operators. Forms
-// without a zone are UTC, as in AWS.
+// maxEpoch is the last second of year 9999; later epoch values are clamped
+// to it, so any epoch IAM accepts (up to 2^63-1) still compares in order.
+const maxEpoch = 253402300799
+
+// parseDate accepts the date forms of IAM's Date operators: IAM User Guide,
+// "IAM JSON policy elements: Condition operators", section "Date condition
+// operators" (reference_policies_elements_condition_operators.html#Conditions_Date):
+// "You must use one of the W3C implementations of the ISO 8601 date formats
+// or in epoch (UNIX) time". A value with a '-' or a 'T' is ISO 8601 —
+// YYYY-MM, YYYY-MM-DD, then optionally T, hh, :mm, :ss, a fraction, and a
+// zone Z, ±hh or ±hh:mm (T and Z in either case; no zone means UTC) —
+// anything else is epoch seconds (digits, an optional fraction). As IAM
+// does, a lone "2024" is therefore epoch seconds, not a year, and months
+// and days may have one digit; a day past the month's end rolls over.
 func parseDate(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
-	layouts := [...]string{
-		time.RFC3339Nano, // also accepts no fraction
-		"2006-01-02T15:04Z07:00",
-		"2006-01-02T15:04:05.999999999",
-		"2006-01-02T15:04",
-		"2006-01-02",
-		"20060102T150405Z0700",
-		"20060102T150405Z",
-		"20060102", // tried before epoch seconds: eight digits are a basic-format date
+	bad := func(why string) (time.Time, error) {
+		return time.Time{}, fmt.Errorf("invalid date %q: %s", clip(s), why)
 	}
-	for _, layout := range layouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			if t.Year() < 1678 || t.Year() > 2261 {
-				// Outside what UnixNano, used for comparisons, can hold.
-				return time.Time{}, fmt.Errorf("invalid date %q: year out of range", clip(s))
-			}
-			return t.UTC(), nil
+	if !strings.ContainsAny(s, "-tT") {
+		if !isEpoch(s) {
+			return bad("want ISO 8601 or epoch seconds")
 		}
-	}
-	if isEpoch(s) {
 		secs, frac, _ := strings.Cut(s, ".")
 		sec, err := strconv.ParseInt(secs, 10, 64)
-		// Bound the range (to year 2242) so UnixNano cannot overflow.
-		if err == nil && sec < 1<<33 {
-			var nanos int64
-			if frac != "" {
-				nanos, _ = strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+		if err != nil {
+			// IAM takes epoch seconds up to 2^63-1 and no further.
+			return bad("epoch seconds out of range")
+		}
+		if sec > maxEpoch {
+			return time.Unix(maxEpoch, 0).UTC(), nil
+		}
+		var nanos int64
+		if frac != "" {
+			nanos, _ = strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+		}
+		return time.Unix(sec, nanos).UTC(), nil
+	}
+	date, clock, hasT := strings.Cut(strings.ToUpper(s), "T")
+	ymd := strings.Split(date, "-")
+	if len(ymd) < 2 || len(ymd) > 3 || len(ymd[0]) != 4 {
+		return bad("want YYYY-MM[-DD] before any time")
+	}
+	// num parses a field of one or two digits (the year: four) in [lo, hi].
+	num := func(f string, lo, hi int) (int, bool) {
+		if f == "" || len(f) > 2 && hi != 9999 {
+			return 0, false
+		}
+		for i := 0; i < len(f); i++ {
+			if f[i] < '0' || f[i] > '9' {
+				return 0, false
 			}
-			return time.Unix(sec, nanos).UTC(), nil
+		}
+		n, _ := strconv.Atoi(f)
+		return n, n >= lo && n <= hi
+	}
+	year, ok := num(ymd[0], 0, 9999)
+	if !ok {
+		return bad("year out of range")
+	}
+	month, ok := num(ymd[1], 1, 12)
+	if !ok {
+		return bad("month out of range")
+	}
+	day := 1
+	if len(ymd) == 3 {
+		if day, ok = num(ymd[2], 1, 31); !ok {
+			return bad("day out of range")
 		}
 	}
-	return time.Time{}, fmt.Errorf("invalid date %q: want ISO 8601 or epoch seconds", clip(s))
+	var hour, minute, sec, nanos int
+	loc := time.UTC
+	if hasT {
+		// The zone: Z, or a sign followed by hh or hh:mm.
+		if rest, ok := strings.CutSuffix(clock, "Z"); ok {
+			clock = rest
+		} else if i := strings.LastIndexAny(clock, "+-"); i >= 0 {
+			zh, zm, _ := strings.Cut(clock[i+1:], ":")
+			h, ok1 := num(zh, 0, 23)
+			m, ok2 := 0, true
+			if zm != "" || strings.HasSuffix(clock, ":") {
+				m, ok2 = num(zm, 0, 59)
+			}
+			if !ok1 || !ok2 || len(zh) != 2 {
+				return bad("invalid zone offset")
+			}
+			off := h*3600 + m*60
+			if clock[i] == '-' {
+				off = -off
+			}
+			loc = time.FixedZone("", off)
+			clock = clock[:i]
+		}
+		parts := strings.Split(clock, ":")
+		if len(parts) > 3 {
+			return bad("want hh[:mm[:ss]] after T")
+		}
+		if hour, ok = num(parts[0], 0, 23); !ok {
+			return bad("hour out of range")
+		}
+		if len(parts) > 1 {
+			if minute, ok = num(parts[1], 0, 59); !ok {
+				return bad("minute out of range")
+			}
+		}
+		if len(parts) > 2 {
+			whole, frac, hasFrac := strings.Cut(parts[2], ".")
+			if sec, ok = num(whole, 0, 59); !ok {
+				return bad("second out of range")
+			}
+			if hasFrac {
+				if frac == "" || len(frac) > 9 || !isEpoch(frac) || strings.Contains(frac, ".") {
+					return bad("invalid fraction of a second")
+				}
+				nanos, _ = strconv.Atoi((frac + "000000000")[:9])
+			}
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nanos, loc).UTC(), nil
 }
 
 func isEpoch(s string) bool {

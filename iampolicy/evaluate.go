@@ -68,8 +68,7 @@ const (
 	// PrincipalNone: the statement has no Principal element (identity and
 	// session policies), or the caller was not named.
 	PrincipalNone PrincipalMatch = iota
-	// PrincipalWildcard: "*" or {"AWS": "*"}, or a NotPrincipal that does
-	// not exclude the caller (it applies to everyone else).
+	// PrincipalWildcard: "*" or {"AWS": "*"}.
 	PrincipalWildcard
 	// PrincipalAccount: the caller's account, by ID or ":root" ARN. For
 	// AssumeRole this means the caller's identity policy must also allow.
@@ -155,17 +154,11 @@ func (s *Statement) matches(r Request, action string, ctx evalContext) (Principa
 		return PrincipalNone, false
 	}
 	pm := PrincipalNone
-	switch {
-	case s.Principal != nil:
+	if s.Principal != nil {
 		pm = s.Principal.match(r.Principal)
 		if pm == PrincipalNone {
 			return PrincipalNone, false
 		}
-	case s.NotPrincipal != nil:
-		if s.NotPrincipal.excludes(r.Principal) {
-			return PrincipalNone, false
-		}
-		pm = PrincipalWildcard
 	}
 	for i := range s.Conditions {
 		if !s.Conditions[i].eval(ctx) {
@@ -261,58 +254,4 @@ func callerAccount(p Principal) string {
 		return acct
 	}
 	return p.Account
-}
-
-// excludes reports whether a NotPrincipal set exempts the caller from its
-// statement. As in AWS, every identity the caller presents — its ARN, each
-// alias and its account — is checked on its own, so all of them must be
-// listed: a Deny with NotPrincipal naming only an assumed-role session still
-// denies that session through its role and account. An anonymous caller
-// presents no identity and is only exempted by a wildcard.
-func (ps *PrincipalSet) excludes(p Principal) bool {
-	if ps.Any {
-		return true
-	}
-	covered := func(match func(typ, id string) bool) bool {
-		for typ, ids := range ps.ByType {
-			for _, id := range ids {
-				if match(typ, id) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	anyAWS := func(typ, id string) bool {
-		return typ == "AWS" && id == "*" && (p.Type == "" || strings.EqualFold(p.Type, "AWS"))
-	}
-	if covered(anyAWS) {
-		return true
-	}
-	var arns []string
-	if p.ARN != "" {
-		arns = append(arns, p.ARN)
-	}
-	for _, a := range p.Aliases {
-		if a != "" {
-			arns = append(arns, a)
-		}
-	}
-	acct := callerAccount(p)
-	if len(arns) == 0 && acct == "" {
-		return false
-	}
-	for _, arn := range arns {
-		one := Principal{Type: p.Type, ARN: arn}
-		if !covered(func(typ, id string) bool { return matchPrincipalID(typ, id, one) == PrincipalDirect }) {
-			return false
-		}
-	}
-	if acct != "" {
-		one := Principal{Type: p.Type, Account: acct}
-		if !covered(func(typ, id string) bool { return matchPrincipalID(typ, id, one) == PrincipalAccount }) {
-			return false
-		}
-	}
-	return true
 }

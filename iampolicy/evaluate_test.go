@@ -292,53 +292,32 @@ func TestEvaluate(t *testing.T) {
 			},
 			req: assume(alice), want: Allow, wantSid: "Direct", wantPM: PrincipalDirect, wantPol: 1,
 		},
-		// NotPrincipal.
+		// What AWS recommends instead of NotPrincipal (IAM User Guide,
+		// reference_policies_elements_notprincipal.html): a Deny whose
+		// condition names the exempted principals by aws:PrincipalArn.
 		{
-			name: "NotPrincipal with Deny denies everyone not named",
+			name: "Deny with ArnNotEquals on aws:PrincipalArn denies everyone not named",
 			policies: []string{doc(`[
 				{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
-				{"Sid":"D","Effect":"Deny","NotPrincipal":{"AWS":["` + userARN + `","111122223333"]},"Action":"sts:AssumeRole"}]`)},
-			req: assume(outsider), want: ExplicitDeny, wantSid: "D", wantPM: PrincipalWildcard,
+				{"Sid":"D","Effect":"Deny","Principal":"*","Action":"sts:AssumeRole","Condition":{"ArnNotEquals":{"aws:PrincipalArn":"` + userARN + `"}}}]`)},
+			req:  Request{Principal: outsider, Action: "sts:AssumeRole", Context: map[string][]string{"aws:PrincipalArn": {outsider.ARN}}},
+			want: ExplicitDeny, wantSid: "D", wantPM: PrincipalWildcard,
 		},
 		{
-			name: "NotPrincipal with Deny spares a user named with its account",
+			name: "Deny with ArnNotEquals on aws:PrincipalArn spares the principal named",
 			policies: []string{doc(`[
 				{"Sid":"A","Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
-				{"Effect":"Deny","NotPrincipal":{"AWS":["` + userARN + `","111122223333"]},"Action":"sts:AssumeRole"}]`)},
-			req: assume(alice), want: Allow, wantSid: "A", wantPM: PrincipalWildcard,
+				{"Effect":"Deny","Principal":"*","Action":"sts:AssumeRole","Condition":{"ArnNotEquals":{"aws:PrincipalArn":"` + userARN + `"}}}]`)},
+			req:  Request{Principal: alice, Action: "sts:AssumeRole", Context: map[string][]string{"aws:PrincipalArn": {userARN}}},
+			want: Allow, wantSid: "A", wantPM: PrincipalWildcard,
 		},
 		{
-			name: "NotPrincipal pitfall: naming only the user still denies it via its account",
+			name: "Deny with ArnNotEquals on aws:PrincipalArn denies a caller without the key",
 			policies: []string{doc(`[
 				{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
-				{"Sid":"D","Effect":"Deny","NotPrincipal":{"AWS":"` + userARN + `"},"Action":"sts:AssumeRole"}]`)},
-			req: assume(alice), want: ExplicitDeny, wantSid: "D", wantPM: PrincipalWildcard,
-		},
-		{
-			name: "NotPrincipal pitfall: a session must be named with its role and account",
-			policies: []string{doc(`[
-				{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
-				{"Sid":"D","Effect":"Deny","NotPrincipal":{"AWS":["` + sessARN + `","arn:aws:iam::111122223333:root"]},"Action":"sts:AssumeRole"}]`)},
-			req: assume(session), want: ExplicitDeny, wantSid: "D", wantPM: PrincipalWildcard,
-		},
-		{
-			name: "NotPrincipal spares a session named with its role and account",
-			policies: []string{doc(`[
-				{"Sid":"A","Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
-				{"Effect":"Deny","NotPrincipal":{"AWS":["` + sessARN + `","` + roleARN + `","arn:aws:iam::111122223333:root"]},"Action":"sts:AssumeRole"}]`)},
-			req: assume(session), want: Allow, wantSid: "A", wantPM: PrincipalWildcard,
-		},
-		{
-			name: "NotPrincipal with Deny denies anonymous callers",
-			policies: []string{doc(`[
-				{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
-				{"Sid":"D","Effect":"Deny","NotPrincipal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}]`)},
-			req: assume(anon), want: ExplicitDeny, wantSid: "D", wantPM: PrincipalWildcard,
-		},
-		{
-			name:     "NotPrincipal with Allow grants everyone else",
-			policies: []string{doc(`{"Sid":"A","Effect":"Allow","NotPrincipal":{"AWS":"` + userARN + `"},"Action":"sts:AssumeRole"}`)},
-			req:      assume(ec2Svc), want: Allow, wantSid: "A", wantPM: PrincipalWildcard,
+				{"Sid":"D","Effect":"Deny","Principal":"*","Action":"sts:AssumeRole","Condition":{"ArnNotEquals":{"aws:PrincipalArn":"` + userARN + `"}}}]`)},
+			req:  assume(anon),
+			want: ExplicitDeny, wantSid: "D", wantPM: PrincipalWildcard,
 		},
 		// Identity policies have no principal element.
 		{

@@ -55,6 +55,17 @@ func FuzzParseEvaluate(f *testing.F) {
 				t.Fatalf("inconsistent result %+v", res)
 			}
 			_ = Evaluate([]*Policy{p, nil, p}, r)
+			// Explain must decide exactly as Evaluate does, and trace a
+			// failure for every statement that does not apply.
+			ex, traces := Explain([]*Policy{p}, r)
+			if ex != res || len(traces) != len(p.Statements) {
+				t.Fatalf("Explain = %+v with %d traces, Evaluate = %+v (%d statements)", ex, len(traces), res, len(p.Statements))
+			}
+			for _, tr := range traces {
+				if tr.Matched != (tr.Failed == ElementNone) || (tr.Failed == ElementCondition) != (tr.Condition != nil) {
+					t.Fatalf("inconsistent trace %+v", tr)
+				}
+			}
 		}
 	})
 }

@@ -41,10 +41,12 @@ type Kind int
 
 const (
 	// KindIdentity is an identity (permission) or session policy: Principal
-	// and NotPrincipal are forbidden and Resource or NotResource is required.
+	// is forbidden and Resource or NotResource is required.
 	KindIdentity Kind = iota
-	// KindTrust is a role trust policy: Principal or NotPrincipal is required
-	// and Resource is optional (the role itself is the implicit resource).
+	// KindTrust is a role trust policy: Principal is required, Resource and
+	// NotResource are forbidden (the role itself is the implicit resource)
+	// and every action must be one of STS's role-assumption actions, as
+	// IAM's CreateRole and UpdateAssumeRolePolicy require.
 	KindTrust
 )
 
@@ -110,9 +112,9 @@ type Policy struct {
 }
 
 // Statement is one parsed statement. Exactly one of Action and NotAction is
-// non-nil; at most one of Principal and NotPrincipal, and of Resource and
-// NotResource. Statements are only usable when produced by Parse or ParseKind,
-// which also compile the matchers held in unexported fields.
+// non-nil; at most one of Resource and NotResource. Statements are only
+// usable when produced by Parse or ParseKind, which also compile the
+// matchers held in unexported fields.
 type Statement struct {
 	Sid    string
 	Effect Effect
@@ -120,12 +122,14 @@ type Statement struct {
 	// document has a single statement object).
 	Index int
 
-	Principal    *PrincipalSet
-	NotPrincipal *PrincipalSet
-	Action       []string
-	NotAction    []string
-	Resource     []string
-	NotResource  []string
+	// Principal is nil in identity and session policies. There is no
+	// NotPrincipal: no policy credsidecar evaluates may use it (see
+	// parsePrincipals).
+	Principal   *PrincipalSet
+	Action      []string
+	NotAction   []string
+	Resource    []string
+	NotResource []string
 	// Conditions are sorted by operator, then key, so evaluation order and
 	// error reporting do not depend on JSON map order.
 	Conditions []Condition
@@ -134,7 +138,7 @@ type Statement struct {
 	resources []template // compiled Resource or NotResource
 }
 
-// PrincipalSet is the value of a Principal or NotPrincipal element.
+// PrincipalSet is the value of a Principal element.
 type PrincipalSet struct {
 	// Any is true for "Principal": "*".
 	Any bool
@@ -338,7 +342,7 @@ func parseStatement(m map[string]any, path string, index int, k Kind, vars bool)
 	if err := s.parsePrincipals(m, path, k); err != nil {
 		return s, err
 	}
-	if err := s.parseActions(m, path); err != nil {
+	if err := s.parseActions(m, path, k); err != nil {
 		return s, err
 	}
 	if err := s.parseResources(m, path, k, vars); err != nil {
@@ -354,27 +358,31 @@ func parseStatement(m map[string]any, path string, index int, k Kind, vars bool)
 	return s, nil
 }
 
+// notPrincipalMsg explains why NotPrincipal is refused and what to write
+// instead. IAM User Guide, "AWS JSON policy elements: NotPrincipal"
+// (reference_policies_elements_notprincipal.html): "You cannot use the
+// NotPrincipal element in an IAM identity-based policy nor in an IAM role
+// trust policy", and "NotPrincipal must be used with "Effect":"Deny". Using
+// it with "Effect":"Allow" is not supported"; the page recommends a Deny
+// with a condition on aws:PrincipalArn instead. Every policy credsidecar
+// evaluates is a trust, identity or session policy, so it is refused in all.
+const notPrincipalMsg = `NotPrincipal is not allowed in trust, identity or session policies; ` +
+	`to exempt principals from a Deny, use "Principal": "*" (or none, in an identity policy) with a condition such as ` +
+	`{"ArnNotEquals": {"aws:PrincipalArn": ["arn:aws:iam::111122223333:role/admin"]}}`
+
 func (s *Statement) parsePrincipals(m map[string]any, path string, k Kind) error {
+	if _, hasN := m["NotPrincipal"]; hasN {
+		return malformed(path+".NotPrincipal", "%s", notPrincipalMsg)
+	}
 	pv, hasP := m["Principal"]
-	nv, hasN := m["NotPrincipal"]
 	switch {
-	case hasP && hasN:
-		return malformed(path, "Principal and NotPrincipal must not both be present")
-	case (hasP || hasN) && k == KindIdentity:
-		name := "Principal"
-		if hasN {
-			name = "NotPrincipal"
-		}
-		return malformed(path+"."+name, "not allowed in an identity or session policy")
-	case !hasP && !hasN && k == KindTrust:
+	case hasP && k == KindIdentity:
+		return malformed(path+".Principal", "not allowed in an identity or session policy")
+	case !hasP && k == KindTrust:
 		return malformed(path+".Principal", "required element is missing in a trust policy")
 	case hasP:
 		ps, err := parsePrincipalSet(pv, path+".Principal")
 		s.Principal = ps
-		return err
-	case hasN:
-		ps, err := parsePrincipalSet(nv, path+".NotPrincipal")
-		s.NotPrincipal = ps
 		return err
 	}
 	return nil
@@ -442,7 +450,7 @@ func checkPrincipalID(typ, id string) error {
 	return nil
 }
 
-func (s *Statement) parseActions(m map[string]any, path string) error {
+func (s *Statement) parseActions(m map[string]any, path string, k Kind) error {
 	av, hasA := m["Action"]
 	nv, hasN := m["NotAction"]
 	name, v := "Action", av
@@ -455,13 +463,24 @@ func (s *Statement) parseActions(m map[string]any, path string) error {
 		name, v = "NotAction", nv
 	}
 	p := path + "." + name
+	if hasN && k == KindTrust {
+		// Stricter reading (IAM's docs do not say): a NotAction in a trust
+		// policy would name every action but some, which is never only the
+		// role-assumption actions CreateRole allows.
+		return malformed(p, "a trust policy must name its actions with Action; NotAction would cover more than the sts:AssumeRole* actions")
+	}
 	acts, err := stringList(v, p, false)
 	if err != nil {
 		return err
 	}
 	for _, a := range acts {
-		if !validAction(a) {
-			return malformed(p, `action %q: want "*" or "service:action"`, clip(a))
+		if err := checkAction(a); err != nil {
+			return malformed(p, "%s", err)
+		}
+		if k == KindTrust && !trustAction(a) {
+			// IAM's CreateRole: "AssumeRole policy may only specify STS
+			// AssumeRole actions."
+			return malformed(p, "action %q: a trust policy may only specify STS role-assumption actions (%s)", clip(a), strings.Join(trustActions[:], ", "))
 		}
 		// Actions are case-insensitive, so both sides are lower-cased.
 		s.actions = append(s.actions, compileGlob(strings.ToLower(a)))
@@ -474,20 +493,66 @@ func (s *Statement) parseActions(m map[string]any, path string) error {
 	return nil
 }
 
-func validAction(a string) bool {
+// checkAction applies IAM's action grammar: "*" or "service:action" with
+// exactly one colon ("Actions/Condition can contain only one colon"), a
+// service prefix of letters, digits, '-' and '.' without wildcards, and an
+// action name of letters, digits and wildcards. IAM User Guide, "IAM JSON
+// policy elements: Action" (reference_policies_elements_action.html): "An
+// action is specified by a service namespace followed by a colon and the
+// name of the action".
+func checkAction(a string) error {
 	if a == "*" {
-		return true
+		return nil
 	}
 	svc, op, ok := strings.Cut(a, ":")
-	if !ok || svc == "" || op == "" {
-		return false
+	switch {
+	case !ok:
+		return fmt.Errorf(`action %q: want "*" or "service:action" (actions must be prefaced by a service prefix such as sts)`, clip(a))
+	case strings.Contains(op, ":"):
+		return fmt.Errorf("action %q: an action can contain only one colon", clip(a))
+	case svc == "" || op == "":
+		return fmt.Errorf(`action %q: want "*" or "service:action"`, clip(a))
 	}
 	for _, c := range svc {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("action %q: service prefix %q is not valid", clip(a), clip(svc))
 		}
 	}
-	return true
+	for _, c := range op {
+		// Stricter reading: AWS action names are letters and digits; '-'
+		// and '_' are let through for services that use them in names.
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '*' || c == '?' || c == '-' || c == '_') {
+			return fmt.Errorf("action %q: action name %q is not valid", clip(a), clip(op))
+		}
+	}
+	return nil
+}
+
+// trustActions are the actions a role trust policy governs (IAM User
+// Guide, "IAM and AWS STS condition context keys" and "Passing session
+// tags in AWS STS"): assuming the role, and the session options checked
+// against the trust policy.
+var trustActions = [...]string{
+	"sts:AssumeRole", "sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity",
+	"sts:TagSession", "sts:SetSourceIdentity", "sts:SetContext",
+}
+
+// trustAction reports whether a trust policy may name action a: an sts:
+// action (wildcards allowed) that covers at least one of trustActions.
+// "*" alone is refused: it names every action of every service (stricter
+// reading; IAM's message only says "STS AssumeRole actions").
+func trustAction(a string) bool {
+	svc, _, _ := strings.Cut(a, ":")
+	if !strings.EqualFold(svc, "sts") {
+		return false
+	}
+	g := compileGlob(strings.ToLower(a))
+	for _, t := range trustActions {
+		if g.match(strings.ToLower(t)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Statement) parseResources(m map[string]any, path string, k Kind, vars bool) error {
@@ -506,13 +571,18 @@ func (s *Statement) parseResources(m map[string]any, path string, k Kind, vars b
 		name, v = "NotResource", nv
 	}
 	p := path + "." + name
+	if k == KindTrust {
+		// IAM's CreateRole refuses them ("Has prohibited field Resource"):
+		// a trust policy's resource is always the role itself.
+		return malformed(p, "not allowed in a trust policy (its resource is the role itself)")
+	}
 	res, err := stringList(v, p, false)
 	if err != nil {
 		return err
 	}
 	for _, r := range res {
-		if r != "*" && (!strings.HasPrefix(r, "arn:") || strings.Count(r, ":") < 5) {
-			return malformed(p, `resource %q: want "*" or an ARN "arn:partition:service:region:account:resource"`, clip(r))
+		if err := checkResource(r); err != nil {
+			return malformed(p, "%s", err)
 		}
 		s.resources = append(s.resources, compileTemplate(r, vars))
 	}
@@ -522,6 +592,69 @@ func (s *Statement) parseResources(m map[string]any, path string, k Kind, vars b
 		s.NotResource = res
 	}
 	return nil
+}
+
+// checkResource applies IAM's resource grammar. IAM User Guide, "IAM JSON
+// policy elements: Resource" (reference_policies_elements_resource.html)
+// and "IAM identifiers" (reference_identifiers.html): a resource is "*" or
+// an ARN arn:partition:service:region:account-id:resource, whose region
+// and account may be empty and whose resource part may hold more colons.
+// Beyond the format, IAM refuses (these are its messages): a partition
+// that is not a partition ("Partition "*" is not valid"), a service that
+// is empty or has wildcards ("Resource vendor must be fully qualified and
+// cannot contain regexes"), an IAM or S3 ARN with a region ("IAM resource
+// ... cannot contain region information") and an IAM resource that is not
+// "*" nor of a known type ("IAM resource path must either be "*" or start
+// with user/, ...").
+func checkResource(r string) error {
+	if r == "*" {
+		return nil
+	}
+	parts := strings.SplitN(r, ":", arnParts)
+	if len(parts) < arnParts || parts[0] != "arn" {
+		return fmt.Errorf(`resource %q: want "*" or an ARN "arn:partition:service:region:account:resource"`, clip(r))
+	}
+	partition, service, region, resource := parts[1], parts[2], parts[3], parts[5]
+	if !knownPartition(partition) {
+		return fmt.Errorf("resource %q: partition %q is not valid (want aws, aws-cn, aws-us-gov, ...; no wildcards)", clip(r), clip(partition))
+	}
+	if service == "" || strings.ContainsAny(service, "*?") {
+		return fmt.Errorf("resource %q: the ARN's service is empty or has wildcards (the service must be fully qualified)", clip(r))
+	}
+	if (service == "iam" || service == "s3") && region != "" {
+		return fmt.Errorf("resource %q: an %s ARN cannot contain region information", clip(r), service)
+	}
+	if service == "iam" && resource != "*" && !iamResourceType(resource) {
+		return fmt.Errorf(`resource %q: an IAM resource must be "*" or start with one of %s`, clip(r), strings.Join(iamResourceTypes[:], ", "))
+	}
+	return nil
+}
+
+// partitions are AWS's partitions (the aws-partitions model).
+var partitions = [...]string{"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
+
+func knownPartition(p string) bool {
+	for _, k := range partitions {
+		if p == k {
+			return true
+		}
+	}
+	return false
+}
+
+// iamResourceTypes are the resource types IAM accepts in an iam ARN.
+var iamResourceTypes = [...]string{
+	"user/", "federated-user/", "role/", "group/", "instance-profile/", "mfa/", "server-certificate/",
+	"policy/", "sms-mfa/", "saml-provider/", "oidc-provider/", "report/", "access-report/",
+}
+
+func iamResourceType(res string) bool {
+	for _, t := range iamResourceTypes {
+		if strings.HasPrefix(res, t) {
+			return true
+		}
+	}
+	return false
 }
 
 func parseConditions(v any, path string, vars bool) ([]Condition, error) {
@@ -545,7 +678,7 @@ func parseConditions(v any, path string, vars bool) ([]Condition, error) {
 			if key == "" {
 				return nil, malformed(opPath, "empty condition key")
 			}
-			values, err := stringList(keys[key], keyPath, true)
+			values, err := conditionValues(keys[key], keyPath)
 			if err != nil {
 				return nil, err
 			}
@@ -613,6 +746,18 @@ func stringList(v any, path string, scalars bool) ([]string, error) {
 		return nil, malformed(path, "must be %s, got %s", want, describe(v))
 	}
 	return []string{s}, nil
+}
+
+// conditionValues is stringList for condition values, which IAM also
+// accepts as an empty list: a positive operator then matches nothing and a
+// negated one everything. JSON null is refused, as IAM refuses it ("Syntax
+// errors in policy"). IAM User Guide, "IAM JSON policy elements: Condition
+// operators" (reference_policies_elements_condition_operators.html).
+func conditionValues(v any, path string) ([]string, error) {
+	if list, ok := v.([]any); ok && len(list) == 0 {
+		return []string{}, nil
+	}
+	return stringList(v, path, true)
 }
 
 // describe names a decoded JSON value's type for error messages without

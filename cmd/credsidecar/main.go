@@ -72,6 +72,8 @@ Usage:
   credsidecar exec --role NAME [--token-file F] -- CMD  run CMD with the ECS full URI of the running sidecar
   credsidecar simulate --role NAME --action A --resource ARN [--session-policy FILE]
                                              what the role's sessions may do; exit 1 if denied
+  credsidecar explain [--role NAME] [--token T|--token-file F] [--addr IP] [--uid N] [--action A --resource ARN] [--json]
+                                             why a caller would or would not get credentials; exit 1 if not
   credsidecar version                        version, commit, Go version
 
 Every command takes --log-format json|console and --log-level debug|info|warn|error.
@@ -170,6 +172,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runExec(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(args[1:], stdout, stderr)
+	case "explain":
+		return runExplain(args[1:], stdout, stderr)
 	case "check-config":
 		var c common
 		fs := newFlagSet("check-config", stderr, "Usage: credsidecar check-config [--config FILE]\n\n")

@@ -62,13 +62,24 @@ func runSimulate(args []string, stdout, stderr io.Writer) error {
 }
 
 func simulate(cfg *config.Config, f simulateFlags, stdout io.Writer) error {
-	rc, ok := cfg.RoleByName(f.role)
-	if !ok {
-		return fmt.Errorf("simulate: no role %q in the config", f.role)
-	}
 	acct, err := localsts.NewAccount(cfg, localsts.RandomUserKeys)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
+	}
+	res, err := simulateRole(cfg, acct, f)
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	return printSimulation(res, f, stdout)
+}
+
+// simulateRole is simulate's decision: the role's sessions, with its own
+// session policies (or the --session-policy file's), doing f.action on
+// f.resource.
+func simulateRole(cfg *config.Config, acct *localsts.Account, f simulateFlags) (*localsts.SimulateResult, error) {
+	rc, ok := cfg.RoleByName(f.role)
+	if !ok {
+		return nil, fmt.Errorf("no role %q in the config", f.role)
 	}
 	in := localsts.SimulateInput{
 		RoleARN: rc.ARN, PolicyARNs: rc.PolicyARNs, SessionTags: rc.Tags,
@@ -80,14 +91,15 @@ func simulate(cfg *config.Config, f simulateFlags, stdout io.Writer) error {
 	if f.sessionPolicy != "" {
 		b, err := os.ReadFile(f.sessionPolicy)
 		if err != nil {
-			return fmt.Errorf("simulate: read --session-policy: %w", err)
+			return nil, fmt.Errorf("read --session-policy: %w", err)
 		}
 		in.SessionPolicy = string(b)
 	}
-	res, err := acct.Simulate(in)
-	if err != nil {
-		return fmt.Errorf("simulate: %w", err)
-	}
+	return acct.Simulate(in)
+}
+
+// printSimulation prints simulate's verdict; a denial is an *errDenied.
+func printSimulation(res *localsts.SimulateResult, f simulateFlags, stdout io.Writer) error {
 	word := res.Decision.String()
 	if res.Decision == iampolicy.Allow {
 		word = "allowed"

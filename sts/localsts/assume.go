@@ -155,7 +155,9 @@ func checkMFA(serial, code string) *Error {
 	if serial != "" {
 		// The emulated account has no MFA devices: no code can be right, and
 		// accepting any would make aws:MultiFactorAuthPresent meaningless.
-		return stsErr(403, "AccessDenied", "MultiFactorAuthentication failed: the emulated account has no MFA device %s.", clipValue(serial))
+		e := stsErr(403, "AccessDenied", "MultiFactorAuthentication failed with invalid MFA one time pass code. ")
+		e.Reason = "the emulated account has no MFA device " + clipValue(serial)
+		return e
 	}
 	return nil
 }
@@ -257,8 +259,69 @@ func parseSessionPolicies(acct *Account, policy string, arns []string) ([]*iampo
 // mints the session. It is the one decision both the Query API and the
 // in-process Source use.
 func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleInput) (*Issued, error) {
+	d := i.decide(caller, in, false)
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	return i.mint(d.claims)
+}
+
+// ExplainAssumeRole runs AssumeRole's validation and authorization for
+// caller and in — the same code, with every policy statement traced — and
+// mints nothing. Credentials would be issued exactly when the result's Err
+// is nil.
+func (i *Issuer) ExplainAssumeRole(caller *Principal, in AssumeRoleInput) *AssumeDecision {
+	return i.decide(caller, in, true)
+}
+
+// AssumeDecision is AssumeRole's verdict on one request and what decided it.
+type AssumeDecision struct {
+	// Err is what the caller gets (AWS's message), nil when allowed.
+	Err *Error
+	// Action is the action that was refused; "" when allowed or refused
+	// before authorization (validation, an unknown role).
+	Action string
+	// Actions are the actions authorized, in order: sts:AssumeRole, then
+	// sts:TagSession and sts:SetSourceIdentity when the request needs them.
+	Actions []string
+	// Steps are the policy sets evaluated for the refused action (for the
+	// last action when allowed), trust policy first.
+	Steps []PolicyStep
+	// Reason says why it was refused, in one line fit for a log: policy
+	// set, statement and condition names, never a value from the request.
+	Reason string
+
+	claims *SessionClaims
+}
+
+// PolicyStep is one policy set's verdict in an AssumeRole decision.
+type PolicyStep struct {
+	// Set is "trust policy", "identity policies" or "session policies".
+	Set string
+	// Result is the set's evaluation.
+	Result iampolicy.Result
+	// Traces are the set's statements, each with why it did or did not
+	// apply (only when explaining).
+	Traces []iampolicy.Trace
+}
+
+// Claims returns the claims of the session the request would get (nil
+// when refused): what a chained request's caller would present.
+func (d *AssumeDecision) Claims() *SessionClaims { return d.claims }
+
+// decide is AssumeRole without the minting. trace records every
+// statement's trace in the steps.
+func (i *Issuer) decide(caller *Principal, in AssumeRoleInput, trace bool) *AssumeDecision {
+	d := &AssumeDecision{}
+	refuse := func(e *Error, reason string) *AssumeDecision {
+		if e.Reason == "" {
+			e.Reason = reason
+		}
+		d.Err, d.Reason = e, e.Reason
+		return d
+	}
 	if err := in.validate(); err != nil {
-		return nil, err
+		return refuse(err, "invalid request: "+err.Message)
 	}
 	acct := i.Account()
 	now := i.clk.Now()
@@ -267,18 +330,20 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	}
 	role, ok := acct.Role(in.RoleARN)
 	if !ok {
-		return nil, denied("sts:AssumeRole")
+		d.Action = "sts:AssumeRole"
+		return refuse(denied(d.Action), "the role is not in the emulated account")
 	}
 	chained := caller.Session != nil && caller.Session.Kind == "role"
-	d := in.Duration
-	if d == 0 {
-		d = stsrules.DefaultDuration
+	dur := in.Duration
+	if dur == 0 {
+		dur = stsrules.DefaultDuration
 	}
-	if chained && d > stsrules.ChainMaxDuration {
-		return nil, validationErr("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
+	if chained && dur > stsrules.ChainMaxDuration {
+		e := validationErr("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
+		return refuse(e, "invalid request: "+e.Message)
 	}
 	if _, err := parseSessionPolicies(acct, in.Policy, in.PolicyARNs); err != nil {
-		return nil, err
+		return refuse(err, "invalid session policy: "+err.Message)
 	}
 
 	// Tags: inherited transitive tags carry over and cannot be overridden.
@@ -293,7 +358,8 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	for _, t := range in.Tags {
 		for _, k := range transitive {
 			if strings.EqualFold(k, t.Key) {
-				return nil, stsErr(400, "InvalidParameterValue", "One or more session tags are in conflict with transitive tags of the calling session.")
+				e := stsErr(400, "InvalidParameterValue", "One or more session tags are in conflict with transitive tags of the calling session.")
+				return refuse(e, "session tag "+t.Key+" conflicts with a transitive tag of the calling session")
 			}
 		}
 		tags[t.Key] = t.Value
@@ -302,7 +368,11 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	sourceIdentity := in.SourceIdentity
 	if caller.Session != nil && caller.Session.SourceIdentity != "" {
 		if sourceIdentity != "" && sourceIdentity != caller.Session.SourceIdentity {
-			return nil, stsErr(403, "AccessDenied", "User: %s is not authorized to change the source identity %s set on the calling session", caller.ARN, caller.Session.SourceIdentity)
+			// IAM User Guide, "Monitor and control actions taken with
+			// assumed roles": once set, a source identity cannot be changed
+			// for the rest of the role chain.
+			d.Action = "sts:SetSourceIdentity"
+			return refuse(denied(d.Action), "the calling session's source identity cannot be changed in a role chain")
 		}
 		sourceIdentity = caller.Session.SourceIdentity
 	}
@@ -311,33 +381,36 @@ func (i *Issuer) AssumeRole(_ context.Context, caller *Principal, in AssumeRoleI
 	if sourceIdentity != "" {
 		req.Context["sts:SourceIdentity"] = []string{sourceIdentity}
 	}
-	actions := []string{"sts:AssumeRole"}
+	d.Actions = []string{"sts:AssumeRole"}
 	if len(in.Tags) > 0 {
-		actions = append(actions, "sts:TagSession")
+		d.Actions = append(d.Actions, "sts:TagSession")
 	}
 	// A source identity, set now or inherited in a chain, must be allowed
 	// by the next role's trust policy every time it is passed on.
 	if sourceIdentity != "" {
-		actions = append(actions, "sts:SetSourceIdentity")
+		d.Actions = append(d.Actions, "sts:SetSourceIdentity")
 	}
-	for _, action := range actions {
+	for _, action := range d.Actions {
 		req.Action = action
-		if err := i.authorize(acct, caller, role, req); err != nil {
-			return nil, denied(action)
+		steps, reason := i.authorize(acct, caller, role, req, trace)
+		d.Steps = steps
+		if reason != "" {
+			d.Action = action
+			return refuse(denied(action), reason)
 		}
 	}
-	claims := &SessionClaims{
+	d.claims = &SessionClaims{
 		Kind: "role", Account: acct.ID, RoleARN: role.ARN, SessionName: in.RoleSessionName,
-		Issued: now.Unix(), Expires: now.Add(d).Unix(), SessionPolicy: in.Policy, PolicyARNs: in.PolicyARNs,
+		Issued: now.Unix(), Expires: now.Add(dur).Unix(), SessionPolicy: in.Policy, PolicyARNs: in.PolicyARNs,
 		SourceIdentity: sourceIdentity, Chained: chained, Transitive: transitive,
 	}
 	if caller.Session != nil {
-		claims.MFA = caller.Session.MFA
+		d.claims.MFA = caller.Session.MFA
 	}
 	if len(tags) > 0 {
-		claims.Tags = tags
+		d.claims.Tags = tags
 	}
-	return i.mint(claims)
+	return d
 }
 
 func contains(s []string, v string) bool {
@@ -483,44 +556,95 @@ func mustParse(doc string) *iampolicy.Policy {
 //   - a role session's session policies filter both grants, except a trust
 //     grant to the session's own ARN (AWS does not limit a resource policy
 //     that names the session).
-func (i *Issuer) authorize(acct *Account, caller *Principal, role *Role, req iampolicy.Request) error {
-	trust := role.Trust.Evaluate(req)
+//
+// It returns the policy sets it evaluated and, when the action is refused,
+// why ("" when allowed). trace records every statement's trace.
+func (i *Issuer) authorize(acct *Account, caller *Principal, role *Role, req iampolicy.Request, trace bool) ([]PolicyStep, string) {
+	var steps []PolicyStep
+	eval := func(set string, ps []*iampolicy.Policy, r iampolicy.Request) iampolicy.Result {
+		st := PolicyStep{Set: set}
+		if trace {
+			st.Result, st.Traces = iampolicy.Explain(ps, r)
+		} else {
+			st.Result = iampolicy.Evaluate(ps, r)
+		}
+		steps = append(steps, st)
+		return st.Result
+	}
+	// why builds the reason from the set's traces, computed now if they
+	// were not recorded: refusals are rare and cached by the agent.
+	why := func(set string, ps []*iampolicy.Policy, r iampolicy.Request, res iampolicy.Result) string {
+		_, traces := iampolicy.Explain(ps, r)
+		return denialReason(set, r.Action, res, traces)
+	}
+	trust := eval("trust policy", []*iampolicy.Policy{role.Trust}, req)
 	if trust.Decision != iampolicy.Allow {
-		return fmt.Errorf("trust policy: %s", trust.Decision)
+		return steps, why("trust policy", []*iampolicy.Policy{role.Trust}, req, trust)
 	}
 	perms, session := i.identityPolicies(acct, caller)
 	idReq := req
 	idReq.Principal = iampolicy.Principal{}
-	id := iampolicy.Evaluate(perms, idReq)
+	id := eval("identity policies", perms, idReq)
 	if id.Decision == iampolicy.ExplicitDeny {
-		return fmt.Errorf("identity policy: explicit deny")
+		return steps, why("identity policies", perms, idReq, id)
 	}
 	sessionAllows := true
+	var sd iampolicy.Result
 	if len(session) > 0 {
-		sd := iampolicy.Evaluate(session, idReq)
+		sd = eval("session policies", session, idReq)
 		if sd.Decision == iampolicy.ExplicitDeny {
-			return fmt.Errorf("session policy: explicit deny")
+			return steps, why("session policies", session, idReq, sd)
 		}
 		sessionAllows = sd.Decision == iampolicy.Allow
 	}
 	sameAccount := caller.Account == acct.ID
 	if trust.PrincipalMatch == iampolicy.PrincipalDirect && sameAccount {
 		if sessionAllows {
-			return nil
+			return steps, ""
 		}
 		// Only a grant to the session ARN itself escapes the session policy.
 		bySession := req
 		bySession.Principal.Aliases = nil
 		if t := role.Trust.Evaluate(bySession); t.Decision == iampolicy.Allow && t.PrincipalMatch == iampolicy.PrincipalDirect {
-			return nil
+			return steps, ""
 		}
-		return fmt.Errorf("session policy does not allow")
+		return steps, why("session policies", session, idReq, sd)
 	}
 	if id.Decision != iampolicy.Allow {
-		return fmt.Errorf("identity policy does not allow")
+		return steps, why("identity policies", perms, idReq, id) + " (the trust policy names the caller only by account or wildcard, so the caller's own policies must allow it too)"
 	}
 	if !sessionAllows {
-		return fmt.Errorf("session policy does not allow")
+		return steps, why("session policies", session, idReq, sd)
 	}
-	return nil
+	return steps, ""
+}
+
+// denialReason says in one line why a policy set did not allow action:
+// the explicit deny, or each statement and what it lacked. It names
+// statements, operators and condition keys, never a value, so it is fit
+// for logs.
+func denialReason(set, action string, res iampolicy.Result, traces []iampolicy.Trace) string {
+	if res.Decision == iampolicy.ExplicitDeny && res.Statement != nil {
+		return fmt.Sprintf("%s: explicit deny of %s by %s", set, action, res.Statement.Name())
+	}
+	var parts []string
+	for _, tr := range traces {
+		if tr.Statement.Effect != iampolicy.EffectAllow || tr.Matched {
+			continue
+		}
+		why := tr.Why()
+		if tr.Failed == iampolicy.ElementCondition {
+			why = "condition " + tr.Condition.Operator + " on " + tr.Condition.Key + " is false"
+		}
+		parts = append(parts, tr.Statement.Name()+": "+why)
+	}
+	out := fmt.Sprintf("%s: no statement allows %s", set, action)
+	if len(parts) == 0 {
+		return out
+	}
+	const most = 4
+	if len(parts) > most {
+		parts = append(parts[:most], fmt.Sprintf("%d more", len(parts)-most))
+	}
+	return out + " (" + strings.Join(parts, "; ") + ")"
 }

@@ -21,6 +21,10 @@ type Error struct {
 	Code    string
 	Status  int
 	Message string
+	// Reason says why, for the log line only: it is never sent to the
+	// caller (AWS's messages do not say which policy refused) and never
+	// holds a secret.
+	Reason string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

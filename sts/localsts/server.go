@@ -105,19 +105,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.ip = ap.Addr().Unmap()
 	}
-	status, code := s.serve(w, r, c)
-	s.log.Debug("sts request",
-		zap.String("request_id", c.id), zap.String("action", c.action),
-		zap.Int("status", status), zap.String("code", code),
-		zap.Duration("duration", time.Since(start)))
+	status, e := s.serve(w, r, c)
+	if e == nil {
+		s.log.Debug("sts request",
+			zap.String("request_id", c.id), zap.String("action", c.action),
+			zap.Int("status", status), zap.Duration("duration", time.Since(start)))
+		return
+	}
+	// A refusal's line carries the message the caller got (AWS's wording,
+	// caller and role ARNs, no secret) and the reason behind it.
+	caller := "anonymous"
+	if c.caller != nil {
+		caller = c.caller.ARN
+	}
+	s.log.Info("sts request refused",
+		zap.String("request_id", c.id), zap.String("action", c.action), zap.String("caller", caller),
+		zap.Int("status", status), zap.String("code", e.Code), zap.String("message", e.Message),
+		zap.String("reason", e.Reason), zap.Duration("duration", time.Since(start)))
 }
 
-// serve handles the request and returns what it answered, for the log.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (int, string) {
-	fail := func(err error) (int, string) {
+// serve handles the request and returns what it answered, for the log:
+// the status, and the error unless it succeeded.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (int, *Error) {
+	fail := func(err error) (int, *Error) {
 		e := asSTSError(err)
 		s.writeError(w, c.id, e)
-		return e.Status, e.Code
+		return e.Status, e
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET, POST")
@@ -164,7 +177,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (int, st
 		return fail(err)
 	}
 	s.writeResult(w, c, result)
-	return http.StatusOK, ""
+	return http.StatusOK, nil
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

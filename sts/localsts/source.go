@@ -40,6 +40,16 @@ func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Creden
 			return nil, sourceError(err)
 		}
 	}
+	out, err := s.issuer.AssumeRole(ctx, caller, assumeInput(req))
+	if err != nil {
+		return nil, sourceError(err)
+	}
+	return s.credentials(req, out), nil
+}
+
+// assumeInput is the AssumeRole request the in-process source makes for
+// req.
+func assumeInput(req agent.Request) AssumeRoleInput {
 	in := AssumeRoleInput{
 		RoleARN: req.RoleARN, RoleSessionName: req.SessionName, Duration: req.Duration,
 		SourceIdentity: req.SourceIdentity, Policy: req.SessionPolicy, PolicyARNs: req.PolicyARNs,
@@ -51,11 +61,38 @@ func (s *Source) Retrieve(ctx context.Context, req agent.Request) (*agent.Creden
 	// One Tag type (stsrules.Tag) on both sides; the request is shared by
 	// every caller of a session, so the issuer gets its own copy.
 	in.Tags = slices.Clone(req.Tags)
-	out, err := s.issuer.AssumeRole(ctx, caller, in)
-	if err != nil {
-		return nil, sourceError(err)
+	return in
+}
+
+// ErrWebIdentityNotExplained is Explain's answer for a hop made with
+// AssumeRoleWithWebIdentity: its token is only read by a real call.
+var ErrWebIdentityNotExplained = errors.New("the role is assumed with a web identity token, which explain does not read; its trust policy is not evaluated here")
+
+// Explain returns, for each hop of chain (first hop first, each without
+// Via, as agent.ExplainTrust gives them), the decision Retrieve would get:
+// the same AssumeRole input, caller and decision, minting nothing. The
+// first hop acts as the sidecar's own user, a later one as the session the
+// hop before it would get. It stops at the first refusal.
+func (s *Source) Explain(chain []agent.Request) ([]*AssumeDecision, error) {
+	acct := s.issuer.Account()
+	caller := UserPrincipal(acct, acct.Caller)
+	var out []*AssumeDecision
+	for _, req := range chain {
+		if req.WebIdentityTokenFile != "" {
+			return out, ErrWebIdentityNotExplained
+		}
+		d := s.issuer.ExplainAssumeRole(caller, assumeInput(req))
+		out = append(out, d)
+		if d.Err != nil {
+			return out, nil
+		}
+		next, err := s.issuer.PrincipalOf(d.Claims())
+		if err != nil {
+			return out, fmt.Errorf("explain %s: %w", req.RoleARN, err)
+		}
+		caller = next
 	}
-	return s.credentials(req, out), nil
+	return out, nil
 }
 
 // retrieveWebIdentity reads the token file (on every call: token files are

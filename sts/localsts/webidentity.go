@@ -411,8 +411,11 @@ func (i *Issuer) AssumeRoleWithWebIdentity(_ context.Context, in WebIdentityInpu
 	}
 
 	role, ok := acct.Role(in.RoleARN)
+	// AWS's message for AssumeRoleWithWebIdentity names no principal (the
+	// caller is anonymous); the reason goes to the log only.
 	denied := stsErr(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
 	if !ok {
+		denied.Reason = "the role is not in the emulated account"
 		return nil, denied
 	}
 	d := in.Duration
@@ -441,6 +444,8 @@ func (i *Issuer) AssumeRoleWithWebIdentity(_ context.Context, in WebIdentityInpu
 		Context:   ctx,
 	}
 	if role.Trust.Evaluate(req).Decision != iampolicy.Allow {
+		res, traces := iampolicy.Explain([]*iampolicy.Policy{role.Trust}, req)
+		denied.Reason = denialReason("trust policy", req.Action, res, traces)
 		return nil, denied
 	}
 	out, err := i.mint(&SessionClaims{
