@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/internal/httpserver"
 )
 
 // faultySource wraps a real source with injectable faults.
@@ -176,7 +177,7 @@ func TestSlowlorisAndOversized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := NewHTTPServer(f.srv.Handler(), f.srv.ConnContext, nil)
+	hs := httpserver.New(httpserver.Options{Handler: f.srv.Handler(), ConnContext: f.srv.ConnContext})
 	if hs.ReadHeaderTimeout == 0 || hs.ReadTimeout == 0 || hs.WriteTimeout == 0 || hs.IdleTimeout == 0 || hs.MaxHeaderBytes == 0 {
 		t.Fatalf("production server lacks a timeout or limit: %+v", hs)
 	}

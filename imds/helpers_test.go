@@ -28,6 +28,7 @@ import (
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/internal/configtest"
+	"github.com/credsidecar/credsidecar/internal/httpserver"
 	"github.com/credsidecar/credsidecar/sts/localsts"
 )
 
@@ -273,7 +274,7 @@ func buildFixture(t testing.TB, yml string, o fixtureOpts, ln net.Listener) *fix
 		t.Fatalf("imds.New: %v", err)
 	}
 	if ln != nil {
-		hs := NewHTTPServer(f.srv.Handler(), f.srv.ConnContext, log)
+		hs := httpserver.New(httpserver.Options{Handler: f.srv.Handler(), ConnContext: f.srv.ConnContext, Logger: log})
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsidecar/credsidecar/internal/httpserver"
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 )
@@ -70,7 +71,7 @@ func TestHopLimitThroughRouter(t *testing.T) {
 			yml = strings.Replace(yml, "imds: { tokens: required }\n", "", 1)
 			yml = strings.Replace(yml, `source_cidrs: ["127.0.0.1/32"]`, `source_cidrs: ["169.254.211.0/24"]`, 1)
 			f := buildFixture(t, yml, fixtureOpts{}, nil)
-			hs := NewHTTPServer(f.srv.Handler(), f.srv.ConnContext, zaptest.NewLogger(t))
+			hs := httpserver.New(httpserver.Options{Handler: f.srv.Handler(), ConnContext: f.srv.ConnContext, Logger: zaptest.NewLogger(t)})
 			done := make(chan struct{})
 			go func() { defer close(done); hs.Serve(ln) }()
 			t.Cleanup(func() {

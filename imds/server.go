@@ -259,23 +259,3 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 	}
 	return hosts[strings.ToLower(host)]
 }
-
-// NewHTTPServer returns an http.Server for h with the timeouts and limits
-// every listener needs (slowloris, oversized headers).
-func NewHTTPServer(h http.Handler, connCtx func(context.Context, net.Conn) context.Context, log *zap.Logger) *http.Server {
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		// Longer than the agent's fetch deadline (10s), so the answer to a
-		// slow cold fetch is not cut off.
-		WriteTimeout:   20 * time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 16 << 10,
-		ConnContext:    connCtx,
-		ErrorLog:       zap.NewStdLog(log.Named("http")),
-	}
-}
