@@ -68,6 +68,12 @@ type Cache struct {
 type Limits struct {
 	PerClientRPS float64 `yaml:"per_client_rps"`
 	Burst        int     `yaml:"burst"`
+	// MaxConnections bounds the connections the credential listeners hold
+	// together (0 = the default, 2048; never above what the descriptor
+	// limit allows). MaxConnectionsPerSource bounds one local uid's (or,
+	// when it is unknown, one address prefix's) once half are held.
+	MaxConnections          int `yaml:"max_connections"`
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
 }
 
 // STS selects and configures the credential source.

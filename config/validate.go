@@ -165,6 +165,9 @@ func (v *validator) validate(c *Config) {
 	if c.Limits.PerClientRPS < 0 || c.Limits.Burst < 0 || !finite(c.Limits.PerClientRPS) {
 		v.errf(p("limits"), "limits.per_client_rps and limits.burst must be finite and not negative")
 	}
+	if c.Limits.MaxConnections < 0 || c.Limits.MaxConnectionsPerSource < 0 {
+		v.errf(p("limits"), "limits.max_connections and limits.max_connections_per_source must not be negative (0 = the default)")
+	}
 	for i, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, " /") {
 			v.errf(p("allowed_hosts", i), "allowed_hosts: %q is not a host name", h)

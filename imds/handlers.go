@@ -163,6 +163,9 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 		q := call{r: r, c: s.caller(r, ep.flags&bearer != 0)}
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
+		if id.Matched() {
+			markTrusted(r)
+		}
 		if err := s.limit(q.c, id); err != nil {
 			s.fail(w, ep.name, start, err)
 			return

@@ -11,6 +11,14 @@ import (
 // then dies that many routers away, so a caller beyond the limit never gets
 // one — its PUT times out rather than being refused.
 func setHopLimit(c net.Conn, hops int) error {
+	// Wrappers (the connection limiter's) expose the socket underneath.
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return fmt.Errorf("hop limit: not a TCP connection")

@@ -166,9 +166,25 @@ type connInfo struct {
 	// caller is the agent's view of this connection's token-less caller
 	// (immutable once ConnContext returns).
 	caller agent.Caller
+	// trusted: a request on the connection matched a client (markTrusted).
+	trusted atomic.Bool
 	// token memoizes the last IMDSv2 token verified on this connection:
 	// keep-alive clients resend the same one, so the HMAC is computed once.
 	token atomic.Pointer[verifiedToken]
+}
+
+// markTrusted tells the connection limiter, once per connection, that the
+// connection carries a trusted caller: it is closed to make room only after
+// every untrusted one.
+func markTrusted(r *http.Request) {
+	ci, ok := r.Context().Value(connKey{}).(*connInfo)
+	if !ok || ci.trusted.Load() {
+		return
+	}
+	ci.trusted.Store(true)
+	if m, ok := ci.conn.(interface{ MarkTrusted() }); ok {
+		m.MarkTrusted()
+	}
 }
 
 type verifiedToken struct {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // SockDiagUID looks up the uid owning the client end of a TCP connection
@@ -16,9 +17,16 @@ import (
 // other hosts have no local socket, so the lookup fails and uid conditions
 // fail closed.
 func SockDiagUID() UIDLookup {
+	// One netlink socket for all lookups (a Handle serializes its use):
+	// opening one per lookup made each cost enough that a flood of
+	// connections, each looked up at accept, backed up the accept queue.
+	get := netlink.SocketGet
+	if h, err := netlink.NewHandle(unix.NETLINK_INET_DIAG); err == nil {
+		get = h.SocketGet
+	}
 	return func(local, remote netip.AddrPort) (uint32, error) {
 		// The client's socket is the mirror image of ours.
-		s, err := netlink.SocketGet(
+		s, err := get(
 			net.TCPAddrFromAddrPort(remote),
 			net.TCPAddrFromAddrPort(local),
 		)

@@ -22,6 +22,7 @@ import (
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/connlimit"
 	"github.com/credsidecar/credsidecar/internal/httpserver"
 	"github.com/credsidecar/credsidecar/metrics"
 	"github.com/credsidecar/credsidecar/sts/awssts"
@@ -52,6 +53,8 @@ type daemon struct {
 	metrics *metrics.Set
 	// auditLog is the open audit file (nil when audit_log is off).
 	auditLog *audit.Log
+	// credConns bounds the credential listeners' connections together.
+	credConns *connlimit.Limiter
 	// ready is set once every listener is up.
 	ready atomic.Bool
 	// sourceOK reports whether the credential source is usable: always in
@@ -161,18 +164,52 @@ func (d *daemon) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every listener is bounded (any local user may connect to any of
+	// them): the credential listeners share most of the descriptors, with
+	// untrusted connections closed first to make room; the admin and STS
+	// listeners get small bounds of their own, so neither can starve the
+	// other or the credential listeners.
+	d.credConns = connlimit.New(connlimit.Options{
+		Max: credentialConns(cfg), PerSource: cfg.Limits.MaxConnectionsPerSource,
+		Source: imds.ConnSource, Logger: log.Named("conns"), Name: "credentials",
+	})
 	for _, l := range d.lns.creds {
-		d.servers = append(d.servers, served{httpserver.New(httpserver.Options{Handler: d.imds.Handler(), ConnContext: d.imds.ConnContext, Logger: log}), l})
+		d.servers = append(d.servers, served{httpserver.New(httpserver.Options{
+			Handler: d.imds.Handler(), ConnContext: d.imds.ConnContext, ConnState: d.credConns.ConnState, Logger: log,
+		}), d.credConns.Listener(l)})
 	}
-	d.servers = append(d.servers, served{httpserver.New(httpserver.Options{Handler: d.adminHandler(), Logger: log}), d.lns.admin})
+	adminConns := connlimit.New(connlimit.Options{Max: adminConnections, Logger: log.Named("conns"), Name: "admin"})
+	d.servers = append(d.servers, served{httpserver.New(httpserver.Options{
+		Handler: d.adminHandler(), ConnState: adminConns.ConnState, Logger: log,
+	}), adminConns.Listener(d.lns.admin)})
 	if d.lns.sts != nil {
 		stsAPI, err := localsts.NewServer(localsts.ServerOptions{Issuer: d.issuer, Logger: log.Named("sts")})
 		if err != nil {
 			return err
 		}
-		d.servers = append(d.servers, served{httpserver.New(httpserver.Options{Handler: stsAPI.Handler(), Logger: log}), d.lns.sts})
+		stsConns := connlimit.New(connlimit.Options{Max: min(stsConnections, connlimit.FDBound(0.1)), Logger: log.Named("conns"), Name: "sts"})
+		d.servers = append(d.servers, served{httpserver.New(httpserver.Options{
+			Handler: stsAPI.Handler(), ConnState: stsConns.ConnState, Logger: log,
+		}), stsConns.Listener(d.lns.sts)})
 	}
 	return nil
+}
+
+// Connection bounds of the admin and STS listeners (scrapers and probes;
+// SDK clients of the embedded STS).
+const (
+	adminConnections = 64
+	stsConnections   = 512
+)
+
+// credentialConns is limits.max_connections, within the credential
+// listeners' share of the descriptor limit.
+func credentialConns(cfg *config.Config) int {
+	n := cfg.Limits.MaxConnections
+	if n <= 0 {
+		n = connlimit.DefaultMax
+	}
+	return min(n, connlimit.FDBound(0.75))
 }
 
 // served is an HTTP server and the listener it serves.
@@ -349,6 +386,7 @@ func (d *daemon) apply(next *config.Config) {
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
+	d.credConns.SetLimits(credentialConns(cfg), cfg.Limits.MaxConnectionsPerSource)
 	d.cfg = cfg
 	d.metrics.Reload("success")
 	for _, w := range cfg.Warnings {

@@ -32,6 +32,9 @@ type Options struct {
 	// ConnContext, when set, derives each connection's context (the IMDS
 	// listeners attach the connection's caller to it).
 	ConnContext func(context.Context, net.Conn) context.Context
+	// ConnState, when set, follows each connection's state (the
+	// connection limiter tells idle connections from busy ones by it).
+	ConnState func(net.Conn, http.ConnState)
 	// Logger receives net/http's own errors (TLS-less probes, header
 	// overflows), under the name "http"; nil discards them.
 	Logger *zap.Logger
@@ -52,6 +55,7 @@ func New(opts Options) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ConnContext:       opts.ConnContext,
+		ConnState:         opts.ConnState,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 }
