@@ -102,3 +102,49 @@ func TestClosedSocketsCannotForgeRoot(t *testing.T) {
 		t.Fatalf("%d requests from uid 4343 were served as uid 0's client", served)
 	}
 }
+
+// TestSockDiagUnderConcurrency: many lookups at once go through the
+// coalescer's dumps, and each still finds its own socket's owner.
+func TestSockDiagUnderConcurrency(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const n = 300
+	var clients, servers []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+	}
+	defer func() {
+		for i := range clients {
+			clients[i].Close()
+			servers[i].Close()
+		}
+	}()
+	lookup := SockDiagUID()
+	errs := make(chan error, n)
+	for _, s := range servers {
+		go func() {
+			uid, err := lookup(s.LocalAddr().(*net.TCPAddr).AddrPort(), s.RemoteAddr().(*net.TCPAddr).AddrPort())
+			if err == nil && uid != uint32(os.Geteuid()) {
+				err = fmt.Errorf("uid %d, want %d", uid, os.Geteuid())
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@
 package imds
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,19 +18,48 @@ import (
 // other hosts have no local socket, so the lookup fails and uid conditions
 // fail closed.
 func SockDiagUID() UIDLookup {
-	// One netlink socket for all lookups (a Handle serializes its use):
-	// opening one per lookup made each cost enough that a flood of
-	// connections, each looked up at accept, backed up the accept queue.
-	get := netlink.SocketGet
+	// One netlink socket for all direct lookups (a Handle serializes its
+	// use): opening one per lookup more than doubled its cost.
+	getSock := netlink.SocketGet
+	dumpTCP := netlink.SocketDiagTCP
 	if h, err := netlink.NewHandle(unix.NETLINK_INET_DIAG); err == nil {
-		get = h.SocketGet
+		getSock = h.SocketGet
 	}
+	get := func(p sockPair) (sockOwner, error) {
+		s, err := getSock(net.TCPAddrFromAddrPort(p.client), net.TCPAddrFromAddrPort(p.server))
+		if err != nil {
+			return sockOwner{}, err
+		}
+		return sockOwner{State: s.State, UID: s.UID, Inode: s.INode}, nil
+	}
+	dump := func(want map[sockPair]bool) (map[sockPair]sockOwner, error) {
+		got := map[sockPair]sockOwner{}
+		var incomplete bool
+		for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			socks, err := dumpTCP(fam)
+			if errors.Is(err, netlink.ErrDumpInterrupted) {
+				incomplete = true
+			} else if err != nil {
+				return nil, fmt.Errorf("sock_diag dump: %w", err)
+			}
+			for _, s := range socks {
+				src, _ := netip.AddrFromSlice(s.ID.Source)
+				dst, _ := netip.AddrFromSlice(s.ID.Destination)
+				p := sockPair{netip.AddrPortFrom(src.Unmap(), s.ID.SourcePort), netip.AddrPortFrom(dst.Unmap(), s.ID.DestinationPort)}
+				if want[p] {
+					got[p] = sockOwner{State: s.State, UID: s.UID, Inode: s.INode}
+				}
+			}
+		}
+		if incomplete {
+			return got, errDumpIncomplete
+		}
+		return got, nil
+	}
+	co := newUIDCoalescer(get, dump)
 	return func(local, remote netip.AddrPort) (uint32, error) {
 		// The client's socket is the mirror image of ours.
-		s, err := get(
-			net.TCPAddrFromAddrPort(remote),
-			net.TCPAddrFromAddrPort(local),
-		)
+		s, err := co.lookup(sockPair{client: remote, server: local})
 		if err != nil {
 			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: %w", remote, local, err)
 		}
@@ -38,8 +68,8 @@ func SockDiagUID() UIDLookup {
 		// sending leaves an orphaned FIN-WAIT/TIME-WAIT socket, which the
 		// kernel reports as uid 0: believing it would serve the request
 		// as root.
-		if s.State != netlink.TCP_ESTABLISHED || s.INode == 0 {
-			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: the client socket is %s and owned by no process (inode %d); its uid is unknown", remote, local, tcpState(s.State), s.INode)
+		if s.State != netlink.TCP_ESTABLISHED || s.Inode == 0 {
+			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: the client socket is %s and owned by no process (inode %d); its uid is unknown", remote, local, tcpState(s.State), s.Inode)
 		}
 		return s.UID, nil
 	}
