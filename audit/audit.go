@@ -14,8 +14,6 @@ package audit
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sort"
@@ -25,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/cut"
 )
 
 // Record is one answer of a credential endpoint: a vend or a refusal.
@@ -324,7 +323,7 @@ func (l *Log) Write(r Record) {
 // admit charges a refusal of key to its budget and the total one.
 func (l *Log) admit(key string) bool {
 	now := l.clk.Now()
-	key = cut(key, MaxName)
+	key = cut.String(key, MaxName)
 	s := l.keys[key]
 	if s == nil {
 		if len(l.keys) >= l.lim.MaxKeys {
@@ -354,12 +353,12 @@ func (l *Log) writeRecord(r Record) {
 	b = append(b, `{"time":`...)
 	b = appendString(b, r.Time.UTC().Format(time.RFC3339Nano))
 	b = append(b, `,"endpoint":`...)
-	b = appendString(b, cut(r.Endpoint, MaxName))
+	b = appendString(b, cut.String(r.Endpoint, MaxName))
 	b = append(b, `,"client":`...)
-	b = appendString(b, cut(r.Client, MaxName))
+	b = appendString(b, cut.String(r.Client, MaxName))
 	c := r.Caller
 	b = append(b, `,"caller_addr":`...)
-	b = appendString(b, cut(c.Addr, MaxName))
+	b = appendString(b, cut.String(c.Addr, MaxName))
 	if c.UID >= 0 {
 		b = append(b, `,"caller_uid":`...)
 		b = strconv.AppendInt(b, c.UID, 10)
@@ -383,7 +382,7 @@ func (l *Log) writeRecord(r Record) {
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, `,"result":`...)
-	b = appendString(b, cut(r.Result, MaxName))
+	b = appendString(b, cut.String(r.Result, MaxName))
 	b = appendOpt(b, `,"reason":`, r.Reason, MaxName)
 	b = appendOpt(b, `,"key":`, r.Key, MaxName)
 	b = append(b, "}\n"...)
@@ -416,25 +415,7 @@ func appendOpt(b []byte, name, s string, n int) []byte {
 		return b
 	}
 	b = append(b, name...)
-	return appendString(b, cut(s, n))
-}
-
-// Cut returns s if it has at most n bytes; otherwise its first bytes, up
-// to n on a character boundary, followed by a marker with the original's
-// length and the first 16 hex digits of its SHA-256. Front ends use it to
-// bound caller-controlled values in log lines the same way.
-func Cut(s string, n int) string { return cut(s, n) }
-
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	sum := sha256.Sum256([]byte(s))
-	return s[:i] + "…[" + strconv.Itoa(len(s)) + " bytes, sha256 " + hex.EncodeToString(sum[:8]) + "]"
+	return appendString(b, cut.String(s, n))
 }
 
 // appendString appends s as a JSON string.

@@ -142,9 +142,6 @@ func TestEveryFieldIsBounded(t *testing.T) {
 	if r := recs[1]["role"].(string); !strings.HasPrefix(r, strings.Repeat("é", MaxRole/2)+"…[400 bytes") {
 		t.Errorf("multi-byte role cut to %q", r)
 	}
-	if Cut("short", 10) != "short" || Cut(huge("r"), 4) == Cut(huge("r")+"x", 4) {
-		t.Error("Cut: short values pass, distinct long ones stay distinct")
-	}
 }
 
 // refusal is a refusal record of key.
