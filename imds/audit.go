@@ -16,6 +16,11 @@ import (
 func (s *Server) refuse(w http.ResponseWriter, ep endpoint, start time.Time, q call, id agent.Identity, err error) {
 	status := s.fail(w, ep.name, start, err)
 	if ep.flags&audited != 0 {
+		if q.c == nil {
+			// Refused before the caller was built (the Host check):
+			// building it costs no lookup.
+			q.c = s.caller(q.r, ep.flags&bearer != 0)
+		}
 		s.audit(q, ep.name, id, nil, status, err)
 	}
 }
@@ -31,10 +36,6 @@ func (s *Server) audit(q call, ep string, id agent.Identity, creds *agent.Creden
 	}
 	ci, _ := q.r.Context().Value(connKey{}).(*connInfo)
 	c := q.c
-	if c == nil {
-		// Refused before the caller was built (the Host check).
-		c = s.caller(q.r, false)
-	}
 	rec := audit.Record{
 		Time: s.clk.Now(), Endpoint: ep, Client: id.Client(),
 		Caller: audit.Caller{Addr: c.Addr.String(), UID: -1, Token: c.HasToken},
