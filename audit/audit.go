@@ -6,7 +6,7 @@
 // reach it: a Record has no field that could hold them.
 //
 // The file cannot be used to fill the disk: every field is cut to a fixed
-// length (Limits), and refusals are rate-limited per caller key and in
+// length (MaxRole and the other Max constants), and refusals are rate-limited per caller key and in
 // total, with the number dropped written as a "dropped" record. Vends are
 // never dropped. The file is reopened on Reopen (SIGHUP), so logrotate can
 // move it away.
@@ -28,6 +28,7 @@ import (
 
 // Record is one answer of a credential endpoint: a vend or a refusal.
 type Record struct {
+	// Time is when the answer was given.
 	Time time.Time
 	// Endpoint is the metrics endpoint label (imds_credentials, ecs).
 	Endpoint string
@@ -38,13 +39,15 @@ type Record struct {
 	// Role is the role asked for (or the client's default role it
 	// resolved to); for a refusal it is caller-controlled and cut to
 	// MaxRole bytes.
-	Role    string
+	Role string
+	// RoleARN is the vended session's role.
 	RoleARN string
 	// AssumedRoleARN is the session ARN: it carries the session name.
 	AssumedRoleARN string
 	// AccessKeyID is the full key id of the vended credentials.
 	AccessKeyID string
-	Expiration  time.Time
+	// Expiration is when the vended credentials expire.
+	Expiration time.Time
 	// Status is the HTTP status answered; Result "success" or the public
 	// error code; Reason, for a refusal, says why (a fixed vocabulary,
 	// e.g. no_client, role_not_allowed, rate_limited).
@@ -80,12 +83,13 @@ type Caller struct {
 const (
 	// MaxRole bounds role names (caller-controlled on refusals).
 	MaxRole = 128
-	// MaxName bounds client names, addresses and limit keys.
+	// MaxName bounds client names, addresses, access key ids (AWS: at
+	// most 128 characters), codes, reasons and limit keys.
 	MaxName = 128
 	// MaxAttr bounds the attestation attributes (paths, units, subjects).
 	MaxAttr = 256
-	// MaxARN bounds role and session ARNs and key ids (IAM allows
-	// ARNs of up to 2048 characters).
+	// MaxARN bounds role and session ARNs (IAM allows ARNs of up to
+	// 2048 characters).
 	MaxARN = 2048
 )
 
@@ -93,8 +97,10 @@ const (
 // records refilled at PerKey records per second; over all keys, one of
 // TotalBurst refilled at Total per second. Zero fields take the defaults.
 type Limits struct {
-	PerKey     float64
-	Burst      int
+	// PerKey is in records per second; Burst in records.
+	PerKey float64
+	Burst  int
+	// Total is in records per second; TotalBurst in records.
 	Total      float64
 	TotalBurst int
 	// MaxKeys bounds the keys tracked; when all are busy, new keys share
