@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/cut"
 )
 
 // entry is one cached session. Its credentials are swapped atomically, so
@@ -275,7 +276,7 @@ func (a *Agent) warmUp(st *state) {
 			ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 			defer cancel()
 			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {
-				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.Error(err))
+				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.String("error", cut.String(err.Error(), maxLoggedError)))
 			}
 		}()
 	}

@@ -97,7 +97,7 @@ const (
 	imdsToken
 	// needsClient: a caller matching no client is refused (403/401).
 	needsClient
-	// audited: each answer past the gate is an audit record.
+	// audited: each answer, vend or refusal, is an audit record.
 	audited
 )
 
@@ -156,28 +156,29 @@ var (
 func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		q := call{r: r}
+		if ep.flags&audited != 0 {
+			q.role = mux.Vars(r)["role"]
+		}
 		if !s.hostAllowed(r) {
-			s.fail(w, ep.name, start, errHost)
+			s.refuse(w, ep, start, q, agent.Identity{}, errHost)
 			return
 		}
-		q := call{r: r, c: s.caller(r, ep.flags&bearer != 0)}
+		q.c = s.caller(r, ep.flags&bearer != 0)
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
 		if id.Matched() {
 			markTrusted(r)
 		}
 		if err := s.limit(q.c, id); err != nil {
-			s.fail(w, ep.name, start, err)
+			s.refuse(w, ep, start, q, id, err)
 			return
 		}
 		if ep.flags&imdsToken != 0 {
 			if err := s.tokenPolicy(r, q.c, id); err != nil {
-				s.fail(w, ep.name, start, err)
+				s.refuse(w, ep, start, q, id, err)
 				return
 			}
-		}
-		if ep.flags&audited != 0 {
-			q.role = mux.Vars(r)["role"]
 		}
 		var body []byte
 		var creds *agent.Credentials
@@ -192,7 +193,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			s.write(w, ep.name, start, ep.ctype, body)
 		}
 		if ep.flags&audited != 0 {
-			s.audit(r, ep.name, q.c, id.Client(), q.role, creds, status, resultOf(err))
+			s.audit(q, ep.name, id, creds, status, err)
 		}
 	}
 }

@@ -152,7 +152,7 @@ func (d *daemon) build(ctx context.Context) error {
 	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
 	var auditor imds.Auditor
 	if cfg.AuditLog != "" {
-		if d.auditLog, err = audit.Open(cfg.AuditLog); err != nil {
+		if d.auditLog, err = audit.Open(audit.Options{Path: cfg.AuditLog}); err != nil {
 			return err
 		}
 		auditor = d.auditLog
