@@ -65,14 +65,15 @@ type Options struct {
 	UIDLookup UIDLookup
 	// ListenAddrs are the listener addresses, accepted as Host headers.
 	ListenAddrs []string
-	// Audit receives one record per credential vend; nil turns it off.
+	// Audit receives one record per credential vend or refusal; nil turns
+	// it off.
 	Audit Auditor
 	// Config is the config the server starts with (required); Apply
 	// takes later ones.
 	Config *config.Config
 }
 
-// Auditor records credential vends (the audit package's Log).
+// Auditor records credential vends and refusals (the audit package's Log).
 type Auditor interface {
 	Write(audit.Record)
 }
