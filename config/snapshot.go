@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 )
 
@@ -95,11 +94,11 @@ func (s *snapshot) readFile(path string) ([]byte, error) {
 }
 
 // build parses and resolves s's config bytes. When those bytes refer to
-// other files than the ones s holds, arm (when not nil) is given their
-// directories first, so a change to them after the read is seen, and then
-// they are read into s: s's sum always covers exactly what the config was
-// built from.
-func (s *snapshot) build(read ReadFile, env Env, arm func(dirs []string)) (*Config, error) {
+// other files than the ones s holds, arm (when not nil) is given them
+// first, so that a change to them after the read is seen, and then they
+// are read into s: s's sum always covers exactly what the config was built
+// from.
+func (s *snapshot) build(read ReadFile, env Env, arm func(files []string)) (*Config, error) {
 	c, err := Parse(s.data)
 	if err != nil {
 		return nil, withPath(err, s.path)
@@ -107,11 +106,7 @@ func (s *snapshot) build(read ReadFile, env Env, arm func(dirs []string)) (*Conf
 	c.Path = s.path
 	if refs := referencedSorted(c); !slices.Equal(refs, s.refs) {
 		if arm != nil {
-			dirs := make([]string, 0, len(refs))
-			for _, f := range refs {
-				dirs = append(dirs, filepath.Dir(f))
-			}
-			arm(dirs)
+			arm(refs)
 		}
 		s.readRefs(read, refs)
 	}
