@@ -24,10 +24,13 @@ type snapshot struct {
 	sum   [32]byte
 }
 
-// fileRead is one referenced file as it was read: its bytes or the error.
+// fileRead is one referenced file as it was read: its bytes or the error,
+// and how other users could read or replace it ("" when they cannot; see
+// insecureFile).
 type fileRead struct {
-	data []byte
-	err  error
+	data     []byte
+	err      error
+	insecure string
 }
 
 // errNotInSnapshot is what a config loaded from disk answers for a file it
@@ -52,7 +55,11 @@ func (s *snapshot) readRefs(read ReadFile, refs []string) {
 	s.files = make(map[string]fileRead, len(refs))
 	for _, f := range refs {
 		b, err := read(f)
-		s.files[f] = fileRead{data: b, err: err}
+		r := fileRead{data: b, err: err}
+		if err == nil {
+			r.insecure = insecureFile(f)
+		}
+		s.files[f] = r
 	}
 	s.sum = s.hash()
 }
@@ -74,6 +81,9 @@ func (s *snapshot) hash() [32]byte {
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 		h.Write(r.data)
+		h.Write([]byte{0})
+		// A chmod that fixes (or breaks) a file's mode is a change.
+		h.Write([]byte(r.insecure))
 		h.Write([]byte{0})
 	}
 	var out [32]byte
@@ -111,6 +121,9 @@ func (s *snapshot) build(read ReadFile, env Env, arm func(files []string)) (*Con
 		s.readRefs(read, refs)
 	}
 	if err := c.Resolve(env, s.readFile); err != nil {
+		return nil, withPath(err, s.path)
+	}
+	if err := s.checkFileModes(c); err != nil {
 		return nil, withPath(err, s.path)
 	}
 	c.snap = s
