@@ -150,7 +150,7 @@ var k8sFields = setOf(`apiVersion kind metadata name namespace labels annotation
 	limits cpu memory securityContext runAsUser runAsGroup runAsNonRoot fsGroup
 	allowPrivilegeEscalation readOnlyRootFilesystem capabilities drop add seccompProfile
 	volumeMounts mountPath readOnly volumes configMap secret secretName defaultMode items
-	replicas`)
+	replicas optional projected sources serviceAccountToken audience expirationSeconds`)
 
 // freeForm are the maps whose keys are user data, not field names.
 var freeForm = setOf(`labels annotations matchLabels nodeSelector data stringData`)
@@ -369,6 +369,35 @@ func TestDaemonSetAndConfigMap(t *testing.T) {
 	}
 	if !mounted {
 		t.Errorf("%s: the ConfigMap credsidecar-config is not mounted into the credsidecar container", ds)
+	}
+
+	// Secret files the sidecar reads pass its own check (config's
+	// insecureFile): owner-only modes, and the group read the kubelet
+	// adds for fsGroup is the sidecar's own group.
+	secretVolumes := 0
+	for _, v := range list(spec, "volumes") {
+		for _, kind := range []string{"secret", "projected"} {
+			src := get(v, kind)
+			if src == nil {
+				continue
+			}
+			secretVolumes++
+			mode, ok := get(src, "defaultMode").(int)
+			if !ok {
+				t.Errorf("%s: %s volume %s has no defaultMode: the kubelet's 0644 lets every user read it, and credsidecar refuses it", ds, kind, str(v, "name"))
+				continue
+			}
+			if mode != 0o400 {
+				t.Errorf("%s: %s volume %s has defaultMode %#o, want 0400", ds, kind, str(v, "name"), mode)
+			}
+		}
+	}
+	if secretVolumes == 0 {
+		t.Errorf("%s: no secret volume for the config's file: references", ds)
+	}
+	fsGroup, runAsGroup := get(spec, "securityContext", "fsGroup"), get(c, "securityContext", "runAsGroup")
+	if fsGroup == nil || fsGroup != runAsGroup {
+		t.Errorf("%s: pod fsGroup %v must be the sidecar's runAsGroup %v: the kubelet makes secret files readable by that group", ds, fsGroup, runAsGroup)
 	}
 
 	// Probes reach the admin listener: on the node's loopback (hostNetwork).
