@@ -39,6 +39,11 @@ type Config struct {
 	STS      STS      `yaml:"sts"`
 	Roles    []Role   `yaml:"roles"`
 	Clients  []Client `yaml:"clients"`
+	// InsecureFileModes is what a secret file (a token file, a
+	// secret_access_key file, the signing key) that other users can read
+	// or replace does: "refuse" (the default) makes it a config error,
+	// "warn" a warning.
+	InsecureFileModes string `yaml:"insecure_file_modes"`
 
 	// Path is the file the config was read from ("" when parsed from bytes).
 	Path string `yaml:"-"`
@@ -94,6 +99,10 @@ type Local struct {
 	OIDCProviders   []OIDCProvider    `yaml:"oidc_providers"`
 	Users           []User            `yaml:"users"`
 	ManagedPolicies map[string]Policy `yaml:"managed_policies"`
+
+	// signingKeyLine is the YAML line of signing_key_file (filled by
+	// validation), for problems found when the file is read.
+	signingKeyLine int
 }
 
 // OIDCProvider is an identity provider trusted for AssumeRoleWithWebIdentity.

@@ -147,11 +147,12 @@ func TestDefaults(t *testing.T) {
 	}
 	defaults := func(edit func(*config.Config)) *config.Config {
 		c := &config.Config{
-			Listen:      []string{config.DefaultListen},
-			AdminListen: "127.0.0.1:8170",
-			Region:      "us-east-1",
-			IMDS:        config.IMDS{Tokens: "required"},
-			Cache:       config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second)},
+			Listen:            []string{config.DefaultListen},
+			AdminListen:       "127.0.0.1:8170",
+			Region:            "us-east-1",
+			IMDS:              config.IMDS{Tokens: "required"},
+			InsecureFileModes: config.InsecureFileModesRefuse,
+			Cache:             config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second)},
 			STS: config.STS{Mode: "local", MaxQPS: 10, Local: config.Local{
 				Listen: "127.0.0.1:8171", AccountID: "000000000000", Caller: "credsidecar",
 			}},

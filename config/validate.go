@@ -62,6 +62,9 @@ func (c *Config) fillDefaults() {
 	if c.IMDS.Tokens == "" {
 		c.IMDS.Tokens = TokensRequired
 	}
+	if c.InsecureFileModes == "" {
+		c.InsecureFileModes = InsecureFileModesRefuse
+	}
 	if c.Cache.MaxEntries == 0 {
 		c.Cache.MaxEntries = DefaultMaxEntries
 	}
@@ -150,6 +153,12 @@ func (v *validator) validate(c *Config) {
 		v.checkListen(p("listen", i), "listen", l, c.AllowPublicListen)
 	}
 	v.checkListen(p("admin_listen"), "admin_listen", c.AdminListen, c.AllowPublicListen)
+	if c.InsecureFileModes != InsecureFileModesRefuse && c.InsecureFileModes != InsecureFileModesWarn {
+		v.errf(p("insecure_file_modes"), "insecure_file_modes must be %q or %q, not %q", InsecureFileModesRefuse, InsecureFileModesWarn, c.InsecureFileModes)
+	}
+	if c.STS.Local.SigningKeyFile != "" {
+		c.STS.Local.signingKeyLine = v.line("sts", "local", "signing_key_file")
+	}
 	if c.IMDS.Tokens != TokensRequired && c.IMDS.Tokens != TokensOptional {
 		v.errf(p("imds", "tokens"), "imds.tokens must be %q or %q, not %q", TokensRequired, TokensOptional, c.IMDS.Tokens)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -39,7 +40,9 @@ type watchRig struct {
 
 func (r *watchRig) write(path, content string) {
 	r.t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	// 0600: the token file is a secret file, which must not be readable
+	// by others (see TestSecretFileModes).
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -59,7 +62,12 @@ func newWatchRig(t *testing.T, configDir string) *watchRig {
 }
 
 func (r *watchRig) start() {
-	w, _, err := NewWatcher(r.path, zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
+	r.startWith(zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
+}
+
+// startWith starts the watcher with log and opts.
+func (r *watchRig) startWith(log *zap.Logger, opts WatcherOptions) {
+	w, _, err := NewWatcher(r.path, log, opts)
 	if err != nil {
 		r.t.Fatal(err)
 	}

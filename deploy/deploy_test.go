@@ -150,7 +150,7 @@ var k8sFields = setOf(`apiVersion kind metadata name namespace labels annotation
 	limits cpu memory securityContext runAsUser runAsGroup runAsNonRoot fsGroup
 	allowPrivilegeEscalation readOnlyRootFilesystem capabilities drop add seccompProfile
 	volumeMounts mountPath readOnly volumes configMap secret secretName defaultMode items
-	replicas`)
+	replicas optional projected sources serviceAccountToken audience expirationSeconds`)
 
 // freeForm are the maps whose keys are user data, not field names.
 var freeForm = setOf(`labels annotations matchLabels nodeSelector data stringData`)
@@ -371,6 +371,35 @@ func TestDaemonSetAndConfigMap(t *testing.T) {
 		t.Errorf("%s: the ConfigMap credsidecar-config is not mounted into the credsidecar container", ds)
 	}
 
+	// Secret files the sidecar reads pass its own check (config's
+	// insecureFile): owner-only modes, and the group read the kubelet
+	// adds for fsGroup is the sidecar's own group.
+	secretVolumes := 0
+	for _, v := range list(spec, "volumes") {
+		for _, kind := range []string{"secret", "projected"} {
+			src := get(v, kind)
+			if src == nil {
+				continue
+			}
+			secretVolumes++
+			mode, ok := get(src, "defaultMode").(int)
+			if !ok {
+				t.Errorf("%s: %s volume %s has no defaultMode: the kubelet's 0644 lets every user read it, and credsidecar refuses it", ds, kind, str(v, "name"))
+				continue
+			}
+			if mode != 0o400 {
+				t.Errorf("%s: %s volume %s has defaultMode %#o, want 0400", ds, kind, str(v, "name"), mode)
+			}
+		}
+	}
+	if secretVolumes == 0 {
+		t.Errorf("%s: no secret volume for the config's file: references", ds)
+	}
+	fsGroup, runAsGroup := get(spec, "securityContext", "fsGroup"), get(c, "securityContext", "runAsGroup")
+	if fsGroup == nil || fsGroup != runAsGroup {
+		t.Errorf("%s: pod fsGroup %v must be the sidecar's runAsGroup %v: the kubelet makes secret files readable by that group", ds, fsGroup, runAsGroup)
+	}
+
 	// Probes reach the admin listener: on the node's loopback (hostNetwork).
 	adminHost, adminPort, err := net.SplitHostPort(cfg.AdminListen)
 	if err != nil {
@@ -519,7 +548,9 @@ func TestComposeExample(t *testing.T) {
 	if c := clientOf(addr("untrusted")); c != "" {
 		t.Errorf("the untrusted container's address is trusted as client %q", c)
 	}
-	// reports-app's token file is the file the sidecar's token client reads.
+	// reports-app's token file holds the token whose SHA-256 client
+	// reports-app trusts (the sidecar reads no copy of it: a bind mount
+	// keeps the checkout's 0644, which its secret-file check refuses).
 	var hostTokenFile string
 	for _, v := range list(services, "reports-app", "volumes") {
 		src, dst, _ := strings.Cut(strings.TrimSuffix(v.(string), ":ro"), ":")
@@ -527,21 +558,13 @@ func TestComposeExample(t *testing.T) {
 			hostTokenFile = path.Clean(src)
 		}
 	}
-	var sidecarFile string
-	for _, v := range list(services, "credsidecar", "volumes") {
-		src, dst, _ := strings.Cut(strings.TrimSuffix(v.(string), ":ro"), ":")
-		if rel, ok := strings.CutPrefix(hostTokenFile, path.Clean(src)+"/"); ok {
-			sidecarFile = path.Join(dst, rel)
-		}
+	if hostTokenFile == "" {
+		t.Fatal("reports-app's AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is not a mounted file")
 	}
-	found := false
 	for _, c := range cfg.Clients {
-		if c.Match.Token != nil && c.Match.Token.File != "" && c.Match.Token.File == sidecarFile {
-			found = c.Name == "reports-app"
+		if c.Match.Token != nil && c.Match.Token.File != "" {
+			t.Errorf("client %s reads token file %s: bind mounts keep the checkout's 0644, which the sidecar refuses; trust its sha256", c.Name, c.Match.Token.File)
 		}
-	}
-	if !found {
-		t.Errorf("reports-app's token file %s (%s in the sidecar) is not client reports-app's token file", hostTokenFile, sidecarFile)
 	}
 	tok, err := os.ReadFile(filepath.Join("../examples/compose", hostTokenFile))
 	if err != nil {
@@ -549,5 +572,15 @@ func TestComposeExample(t *testing.T) {
 	}
 	if len(tok) == 0 || strings.TrimSpace(string(tok)) != string(tok) {
 		t.Errorf("%s is empty or ends in whitespace: aws-sdk-go-v2 sends the file's bytes as they are", hostTokenFile)
+	}
+	sum := sha256.Sum256(tok)
+	found := false
+	for _, c := range cfg.Clients {
+		if c.Match.Token != nil && strings.EqualFold(c.Match.Token.SHA256, hex.EncodeToString(sum[:])) {
+			found = c.Name == "reports-app"
+		}
+	}
+	if !found {
+		t.Errorf("the SHA-256 of %s is not client reports-app's token", hostTokenFile)
 	}
 }
