@@ -181,6 +181,9 @@ func (a *Agent) Close() {
 // follows cache.max_entries.
 func (a *Agent) Apply(cfg *config.Config) {
 	st := compile(cfg)
+	// The bound first: between the two, a larger one would let the LRU
+	// evict on its own (bypassing the fair choice of makeRoom).
+	a.lru.Resize(cfg.Cache.MaxEntries)
 	a.state.Store(st)
 	live := map[string]bool{}
 	for _, r := range st.roles {
@@ -191,7 +194,6 @@ func (a *Agent) Apply(cfg *config.Config) {
 			a.lru.Remove(k)
 		}
 	}
-	a.lru.Resize(cfg.Cache.MaxEntries)
 	a.negMu.Lock()
 	a.neg.Purge()
 	a.negMu.Unlock()
@@ -469,7 +471,7 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		return nil, &SourceError{Code: "ShuttingDown", Message: "the sidecar is shutting down", Retryable: true}
 	}
 	defer a.wg.Done()
-	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
+	ctx, cancel := withClockTimeout(a.ctx, a.clk, a.timeout)
 	defer cancel()
 	req := e.role.req
 	req.SessionName = e.session

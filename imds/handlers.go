@@ -167,9 +167,6 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 		q.c = s.caller(r, ep.flags&bearer != 0)
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
-		if id.Matched() {
-			markTrusted(r)
-		}
 		if err := s.limit(q.c, id); err != nil {
 			s.refuse(w, ep, start, q, id, err)
 			return
@@ -191,6 +188,12 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			status = s.fail(w, ep.name, start, err)
 		} else {
 			s.write(w, ep.name, start, ep.ctype, body)
+			if ep.flags&needsClient != 0 {
+				// Only a request actually served to a client makes its
+				// connection one the limiter keeps (a refused or public
+				// request changes no state).
+				markTrusted(r, id.Client())
+			}
 		}
 		if ep.flags&audited != 0 {
 			s.audit(q, ep.name, id, creds, status, err)

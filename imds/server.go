@@ -159,7 +159,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 type connInfo struct {
 	conn          net.Conn
 	local, remote netip.AddrPort
-	once          sync.Once
+	mu            sync.Mutex // serializes the uid lookup
 	uid           uint32
 	uidErr        error
 	looked        atomic.Bool // the lookup ran (uid/uidErr are set)
@@ -175,16 +175,16 @@ type connInfo struct {
 }
 
 // markTrusted tells the connection limiter, once per connection, that the
-// connection carries a trusted caller: it is closed to make room only after
-// every untrusted one.
-func markTrusted(r *http.Request) {
+// connection carried a request served to client: it is closed to make room
+// only after every untrusted one (within the client's share).
+func markTrusted(r *http.Request, client string) {
 	ci, ok := r.Context().Value(connKey{}).(*connInfo)
 	if !ok || ci.trusted.Load() {
 		return
 	}
 	ci.trusted.Store(true)
-	if m, ok := ci.conn.(interface{ MarkTrusted() }); ok {
-		m.MarkTrusted()
+	if m, ok := ci.conn.(interface{ MarkTrusted(string) }); ok {
+		m.MarkTrusted(client)
 	}
 }
 
@@ -206,20 +206,34 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 		ci.local = a.AddrPort()
 	}
 	ci.lookup = func() (uint32, error) {
-		ci.once.Do(func() {
-			if s.uid == nil {
-				ci.uidErr = errors.New("uid lookup is not available on this system")
-			} else {
-				ci.uid, ci.uidErr = s.uid(ci.local, ci.remote)
+		if ci.looked.Load() {
+			return ci.uid, ci.uidErr
+		}
+		ci.mu.Lock()
+		defer ci.mu.Unlock()
+		if ci.looked.Load() {
+			return ci.uid, ci.uidErr
+		}
+		var uid uint32
+		var err error
+		if s.uid == nil {
+			err = errors.New("uid lookup is not available on this system")
+		} else {
+			uid, err = s.uid(ci.local, ci.remote)
+		}
+		if err != nil {
+			s.uidWarn.Do(func() {
+				s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(err))
+			})
+			if errors.Is(err, ErrUIDBusy) {
+				// Not an answer about this socket: the next request on the
+				// connection asks again rather than failing for good.
+				return 0, err
 			}
-			defer ci.looked.Store(true)
-			if ci.uidErr != nil {
-				s.uidWarn.Do(func() {
-					s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(ci.uidErr))
-				})
-			}
-		})
-		return ci.uid, ci.uidErr
+		}
+		ci.uid, ci.uidErr = uid, err
+		ci.looked.Store(true)
+		return uid, err
 	}
 	ci.caller = agent.Caller{Addr: ci.remote.Addr().Unmap(), UID: ci.lookup}
 	return context.WithValue(ctx, connKey{}, ci)
