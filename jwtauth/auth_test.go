@@ -185,10 +185,9 @@ func TestAuthenticatorURLRotation(t *testing.T) {
 	// The issuer rotates to k2: the unknown kid triggers one fetch...
 	srv.set(jwks(t, k1, k2), false)
 	clk.Advance(2 * time.Minute)
-	t2 := sign(t, k2, claims(), nil)
 	c := claims()
 	c["iat"], c["nbf"] = clk.Now().Unix(), clk.Now().Unix()
-	t2 = sign(t, k2, c, nil)
+	t2 := sign(t, k2, c, nil)
 	if _, err := a.Verify(ctx, t2, "src"); err != nil {
 		t.Fatal(err)
 	}
