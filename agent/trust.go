@@ -64,7 +64,7 @@ type role struct {
 	// a JWT caller's service account. Either makes JWT callers' sessions
 	// per caller.
 	jwtFields, defaultName bool
-	req       Request // template of the source request, without SessionName/Via
+	req                    Request // template of the source request, without SessionName/Via
 }
 
 func compile(cfg *config.Config) *state {
