@@ -145,8 +145,8 @@ func (a *Authenticator) Close() {
 // are unchanged keeps its keys (and its cached tokens); a changed or new
 // one starts afresh. jwks_file keys are read from cfg's snapshot, so a
 // changed file arrives as a reload. An error names a provider whose keys
-// could not be loaded; the others are installed anyway, and that one
-// refuses every token until its keys load.
+// could not be loaded (a file or CA that does not parse), and then the
+// running providers stay.
 func (a *Authenticator) Apply(cfg *config.Config) error {
 	old := *a.provs.Load()
 	byName := map[string]*provider{}
@@ -176,8 +176,12 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 			next[pc.Issuer] = p
 		}
 	}
+	if len(errs) > 0 {
+		// A bad config never replaces a good one.
+		return errors.Join(errs...)
+	}
 	a.provs.Store(&next)
-	return errors.Join(errs...)
+	return nil
 }
 
 // Verify returns the identity of a caller's bearer token. source names
