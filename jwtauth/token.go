@@ -228,6 +228,18 @@ func clip(s string) string {
 	return s
 }
 
+// Claim is a top-level claim as the token states it (unverified).
+func (p *Parsed) Claim(name string) (any, bool) {
+	v, ok := p.all[name]
+	return v, ok
+}
+
+// Expiry is the token's exp as it states it (unverified).
+func (p *Parsed) Expiry() (int64, bool) {
+	f, ok := p.all["exp"].(float64)
+	return int64(f), ok
+}
+
 // Verify checks p's signature with keys (only those whose kid equals the
 // header's, or all when the header has none) and its claims against pol at
 // time now.
