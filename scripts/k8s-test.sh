@@ -52,6 +52,7 @@ sysctls="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops 
 declare -A saved
 for s in $sysctls; do saved[$s]=$(sysctl -n "$s" 2>/dev/null || true); done
 pids=()
+had_netns=0; [ -d /var/run/netns ] && had_netns=1
 cleanup() {
   set +e
   log "tear-down"
@@ -72,7 +73,13 @@ cleanup() {
   ip addr del $SIDECAR/32 dev lo 2>/dev/null
   for s in $sysctls; do [ -n "${saved[$s]}" ] && sysctl -qw "$s=${saved[$s]}"; done
   rm -rf "$W" /var/lib/cni/results /var/lib/cni/networks/csk8s
-  rmdir /run/containerd/s /run/containerd 2>/dev/null
+  rmdir /var/lib/cni/networks /var/lib/cni 2>/dev/null
+  # containerd 1.6 puts shim sockets and runc state under /run/containerd
+  # whatever its config says: ours go unless a system containerd runs.
+  rm -rf /run/containerd/runc/k8s.io
+  [ -S /run/containerd/containerd.sock ] || rm -rf /run/containerd/s
+  rmdir /run/containerd/runc /run/containerd 2>/dev/null
+  [ "$had_netns" = 1 ] || rmdir /var/run/netns 2>/dev/null
   log "tear-down done"
 }
 trap cleanup EXIT
@@ -219,7 +226,7 @@ start apiserver kube-apiserver --etcd-servers=http://127.0.0.1:23790 --bind-addr
   --kubelet-client-certificate="$W/pki/admin.crt" --kubelet-client-key="$W/pki/admin.key"
 wait_for apiserver 60 kubectl get --raw /readyz || { dump_logs; exit 1; }
 start controller-manager kube-controller-manager --kubeconfig="$KUBECONFIG" --leader-elect=false --bind-address=127.0.0.1 \
-  --service-account-private-key-file="$W/pki/sa.key" --root-ca-file="$W/pki/ca.crt" --controllers='*,-nodeipam,-nodelifecycle'
+  --service-account-private-key-file="$W/pki/sa.key" --root-ca-file="$W/pki/ca.crt" --controllers='*,-nodeipam'
 start scheduler kube-scheduler --kubeconfig="$KUBECONFIG" --leader-elect=false --bind-address=127.0.0.1
 
 log "kubelet"
@@ -357,7 +364,9 @@ pod other-aud app-a other $base/role/role-a status
 pod sleeper-a app-a credsidecar $base/role/role-a sleep
 done_pods() { for p in sdk-a b-asks-a b-own no-token other-aud; do
   ph=$(kubectl -n $NS get pod $p -o jsonpath='{.status.phase}'); [ "$ph" = Succeeded ] || [ "$ph" = Failed ] || return 1; done; }
-wait_for "workload pods" 90 done_pods || kubectl -n $NS get pods -o wide
+if ! wait_for "workload pods" 90 done_pods; then
+  kubectl -n $NS get pods -o wide; kubectl -n $NS describe pods | grep -A12 Events: | head -60; kubectl get node -o yaml | grep -A5 taints
+fi
 out() { kubectl -n $NS logs "$1" 2>/dev/null; }
 log "sdk-a: $(out sdk-a | tr '\n' ' ')"
 check "A gets role A through the SDK default chain" grep -q "^caller=arn:aws:sts::000000000000:assumed-role/role-a/app-a@$NS.app-a" <(out sdk-a)
@@ -393,9 +402,10 @@ cp "$W/kubelet/pods/$uid/volumes/kubernetes.io~projected/tok/token" "$W/sleeper-
 suid=$(kubectl -n credsidecar get pods -l app.kubernetes.io/name=credsidecar -o jsonpath='{.items[0].metadata.uid}')
 link="$W/kubelet/pods/$suid/volumes/kubernetes.io~configmap/config/..data"
 sed -e "s#subject: \"$sa_a\"#subject: \"system:serviceaccount:$NS:nobody\"#" "$W/config.yaml" >"$W/config-revoked.yaml"
-( sleep 0.5; kubectl -n credsidecar create configmap credsidecar-config --from-file=config.yaml="$W/config-revoked.yaml" --dry-run=client -o yaml | kubectl apply -f - >/dev/null ) &
+( sleep 0.5; kubectl -n credsidecar create configmap credsidecar-config --from-file=config.yaml="$W/config-revoked.yaml" --dry-run=client -o yaml | kubectl apply -f - >/dev/null 2>&1 ) &
+editor=$!
 res=$("$probe" until "$base/role/role-a" "$W/sleeper-a2.token" 401 60s "$link" || true)
-wait
+wait $editor
 log "revocation: $res after the ..data swap"
 ms=${res#ms=}
 check "a ConfigMap edit revokes A within 1 s of the ..data swap, no restart" test "${ms:-999999}" -le 1000 2>/dev/null
