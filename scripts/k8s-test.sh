@@ -79,7 +79,7 @@ cleanup() {
   rm -rf /run/containerd/runc/k8s.io
   [ -S /run/containerd/containerd.sock ] || rm -rf /run/containerd/s
   rmdir /run/containerd/runc /run/containerd 2>/dev/null
-  [ "$had_netns" = 1 ] || rmdir /var/run/netns 2>/dev/null
+  [ "$had_netns" = 1 ] || { umount /var/run/netns 2>/dev/null; rmdir /var/run/netns 2>/dev/null; }
   log "tear-down done"
 }
 trap cleanup EXIT
