@@ -225,7 +225,11 @@ var (
 func (st *state) identify(c *Caller) (*client, *Error) {
 	var withToken []*client
 	if c.HasToken {
-		withToken = st.byToken[sha256.Sum256([]byte(c.Token))]
+		if len(st.byToken) > 0 {
+			// (Skipped when no client holds a token: a JWT-only trust
+			// config pays no digest here.)
+			withToken = st.byToken[sha256.Sum256([]byte(c.Token))]
+		}
 		if len(withToken) == 0 {
 			if len(st.jwtClients) == 0 || c.JWT == nil {
 				return nil, errBadToken

@@ -10,10 +10,10 @@ import (
 	"github.com/credsidecar/credsidecar/jwtauth"
 )
 
-// JWTVerifier verifies bearer JWTs (jwtauth.Authenticator). source keys
-// the budget of verifications of uncached tokens.
+// JWTVerifier verifies bearer JWTs (jwtauth.Authenticator). source, asked
+// only for an uncached token, keys the budget of verifications.
 type JWTVerifier interface {
-	Verify(ctx context.Context, token, source string) (*jwtauth.Identity, error)
+	Verify(ctx context.Context, token string, source func() string) (*jwtauth.Identity, error)
 }
 
 var _ JWTVerifier = (*jwtauth.Authenticator)(nil)
@@ -54,7 +54,7 @@ func (s *Server) jwtGetter(r *http.Request, c *agent.Caller, token string) func(
 		if !done {
 			done = true
 			var id *jwtauth.Identity
-			if id, err = s.jwt.Verify(r.Context(), token, networkKey(c.Addr)); err == nil {
+			if id, err = s.jwt.Verify(r.Context(), token, func() string { return networkKey(c.Addr) }); err == nil {
 				j = s.views.of(id)
 			}
 		}

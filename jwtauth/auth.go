@@ -185,10 +185,11 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 }
 
 // Verify returns the identity of a caller's bearer token. source names
-// where the request came from (an address prefix, a uid): it keys the
-// budget that bounds how many uncached tokens one source can have checked
-// per second. A cached token costs a digest and a map lookup.
-func (a *Authenticator) Verify(ctx context.Context, token, source string) (*Identity, error) {
+// where the request came from (an address prefix, a uid), asked only for
+// an uncached token: it keys the budget that bounds how many uncached
+// tokens one source can have checked per second. A cached token costs a
+// digest and a map lookup.
+func (a *Authenticator) Verify(ctx context.Context, token string, source func() string) (*Identity, error) {
 	d := Digest(token)
 	now := a.clk.Now()
 	provs := *a.provs.Load()
@@ -205,7 +206,7 @@ func (a *Authenticator) Verify(ctx context.Context, token, source string) (*Iden
 	if len(token) > MaxTokenSize {
 		return nil, fail(ReasonMalformed, nil, "token is %d bytes, more than %d", len(token), MaxTokenSize)
 	}
-	if !a.allow(source) {
+	if !a.allow(source()) {
 		return nil, fail(ReasonBusy, nil, "too many new tokens from this source; retry later")
 	}
 	v, err, _ := a.flight.Do(string(d[:]), func() (any, error) {

@@ -66,20 +66,20 @@ func TestAuthenticatorFile(t *testing.T) {
 	k := rsaKey(t, "r1")
 	a := newAuth(t, clk, cfgYAML("    jwks_file: "+writeJWKS(t, k)+"\n"))
 	tok := sign(t, k, claims(), nil)
-	id, err := a.Verify(context.Background(), tok, "src")
+	id, err := a.Verify(context.Background(), tok, src("src"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if id.Provider != "cluster" || id.Subject != "system:serviceaccount:prod:billing" {
 		t.Fatalf("identity = %+v", id)
 	}
-	again, err := a.Verify(context.Background(), tok, "src")
+	again, err := a.Verify(context.Background(), tok, src("src"))
 	if err != nil || again != id {
 		t.Fatalf("second verify = %p, %v; want the cached %p", again, err, id)
 	}
 	// Past exp (and the leeway) the cached token is gone and refused.
 	clk.Advance(11 * time.Minute)
-	if _, err := a.Verify(context.Background(), tok, "src"); ReasonOf(err) != ReasonExpired {
+	if _, err := a.Verify(context.Background(), tok, src("src")); ReasonOf(err) != ReasonExpired {
 		t.Fatalf("after exp: %v", err)
 	}
 }
@@ -89,7 +89,7 @@ func TestAuthenticatorUnknownIssuer(t *testing.T) {
 	a := newAuth(t, clock.NewFake(testNow), cfgYAML("    jwks_file: "+writeJWKS(t, k)+"\n"))
 	c := claims()
 	c["iss"] = "https://other.test"
-	if _, err := a.Verify(context.Background(), sign(t, k, c, nil), "src"); ReasonOf(err) != ReasonIssuer {
+	if _, err := a.Verify(context.Background(), sign(t, k, c, nil), src("src")); ReasonOf(err) != ReasonIssuer {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -103,7 +103,7 @@ func TestAuthenticatorFileRotation(t *testing.T) {
 	a := newAuth(t, clk, cfgYAML("    jwks_file: "+path+"\n"))
 	t1, t2 := sign(t, k1, claims(), nil), sign(t, k2, claims(), nil)
 	for _, tok := range []string{t1, t2} {
-		if _, err := a.Verify(context.Background(), tok, "src"); err != nil {
+		if _, err := a.Verify(context.Background(), tok, src("src")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,10 +113,10 @@ func TestAuthenticatorFileRotation(t *testing.T) {
 	if err := a.Apply(configtest.Parse(t, cfgYAML("    jwks_file: "+path+"\n"))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Verify(context.Background(), t1, "src"); ReasonOf(err) != ReasonUnknownKey {
+	if _, err := a.Verify(context.Background(), t1, src("src")); ReasonOf(err) != ReasonUnknownKey {
 		t.Fatalf("token of the removed key: %v", err)
 	}
-	if _, err := a.Verify(context.Background(), t2, "src"); err != nil {
+	if _, err := a.Verify(context.Background(), t2, src("src")); err != nil {
 		t.Fatalf("token of the kept key: %v", err)
 	}
 }
@@ -125,12 +125,12 @@ func TestAuthenticatorNode(t *testing.T) {
 	k := rsaKey(t, "r1")
 	prov := "    jwks_file: " + writeJWKS(t, k) + "\n    kubernetes: {node_name: node-b}\n"
 	a := newAuth(t, clock.NewFake(testNow), cfgYAML(prov))
-	if _, err := a.Verify(context.Background(), sign(t, k, claims(), nil), "src"); ReasonOf(err) != ReasonNode {
+	if _, err := a.Verify(context.Background(), sign(t, k, claims(), nil), src("src")); ReasonOf(err) != ReasonNode {
 		t.Fatalf("token of node-a on node-b: %v", err)
 	}
 	c := claims()
 	c["kubernetes.io"].(map[string]any)["node"] = map[string]any{"name": "node-b"}
-	if _, err := a.Verify(context.Background(), sign(t, k, c, nil), "src"); err != nil {
+	if _, err := a.Verify(context.Background(), sign(t, k, c, nil), src("src")); err != nil {
 		t.Fatalf("token of node-b: %v", err)
 	}
 }
@@ -176,7 +176,7 @@ func TestAuthenticatorURLRotation(t *testing.T) {
 	srv := newJWKSServer(t, k1)
 	a := newAuth(t, clk, cfgYAML("    jwks_url: "+srv.URL+"/jwks\n"))
 	ctx := context.Background()
-	if _, err := a.Verify(ctx, sign(t, k1, claims(), nil), "src"); err != nil {
+	if _, err := a.Verify(ctx, sign(t, k1, claims(), nil), src("src")); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.hits.Load(); n != 1 {
@@ -188,7 +188,7 @@ func TestAuthenticatorURLRotation(t *testing.T) {
 	c := claims()
 	c["iat"], c["nbf"] = clk.Now().Unix(), clk.Now().Unix()
 	t2 := sign(t, k2, c, nil)
-	if _, err := a.Verify(ctx, t2, "src"); err != nil {
+	if _, err := a.Verify(ctx, t2, src("src")); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.hits.Load(); n != 2 {
@@ -196,7 +196,7 @@ func TestAuthenticatorURLRotation(t *testing.T) {
 	}
 	// ...and unknown kids within the minute after it trigger none.
 	for i := 0; i < 5; i++ {
-		_, err := a.Verify(ctx, sign(t, rsaKey(t, fmt.Sprint("bogus", i)), c, nil), "src")
+		_, err := a.Verify(ctx, sign(t, rsaKey(t, fmt.Sprint("bogus", i)), c, nil), src("src"))
 		if ReasonOf(err) != ReasonUnknownKey {
 			t.Fatalf("bogus kid: %v", err)
 		}
@@ -212,7 +212,7 @@ func TestAuthenticatorURLDownKeepsLastGood(t *testing.T) {
 	srv := newJWKSServer(t, k1)
 	a := newAuth(t, clk, cfgYAML("    jwks_url: "+srv.URL+"\n"))
 	ctx := context.Background()
-	if _, err := a.Verify(ctx, sign(t, k1, claims(), nil), "src"); err != nil {
+	if _, err := a.Verify(ctx, sign(t, k1, claims(), nil), src("src")); err != nil {
 		t.Fatal(err)
 	}
 	srv.set(nil, true)
@@ -224,7 +224,7 @@ func TestAuthenticatorURLDownKeepsLastGood(t *testing.T) {
 	// A new token of the known key still verifies.
 	c := claims()
 	c["jti"] = "new"
-	if _, err := a.Verify(ctx, sign(t, k1, c, nil), "src"); err != nil {
+	if _, err := a.Verify(ctx, sign(t, k1, c, nil), src("src")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -248,7 +248,7 @@ func TestAuthenticatorURLBadAnswers(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
 			a := newAuth(t, clock.NewFake(testNow), cfgYAML("    jwks_url: "+srv.URL+"\n"), func(o *Options) { o.FetchTimeout = 200 * time.Millisecond })
-			_, err := a.Verify(context.Background(), sign(t, k, claims(), nil), "src")
+			_, err := a.Verify(context.Background(), sign(t, k, claims(), nil), src("src"))
 			if ReasonOf(err) != ReasonUnavailable {
 				t.Fatalf("err = %v, want unavailable", err)
 			}
@@ -266,7 +266,7 @@ func TestAuthenticatorBearerReread(t *testing.T) {
 	os.WriteFile(bearer, []byte("first\n"), 0o600)
 	clk := clock.NewFake(testNow)
 	a := newAuth(t, clk, cfgYAML("    kubernetes: {api_url: "+srv.URL+", bearer_token_file: "+bearer+"}\n"))
-	if _, err := a.Verify(context.Background(), sign(t, k, claims(), nil), "src"); err != nil {
+	if _, err := a.Verify(context.Background(), sign(t, k, claims(), nil), src("src")); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(bearer, []byte("second"), 0o600)
@@ -346,18 +346,18 @@ func TestAuthenticatorTokenReview(t *testing.T) {
 	ctx := context.Background()
 	tok := sign(t, k, claims(), nil)
 	srv.accept(tok, true)
-	if _, err := a.Verify(ctx, tok, "src"); err != nil {
+	if _, err := a.Verify(ctx, tok, src("src")); err != nil {
 		t.Fatal(err)
 	}
 	// Within the review TTL: no new review.
 	clk.Advance(29 * time.Second)
-	if _, err := a.Verify(ctx, tok, "src"); err != nil || srv.reviews.Load() != 1 {
+	if _, err := a.Verify(ctx, tok, src("src")); err != nil || srv.reviews.Load() != 1 {
 		t.Fatalf("within the TTL: %v, %d reviews", err, srv.reviews.Load())
 	}
 	// The API server goes away: the verified token is kept.
 	srv.setDown(true)
 	clk.Advance(2 * time.Second)
-	if _, err := a.Verify(ctx, tok, "src"); err != nil {
+	if _, err := a.Verify(ctx, tok, src("src")); err != nil {
 		t.Fatalf("API server down, already verified: %v", err)
 	}
 	// A new token fails closed meanwhile.
@@ -365,17 +365,17 @@ func TestAuthenticatorTokenReview(t *testing.T) {
 	c["jti"] = "other"
 	other := sign(t, k, c, nil)
 	srv.accept(other, true)
-	if _, err := a.Verify(ctx, other, "src"); ReasonOf(err) != ReasonUnavailable {
+	if _, err := a.Verify(ctx, other, src("src")); ReasonOf(err) != ReasonUnavailable {
 		t.Fatalf("new token with the API server down: %v", err)
 	}
 	// The pod is deleted: once the TTL passes, the token stops working.
 	srv.setDown(false)
 	srv.accept(tok, false)
 	clk.Advance(DefaultReviewTTL)
-	if _, err := a.Verify(ctx, tok, "src"); ReasonOf(err) != ReasonReview {
+	if _, err := a.Verify(ctx, tok, src("src")); ReasonOf(err) != ReasonReview {
 		t.Fatalf("deleted pod's token: %v", err)
 	}
-	if _, err := a.Verify(ctx, tok, "src"); ReasonOf(err) != ReasonReview {
+	if _, err := a.Verify(ctx, tok, src("src")); ReasonOf(err) != ReasonReview {
 		t.Fatalf("deleted pod's token, again: %v", err)
 	}
 }
@@ -389,13 +389,13 @@ func TestAuthenticatorBudget(t *testing.T) {
 	a := newAuth(t, clk, cfgYAML("    jwks_file: "+writeJWKS(t, k)+"\n"), func(o *Options) { o.SourceRate = 5; o.GlobalRate = 100 })
 	ctx := context.Background()
 	good := sign(t, k, claims(), nil)
-	if _, err := a.Verify(ctx, good, "flood"); err != nil {
+	if _, err := a.Verify(ctx, good, src("flood")); err != nil {
 		t.Fatal(err)
 	}
 	bad := sign(t, rsaKeyB(t, "r1"), claims(), nil)
 	var busy, checked int
 	for i := 0; i < 100; i++ {
-		switch ReasonOf(func() error { _, err := a.Verify(ctx, bad, "flood"); return err }()) {
+		switch ReasonOf(func() error { _, err := a.Verify(ctx, bad, src("flood")); return err }()) {
 		case ReasonBusy:
 			busy++
 		case ReasonSignature:
@@ -405,16 +405,16 @@ func TestAuthenticatorBudget(t *testing.T) {
 	if checked > 6 || busy < 94 {
 		t.Fatalf("%d checked, %d refused as busy; want at most the burst checked", checked, busy)
 	}
-	if _, err := a.Verify(ctx, good, "flood"); err != nil {
+	if _, err := a.Verify(ctx, good, src("flood")); err != nil {
 		t.Fatalf("cached token during the flood: %v", err)
 	}
 	c := claims()
 	c["jti"] = "x"
-	if _, err := a.Verify(ctx, sign(t, k, c, nil), "other-source"); err != nil {
+	if _, err := a.Verify(ctx, sign(t, k, c, nil), src("other-source")); err != nil {
 		t.Fatalf("another source: %v", err)
 	}
 	clk.Advance(time.Second)
-	if _, err := a.Verify(ctx, bad, "flood"); ReasonOf(err) != ReasonSignature {
+	if _, err := a.Verify(ctx, bad, src("flood")); ReasonOf(err) != ReasonSignature {
 		t.Fatalf("after a second the budget refills: %v", err)
 	}
 }

@@ -133,3 +133,6 @@ func smallRSA(t testing.TB) string {
 	}
 	return string(jwks(t, testKey{kid: "s", pub: &k.PublicKey}))
 }
+
+// src is a constant budget source.
+func src(s string) func() string { return func() string { return s } }

@@ -100,7 +100,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		}
 		tok := caller.Token
 		caller.JWT = func() (*agent.JWT, error) {
-			id, err := auth.Verify(context.Background(), tok, "explain")
+			id, err := auth.Verify(context.Background(), tok, func() string { return "explain" })
 			if err != nil {
 				return nil, err
 			}
