@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
@@ -23,9 +24,9 @@ type JWT struct {
 	// Claims are all its claims (nested maps for objects).
 	Claims map[string]any
 
-	// memo: session ids rendered for this token, per compiled state,
-	// client and role.
-	memo sync.Map // memoKey -> sessionID
+	// memo: the matching clients per compiled state, and the session
+	// ids rendered for this token per state, client and role.
+	memo sync.Map // memoKey -> []*client or sessionID
 }
 
 type memoKey struct {
@@ -67,6 +68,20 @@ func compileJWTMatch(m *config.JWTMatch) *jwtMatch {
 		return strings.Join(jm.claims[a].path, "\x00") < strings.Join(jm.claims[b].path, "\x00")
 	})
 	return jm
+}
+
+// matches reports whether j satisfies m (the request path: no allocation).
+func (m *jwtMatch) matches(j *JWT) bool {
+	if j.Provider != m.provider || (m.subject != "" && !globMatch(m.subject, j.Subject)) {
+		return false
+	}
+	for _, c := range m.claims {
+		v, ok := claimAt(j.Claims, c.path)
+		if !ok || !claimMatches(c.glob, v) {
+			return false
+		}
+	}
+	return true
 }
 
 // check returns "" when j matches, else the reason (for explain).
@@ -133,21 +148,25 @@ func claimString(v any) string {
 // globMatch matches s against pattern as a whole: * is any run of
 // characters, ? one character, nothing else is special. Linear in
 // len(s)*len(pattern) at worst (no exponential backtracking).
-func globMatch(pattern, s string) bool {
-	p, n := []rune(pattern), []rune(s)
+func globMatch(p, s string) bool {
 	pi, si := 0, 0
 	star, mark := -1, 0
-	for si < len(n) {
+	for si < len(s) {
+		_, n := utf8.DecodeRuneInString(s[si:]) // '?' is one character
 		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == n[si]):
+		case pi < len(p) && p[pi] == '?':
 			pi++
-			si++
+			si += n
 		case pi < len(p) && p[pi] == '*':
 			star, mark = pi, si
 			pi++
+		case pi < len(p) && p[pi] == s[si]:
+			pi++
+			si++
 		case star >= 0:
 			pi = star + 1
-			mark++
+			_, m := utf8.DecodeRuneInString(s[mark:])
+			mark += m
 			si = mark
 		default:
 			return false
@@ -160,14 +179,19 @@ func globMatch(pattern, s string) bool {
 }
 
 // jwtMatching returns the JWT clients, in file order, whose jwt condition
-// holds for j.
+// holds for j: computed once per token and compiled state, kept in j.
 func (st *state) jwtMatching(j *JWT) []*client {
+	mk := memoKey{st: st}
+	if v, ok := j.memo.Load(mk); ok {
+		return v.([]*client)
+	}
 	var out []*client
 	for _, cl := range st.jwtClients {
-		if cl.jwt.check(j) == "" {
+		if cl.jwt.matches(j) {
 			out = append(out, cl)
 		}
 	}
+	j.memo.Store(mk, out)
 	return out
 }
 

@@ -211,6 +211,7 @@ func TestGlobMatch(t *testing.T) {
 		{"a?c", "abc", true}, {"a?c", "ac", false}, {"*", "", true}, {"", "", true}, {"", "a", false},
 		{"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false}, {"[a]", "[a]", true}, {"x", "X", false},
 		{strings.Repeat("*a", 30) + "b", strings.Repeat("a", 60), false},
+		{"?", "é", true}, {"a?b", "aéb", true}, {"*é", "xxé", true}, {"é*", "éx", true}, {"??", "é", false},
 	} {
 		if got := globMatch(tc.p, tc.s); got != tc.ok {
 			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
