@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
 
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/jwtauth"
@@ -56,6 +57,9 @@ func (s *Server) jwtGetter(r *http.Request, c *agent.Caller, token string) func(
 			var id *jwtauth.Identity
 			if id, err = s.jwt.Verify(r.Context(), token, func() string { return networkKey(c.Addr) }); err == nil {
 				j = s.views.of(id)
+			} else if ce := s.log.Check(zap.DebugLevel, "bearer JWT refused"); ce != nil {
+				// The reason, never the token (its short digest correlates).
+				ce.Write(zap.String("token_id", jwtauth.TokenID(token)), zap.Stringer("addr", c.Addr), zap.Error(err))
 			}
 		}
 		return j, err

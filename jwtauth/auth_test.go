@@ -454,3 +454,35 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthenticatorURLPeriodicRefresh(t *testing.T) {
+	// A jwks_url is re-read once RefreshInterval has passed (in the
+	// background, kicked by a request); a cached token whose key left the
+	// set is dropped.
+	clk := clock.NewFake(testNow)
+	k1, k2 := rsaKey(t, "r1"), ecKey(t, "e1")
+	srv := newJWKSServer(t, k1, k2)
+	a := newAuth(t, clk, cfgYAML("    jwks_url: "+srv.URL+"\n"))
+	ctx := context.Background()
+	tok := sign(t, k1, claims(), nil)
+	if _, err := a.Verify(ctx, tok, src("s")); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(jwks(t, k2), false)
+	clk.Advance(DefaultRefreshInterval - time.Second)
+	if _, err := a.Verify(ctx, tok, src("s")); err != nil || srv.hits.Load() != 1 {
+		t.Fatalf("before the interval: %v, %d fetches", err, srv.hits.Load())
+	}
+	clk.Advance(time.Second)
+	// This hit is still served from the cache, and kicks the refresh.
+	if _, err := a.Verify(ctx, tok, src("s")); err != nil {
+		t.Fatal(err)
+	}
+	a.wg.Wait() // the background refresh
+	if srv.hits.Load() != 2 {
+		t.Fatalf("%d fetches, want 2", srv.hits.Load())
+	}
+	if _, err := a.Verify(ctx, tok, src("s")); ReasonOf(err) != ReasonUnknownKey {
+		t.Fatalf("token of the key that left the set: %v", err)
+	}
+}
