@@ -35,7 +35,7 @@ for b in etcd containerd runc ctr openssl; do
   command -v $b >/dev/null || { echo "k8s-test: $b is missing (apt-get install etcd-server containerd runc containernetworking-plugins openssl busybox-static)"; exit 1; }
 done
 [ -x /usr/lib/cni/bridge ] || { echo "k8s-test: CNI plugins missing (containernetworking-plugins)"; exit 1; }
-[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || { echo "k8s-test: busybox-static missing"; exit 1; }
+dpkg -s busybox-static >/dev/null 2>&1 || { echo "k8s-test: busybox-static missing (a static busybox runs in a FROM-scratch image)"; exit 1; }
 
 log "kubernetes binaries"
 scripts/k8s-build.sh "$K8S"
