@@ -374,7 +374,7 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 	if n, ok := a.negativeHit(id.key); ok {
 		return nil, a.callerError(r, n)
 	}
-	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name}
+	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name, tags: id.tags}
 	if r.via != nil {
 		// Each hop is cached too; a renewal asks the cache for the previous
 		// hop's current credentials rather than reusing ones that may have
@@ -475,6 +475,9 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 	defer cancel()
 	req := e.role.req
 	req.SessionName = e.session
+	if e.tags != nil {
+		req.Tags = e.tags
+	}
 	if e.via != nil {
 		via, err := e.via(ctx)
 		if err != nil {

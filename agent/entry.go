@@ -21,6 +21,8 @@ type entry struct {
 	role        *role
 	client      string
 	session     string
+	// tags are the session's rendered tags (nil: the role's own).
+	tags []Tag
 	// via returns the previous hop's current credentials (chained roles only).
 	via func(context.Context) (*Credentials, error)
 

@@ -28,6 +28,11 @@ type Caller struct {
 	// UID looks up the uid owning the caller's socket; nil where unknown.
 	// It is called only when a client's match has uids.
 	UID func() (uint32, error)
+	// JWT verifies the bearer token as a JWT (at most once per token, the
+	// front end caches it); nil where the front end verifies none. It is
+	// called only when a client's match has jwt and no client holds the
+	// token itself.
+	JWT func() (*JWT, error)
 }
 
 // Credentials are one session's temporary credentials. They are immutable

@@ -44,6 +44,8 @@ type Config struct {
 	// or replace does: "refuse" (the default) makes it a config error,
 	// "warn" a warning.
 	InsecureFileModes string `yaml:"insecure_file_modes"`
+	// IdentityProviders issue the bearer JWTs that match.jwt accepts.
+	IdentityProviders []IdentityProvider `yaml:"identity_providers"`
 
 	// Path is the file the config was read from ("" when parsed from bytes).
 	Path string `yaml:"-"`
@@ -142,6 +144,9 @@ type Role struct {
 
 	// SessionTemplate is SessionName parsed (filled by validation).
 	SessionTemplate *template.Template `yaml:"-"`
+	// TagTemplates are the Tags whose values are templates ({{ ... }}),
+	// parsed (filled by validation); rendered per caller.
+	TagTemplates map[string]*template.Template `yaml:"-" json:"-"`
 	// Line is the YAML line of the role's entry.
 	Line int `yaml:"-"`
 }
@@ -160,10 +165,14 @@ type Match struct {
 	Token       *Secret  `yaml:"token"`
 	SourceCIDRs []Prefix `yaml:"source_cidrs"`
 	UIDs        []uint32 `yaml:"uids"`
+	// JWT matches a bearer JWT verified against an identity provider.
+	JWT *JWTMatch `yaml:"jwt"`
 }
 
 // Empty reports whether the match has no condition at all.
-func (m Match) Empty() bool { return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 }
+func (m Match) Empty() bool {
+	return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 && m.JWT == nil
+}
 
 // Duration is a time.Duration written as a Go duration string.
 type Duration time.Duration

@@ -198,6 +198,7 @@ func (v *validator) validate(c *Config) {
 		v.errf(p("sts", "max_qps"), "sts.max_qps must be a positive number")
 	}
 	v.validateRoles(c)
+	v.validateIdentityProviders(c)
 	v.validateClients(c)
 	v.checkSessionNames(c)
 }
@@ -343,7 +344,7 @@ func (v *validator) validateRoles(c *Config) {
 				v.errf(at("policy_arns", j), "role %q: %q is not a policy ARN", r.Name, a)
 			}
 		}
-		v.checkTags(at("tags"), r.Tags)
+		v.checkTags(at("tags"), v.parseTagTemplates(at("tags"), r))
 		v.checkTags(at("role_tags"), r.RoleTags)
 		if len(r.Tags) > stsrules.MaxTags {
 			v.errf(at("tags"), "role %q: at most %d session tags", r.Name, stsrules.MaxTags)
@@ -412,8 +413,9 @@ func (v *validator) validateClients(c *Config) {
 		}
 		names[cl.Name] = true
 		if cl.Match.Empty() {
-			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids (an empty match would trust every caller)", cl.Name)
+			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids, jwt (an empty match would trust every caller)", cl.Name)
 		}
+		v.checkJWTMatch(c, at("match", "jwt"), cl)
 		if len(cl.Roles) == 0 {
 			v.errf(at("roles"), "client %q: roles must list at least one role (the first is the default)", cl.Name)
 		}

@@ -249,3 +249,28 @@ func TestWatchUnchangedBytesNoop(t *testing.T) {
 	r.w.Trigger() // SIGHUP forces one
 	r.waitApplied("us-east-1")
 }
+
+// TestWatchJWKSFileRotation: a jwks_file is watched like other referenced
+// files; the new config answers ReadFile with the new keys.
+func TestWatchJWKSFileRotation(t *testing.T) {
+	r := newWatchRig(t, "")
+	jwks := filepath.Join(filepath.Dir(r.tokens), "jwks.json")
+	r.write(jwks, `{"keys":[1]}`)
+	r.write(r.path, r.cfgText("us-east-1")+`identity_providers:
+  - {name: k, issuer: "https://k.test", audiences: [x], jwks_file: `+jwks+`}
+`)
+	r.start()
+	r.write(jwks, `{"keys":[2]}`)
+	if !r.waitFor(func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := len(r.applied)
+		if n == 0 {
+			return false
+		}
+		b, err := r.applied[n-1].ReadFile(jwks)
+		return err == nil && string(b) == `{"keys":[2]}`
+	}) {
+		t.Fatal("rotated jwks_file not picked up")
+	}
+}

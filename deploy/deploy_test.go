@@ -128,12 +128,14 @@ func TestEveryYAMLDocumentParses(t *testing.T) {
 
 // kinds are the apiVersion of each kind the manifests may use.
 var kinds = map[string]string{
-	"Namespace":      "v1",
-	"ServiceAccount": "v1",
-	"ConfigMap":      "v1",
-	"Secret":         "v1",
-	"DaemonSet":      "apps/v1",
-	"Deployment":     "apps/v1",
+	"Namespace":          "v1",
+	"ServiceAccount":     "v1",
+	"ConfigMap":          "v1",
+	"Secret":             "v1",
+	"ClusterRole":        "rbac.authorization.k8s.io/v1",
+	"ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+	"DaemonSet":          "apps/v1",
+	"Deployment":         "apps/v1",
 }
 
 // k8sFields are the Kubernetes field names the manifests may use: a key
@@ -150,9 +152,12 @@ var k8sFields = setOf(`apiVersion kind metadata name namespace labels annotation
 	limits cpu memory securityContext runAsUser runAsGroup runAsNonRoot fsGroup
 	allowPrivilegeEscalation readOnlyRootFilesystem capabilities drop add seccompProfile
 	volumeMounts mountPath readOnly volumes configMap secret secretName defaultMode items
-	replicas optional projected sources serviceAccountToken audience expirationSeconds`)
+	replicas optional projected sources serviceAccountToken audience expirationSeconds roleRef apiGroup subjects rules apiGroups verbs`)
 
 // freeForm are the maps whose keys are user data, not field names.
+// clusterScoped kinds have no namespace.
+var clusterScoped = setOf(`Namespace ClusterRole ClusterRoleBinding`)
+
 var freeForm = setOf(`labels annotations matchLabels nodeSelector data stringData`)
 
 var (
@@ -235,7 +240,7 @@ func TestKubernetesManifests(t *testing.T) {
 		if name := str(d.value, "metadata", "name"); !dnsSubdomain.MatchString(name) {
 			t.Errorf("%s: metadata.name %q is not a DNS subdomain", d, name)
 		}
-		if ns := str(d.value, "metadata", "namespace"); kind != "Namespace" && !dnsLabel.MatchString(ns) {
+		if ns := str(d.value, "metadata", "namespace"); !clusterScoped[kind] && !dnsLabel.MatchString(ns) {
 			t.Errorf("%s: metadata.namespace %q is missing or not a DNS label", d, ns)
 		}
 		checkKeys(t, d, d.node, "")
@@ -453,36 +458,51 @@ func TestWorkloadIsTrusted(t *testing.T) {
 		t.Errorf("%s: FULL_URI path %s is not /role/NAME", dep, u.Path)
 	}
 
-	// The token file is key "token" of a Secret volume.
+	// The token file is a projected service-account token for the
+	// audience the ConfigMap's identity provider accepts, and the pod's
+	// service account is a subject a client with that role matches.
 	tokenFile := env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]
-	var secretName string
+	var audience string
+	var expiry int
 	for _, m := range list(c, "volumeMounts") {
-		if path.Join(str(m, "mountPath"), "token") == tokenFile {
-			for _, v := range list(podSpec(dep), "volumes") {
-				if str(v, "name") == str(m, "name") {
-					secretName = str(v, "secret", "secretName")
+		for _, v := range list(podSpec(dep), "volumes") {
+			if str(v, "name") != str(m, "name") {
+				continue
+			}
+			for _, src := range list(v, "projected", "sources") {
+				sat := get(src, "serviceAccountToken")
+				if sat != nil && path.Join(str(m, "mountPath"), str(sat, "path")) == tokenFile {
+					audience = str(sat, "audience")
+					expiry, _ = get(sat, "expirationSeconds").(int)
 				}
 			}
 		}
 	}
-	if secretName == "" {
-		t.Fatalf("%s: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s is not key token of a mounted Secret", dep, tokenFile)
+	if audience == "" {
+		t.Fatalf("%s: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s is not a projected serviceAccountToken", dep, tokenFile)
 	}
-	secret := find(t, docs, "Secret", secretName)
-	token := str(secret.value, "stringData", "token")
-	if token == "" || strings.TrimSpace(token) != token {
-		t.Fatalf("%s: token is empty or has surrounding whitespace (the SDKs send the file's bytes as they are)", secret)
+	if expiry < 600 || expiry > 3600 {
+		t.Errorf("%s: the token's expirationSeconds %d: keep it short (600..3600)", dep, expiry)
 	}
-	sum := sha256.Sum256([]byte(token))
+	sa := str(podSpec(dep), "serviceAccountName")
+	subject := "system:serviceaccount:" + str(dep.value, "metadata", "namespace") + ":" + sa
 	for _, cl := range cfg.Clients {
-		if cl.Match.Token != nil && strings.EqualFold(cl.Match.Token.SHA256, hex.EncodeToString(sum[:])) {
+		m := cl.Match.JWT
+		if m == nil {
+			continue
+		}
+		p, ok := cfg.IdentityProviderByName(m.Provider)
+		if !ok || !slices.Contains(p.Audiences, audience) {
+			continue
+		}
+		if ok, _ := path.Match(m.Subject, subject); ok || m.Subject == subject {
 			if !slices.Contains(cl.Roles, role) {
-				t.Errorf("client %s (the workload's token) may not have role %q: roles %v", cl.Name, role, cl.Roles)
+				t.Errorf("client %s (%s) may not have role %q: roles %v", cl.Name, subject, role, cl.Roles)
 			}
 			return
 		}
 	}
-	t.Errorf("no client of the ConfigMap trusts the SHA-256 of %s's token", secret)
+	t.Errorf("no jwt client of the ConfigMap matches %s with audience %s", subject, audience)
 }
 
 // composeServiceKeys are the service keys the Compose example may use.

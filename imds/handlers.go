@@ -12,6 +12,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/jwtauth"
 )
 
 // Paths of the EC2 and ECS contracts.
@@ -136,15 +137,17 @@ func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
 // Errors of the front end, allocated once.
 var (
-	errNotFound  = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such path"}
-	errMethod    = &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "method not allowed on this path"}
-	errHost      = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "the Host header is not an address of this sidecar"}
-	errV2Needed  = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token"}
-	errBadIMDSv2 = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "the metadata token is invalid, expired, or was issued to another caller"}
-	errProxied   = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "token requests through a proxy (X-Forwarded-For) are refused"}
-	errTTL       = &apiError{status: http.StatusBadRequest, code: "BadRequest", msg: "X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600"}
-	errHopLimit  = &apiError{status: http.StatusInternalServerError, code: "InternalError", msg: "the token response hop limit could not be applied"}
-	errNoRole    = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such role for this caller"}
+	errNotFound       = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such path"}
+	errMethod         = &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "method not allowed on this path"}
+	errHost           = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "the Host header is not an address of this sidecar"}
+	errV2Needed       = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token"}
+	errBadIMDSv2      = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "the metadata token is invalid, expired, or was issued to another caller"}
+	errProxied        = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "token requests through a proxy (X-Forwarded-For) are refused"}
+	errTTL            = &apiError{status: http.StatusBadRequest, code: "BadRequest", msg: "X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600"}
+	errHopLimit       = &apiError{status: http.StatusInternalServerError, code: "InternalError", msg: "the token response hop limit could not be applied"}
+	errNoRole         = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such role for this caller"}
+	errJWTBusy        = &apiError{status: http.StatusTooManyRequests, code: "TooManyRequests", msg: "too many new tokens from this source; retry later", retryAfter: 1}
+	errJWTUnavailable = &apiError{status: http.StatusServiceUnavailable, code: "Unavailable", msg: "the token's identity provider cannot be reached; retry later"}
 )
 
 // adapt is the one adapter every credential endpoint runs through, in the
@@ -238,6 +241,15 @@ func publicError(err error) *apiError {
 			out.status, out.code, out.msg = http.StatusForbidden, "AccessDenied", "this caller is not trusted by any client of the sidecar's config"
 		case agent.KindBadToken:
 			out.status, out.code, out.msg = http.StatusUnauthorized, "Unauthorized", "the authorization token is not valid"
+			switch jwtauth.ReasonOf(err) {
+			case jwtauth.ReasonBusy:
+				// The source's budget of new-token verifications is spent.
+				return errJWTBusy
+			case jwtauth.ReasonUnavailable:
+				// New tokens fail closed while their keys or the API server
+				// cannot be reached; retrying later may succeed.
+				return errJWTUnavailable
+			}
 		case agent.KindRoleNotAllowed:
 			return errNoRole
 		case agent.KindSourceRejected:

@@ -71,6 +71,9 @@ type Options struct {
 	// Config is the config the server starts with (required); Apply
 	// takes later ones.
 	Config *config.Config
+	// JWT verifies bearer JWTs for clients that match on jwt; nil: no
+	// token is verified as a JWT (such clients never match).
+	JWT JWTVerifier
 }
 
 // Auditor records credential vends and refusals (the audit package's Log).
@@ -92,6 +95,8 @@ type Server struct {
 	router  *mux.Router
 	uidWarn sync.Once
 	auditor Auditor
+	jwt     JWTVerifier
+	views   *jwtViews
 }
 
 // New builds the server and its router.
@@ -102,7 +107,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil {
 		return nil, errors.New("imds: a Config is required")
 	}
-	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit}
+	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit, jwt: opts.JWT, views: newJWTViews()}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -267,6 +272,9 @@ func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
 	}
 	if len(tok) > 0 {
 		c.Token, c.HasToken = tok[0], true
+		if s.jwt != nil {
+			c.JWT = s.jwtGetter(r, c, tok[0])
+		}
 	}
 	return c
 }

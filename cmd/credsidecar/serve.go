@@ -24,6 +24,7 @@ import (
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/internal/connlimit"
 	"github.com/credsidecar/credsidecar/internal/httpserver"
+	"github.com/credsidecar/credsidecar/jwtauth"
 	"github.com/credsidecar/credsidecar/metrics"
 	"github.com/credsidecar/credsidecar/sts/awssts"
 	"github.com/credsidecar/credsidecar/sts/localsts"
@@ -50,6 +51,8 @@ type daemon struct {
 	agent   *agent.Agent
 	imds    *imds.Server
 	issuer  *localsts.Issuer
+	// jwt verifies bearer JWTs (identity_providers).
+	jwt     *jwtauth.Authenticator
 	metrics *metrics.Set
 	// auditLog is the open audit file (nil when audit_log is off).
 	auditLog *audit.Log
@@ -157,9 +160,15 @@ func (d *daemon) build(ctx context.Context) error {
 		}
 		auditor = d.auditLog
 	}
+	// Bearer JWTs are verified by one authenticator for the daemon's
+	// life; each config gives it its providers.
+	d.jwt = jwtauth.New(jwtauth.Options{Logger: log.Named("jwt")})
+	if err := d.jwt.Apply(cfg); err != nil {
+		return fmt.Errorf("identity providers: %w", err)
+	}
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor, JWT: d.jwt,
 	})
 	if err != nil {
 		return err
@@ -285,6 +294,9 @@ func (d *daemon) close() {
 	if d.agent != nil {
 		d.agent.Close()
 	}
+	if d.jwt != nil {
+		d.jwt.Close()
+	}
 	for _, l := range d.lns.all() {
 		l.Close() // already closed by Shutdown when served
 	}
@@ -383,6 +395,10 @@ func (d *daemon) apply(next *config.Config) {
 			d.reloadFailed(err)
 			return
 		}
+	}
+	if err := d.jwt.Apply(cfg); err != nil {
+		d.reloadFailed(fmt.Errorf("identity providers: %w", err))
+		return
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
