@@ -248,7 +248,13 @@ func (a *Agent) EarliestExpiry() time.Time {
 type Identity struct {
 	st *state
 	cl *client
+	// subject is the verified JWT's sub when the client matched on jwt.
+	subject string
 }
+
+// Subject is the subject of the verified JWT the caller was identified by
+// ("" when it matched on anything else), for records of who asked.
+func (id Identity) Subject() string { return id.subject }
 
 // Matched reports whether the caller matched a client.
 func (id Identity) Matched() bool { return id.cl != nil }
@@ -297,7 +303,15 @@ func (a *Agent) Resolve(c *Caller) (Identity, error) {
 	if err != nil {
 		return Identity{st: st}, err
 	}
-	return Identity{st: st, cl: cl}, nil
+	id := Identity{st: st, cl: cl}
+	if cl.jwt != nil && c.JWT != nil {
+		// Matched on a verified JWT: identify already verified it (the
+		// front end memoizes the answer), so this costs nothing.
+		if j, err := c.JWT(); err == nil && j != nil {
+			id.subject = j.Subject
+		}
+	}
+	return id, nil
 }
 
 // Credentials returns credentials of roleName ("" = the caller's default

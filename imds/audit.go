@@ -38,7 +38,7 @@ func (s *Server) audit(q call, ep string, id agent.Identity, creds *agent.Creden
 	c := q.c
 	rec := audit.Record{
 		Time: s.clk.Now(), Endpoint: ep, Client: id.Client(),
-		Caller: audit.Caller{Addr: c.Addr.String(), UID: -1, Token: c.HasToken},
+		Caller: audit.Caller{Addr: c.Addr.String(), UID: -1, Token: c.HasToken, Subject: id.Subject()},
 		Role:   q.role, Status: status, Result: resultOf(err),
 	}
 	if ci != nil {

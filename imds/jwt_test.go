@@ -78,6 +78,10 @@ func (s *jwtSigner) token(sa, aud, pod string) string {
 }
 
 func startJWTFixture(t *testing.T, opts jwtauth.Options) (*fixture, *jwtSigner) {
+	return startJWTFixtureWith(t, opts, fixtureOpts{})
+}
+
+func startJWTFixtureWith(t *testing.T, opts jwtauth.Options, fo fixtureOpts) (*fixture, *jwtSigner) {
 	s := newJWTSigner(t)
 	yml := strings.Replace(jwtYAML, "%s", s.path, 1)
 	opts.Logger = zaptest.NewLogger(t)
@@ -86,7 +90,24 @@ func startJWTFixture(t *testing.T, opts jwtauth.Options) (*fixture, *jwtSigner) 
 	if err := auth.Apply(parseConfig(t, yml)); err != nil {
 		t.Fatal(err)
 	}
-	return startFixture(t, yml, fixtureOpts{jwt: auth}), s
+	fo.jwt = auth
+	return startFixture(t, yml, fo), s
+}
+
+// TestJWTSubjectInAudit: a vend to a caller identified by its JWT names
+// the token's subject in the audit record (the token itself never).
+func TestJWTSubjectInAudit(t *testing.T) {
+	rec := &recAuditor{}
+	f, s := startJWTFixtureWith(t, jwtauth.Options{}, fixtureOpts{audit: rec})
+	c := newClient(t, "127.0.0.1")
+	tok := s.token("a", "credsidecar", "pod-1")
+	if r := f.call(t, c, "GET", "/creds", "", http.Header{"Authorization": {tok}}); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	got, n := rec.last()
+	if n == 0 || got.Caller.Subject != "system:serviceaccount:prod:a" || !got.Caller.Token {
+		t.Fatalf("audit record %+v", got)
+	}
 }
 
 func TestJWTCredentials(t *testing.T) {
