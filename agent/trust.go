@@ -34,6 +34,7 @@ type client struct {
 	tokenHash   []byte // sha256 of the token; nil when the match has none
 	cidrs       []netip.Prefix
 	uids        []uint32
+	wl          *workloadMatch // nil when the match has no workload condition
 	roles       map[string]bool
 	defaultRole string
 	// sessionKeys memoizes the session key and name per role when the
@@ -49,8 +50,10 @@ type role struct {
 	// it gives its sessions new keys, and the old ones are dropped.
 	fingerprint string
 	via         *role
-	// perCaller: the session name uses .UID or .Addr.
+	// perCaller: the session name uses .UID, .Addr or a workload attribute.
 	perCaller bool
+	// needs: which lazy attributes the session name reads.
+	needs templateNeeds
 	req       Request // template of the source request, without SessionName/Via
 }
 
@@ -58,7 +61,7 @@ func compile(cfg *config.Config) *state {
 	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), byToken: map[[32]byte][]*client{}}
 	for i := range cfg.Roles {
 		rc := &cfg.Roles[i]
-		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName)}
+		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName), needs: workloadNeeds(rc.SessionName)}
 		r.req = Request{
 			RoleARN:              rc.ARN,
 			Duration:             rc.Duration.D(),
@@ -87,7 +90,7 @@ func compile(cfg *config.Config) *state {
 	}
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
-		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}}
+		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}, wl: compileWorkload(cc.Match.Workload)}
 		if t := cc.Match.Token; t != nil {
 			switch {
 			case t.SHA256 != "":
@@ -155,7 +158,8 @@ func fingerprint(r *role, cfg *config.Config) string {
 }
 
 func usesCallerDetails(tmpl string) bool {
-	return strings.Contains(tmpl, ".UID") || strings.Contains(tmpl, ".Addr")
+	n := workloadNeeds(tmpl)
+	return strings.Contains(tmpl, ".UID") || strings.Contains(tmpl, ".Addr") || n.proc || n.container
 }
 
 // sessionData is what session_name templates see.
@@ -164,6 +168,12 @@ type sessionData struct {
 	Role   string
 	UID    string
 	Addr   string
+	// Unit, Cgroup and Exe are the host process's (attest/proc); Container
+	// is the Docker container's name. Empty when not identified.
+	Unit      string
+	Cgroup    string
+	Exe       string
+	Container string
 }
 
 func sessionName(r *role, d sessionData) string {
@@ -197,6 +207,7 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 	}
 	var uid uint32
 	var uidDone, uidOK bool
+	wa := attrs{c: c}
 	i, j := 0, 0
 	for i < len(withToken) || j < len(st.tokenless) {
 		var cl *client
@@ -223,6 +234,11 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 				}
 			}
 			if !uidOK || !slices.Contains(cl.uids, uid) {
+				continue
+			}
+		}
+		if cl.wl != nil {
+			if key, _ := cl.wl.check(&wa); key != "" {
 				continue
 			}
 		}
@@ -253,6 +269,21 @@ func (st *state) session(cl *client, r *role, c *Caller) sessionID {
 	if c.UID != nil {
 		if u, err := c.UID(); err == nil {
 			d.UID = strconv.FormatUint(uint64(u), 10)
+		}
+	}
+	var needs templateNeeds
+	for hop := r; hop != nil; hop = hop.via {
+		needs.proc = needs.proc || hop.needs.proc
+		needs.container = needs.container || hop.needs.container
+	}
+	if needs.proc && c.Process != nil {
+		if p, err := c.Process(); err == nil && p != nil {
+			d.Unit, d.Cgroup, d.Exe = p.Unit, p.Cgroup, p.Exe
+		}
+	}
+	if needs.container && c.Container != nil {
+		if ctr, err := c.Container(); err == nil && ctr != nil {
+			d.Container = ctr.Name
 		}
 	}
 	return sessionFor(r, d)

@@ -39,6 +39,8 @@ type Config struct {
 	STS      STS      `yaml:"sts"`
 	Roles    []Role   `yaml:"roles"`
 	Clients  []Client `yaml:"clients"`
+	// Docker is the Engine API that container matches ask.
+	Docker Docker `yaml:"docker"`
 
 	// Path is the file the config was read from ("" when parsed from bytes).
 	Path string `yaml:"-"`
@@ -151,10 +153,15 @@ type Match struct {
 	Token       *Secret  `yaml:"token"`
 	SourceCIDRs []Prefix `yaml:"source_cidrs"`
 	UIDs        []uint32 `yaml:"uids"`
+	// Workload holds the conditions on the host process or container
+	// behind the connection (workload.go).
+	Workload `yaml:",inline"`
 }
 
 // Empty reports whether the match has no condition at all.
-func (m Match) Empty() bool { return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 }
+func (m Match) Empty() bool {
+	return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 && m.Workload.Empty()
+}
 
 // Duration is a time.Duration written as a Go duration string.
 type Duration time.Duration

@@ -190,6 +190,7 @@ func (v *validator) validate(c *Config) {
 	}
 	v.validateRoles(c)
 	v.validateClients(c)
+	v.validateDocker(c)
 	v.checkSessionNames(c)
 }
 
@@ -403,8 +404,9 @@ func (v *validator) validateClients(c *Config) {
 		}
 		names[cl.Name] = true
 		if cl.Match.Empty() {
-			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids (an empty match would trust every caller)", cl.Name)
+			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids, systemd_unit, systemd_user_unit, cgroup, exe, exe_sha256, container (an empty match would trust every caller)", cl.Name)
 		}
+		v.validateWorkload(cl, at)
 		if len(cl.Roles) == 0 {
 			v.errf(at("roles"), "client %q: roles must list at least one role (the first is the default)", cl.Name)
 		}
