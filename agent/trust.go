@@ -54,7 +54,7 @@ type role struct {
 	perCaller bool
 	// needs: which lazy attributes the session name reads.
 	needs templateNeeds
-	req       Request // template of the source request, without SessionName/Via
+	req   Request // template of the source request, without SessionName/Via
 }
 
 func compile(cfg *config.Config) *state {
