@@ -158,3 +158,13 @@ func (v *validator) validateDocker(c *Config) {
 		v.errf(p("docker", "host"), "docker.host %q must be unix:///PATH (the Engine API's socket)", c.Docker.Host)
 	}
 }
+
+// NeedsExeHash reports whether some client matches on exe_sha256.
+func (c *Config) NeedsExeHash() bool {
+	for i := range c.Clients {
+		if c.Clients[i].Match.ExeSHA256 != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -63,6 +63,15 @@ type Options struct {
 	// UIDLookup is nil where uid lookups are impossible: uid conditions
 	// then fail closed.
 	UIDLookup UIDLookup
+	// Socket, when set, replaces UIDLookup: one sock_diag lookup gives the
+	// uid and the socket's inode, from which Process finds its process.
+	Socket SocketLookup
+	// Process attests host processes; nil turns process conditions off
+	// (they fail closed).
+	Process ProcessAttestor
+	// Containers resolves container addresses; nil turns container
+	// conditions off (they fail closed).
+	Containers ContainerResolver
 	// ListenAddrs are the listener addresses, accepted as Host headers.
 	ListenAddrs []string
 	// Audit receives one record per credential vend; nil turns it off.
@@ -79,18 +88,21 @@ type Auditor interface {
 
 // Server is the HTTP front end of the credential listeners.
 type Server struct {
-	agent   Agent
-	log     *zap.Logger
-	clk     clock.Clock
-	metrics Metrics
-	tokens  *tokenSigner
-	uid     UIDLookup
-	listen  []string
-	hosts   atomic.Pointer[map[string]bool]
-	limits  atomic.Pointer[limiterSet]
-	router  *mux.Router
-	uidWarn sync.Once
-	auditor Auditor
+	agent      Agent
+	log        *zap.Logger
+	clk        clock.Clock
+	metrics    Metrics
+	tokens     *tokenSigner
+	uid        UIDLookup
+	sock       SocketLookup
+	proc       ProcessAttestor
+	containers ContainerResolver
+	listen     []string
+	hosts      atomic.Pointer[map[string]bool]
+	limits     atomic.Pointer[limiterSet]
+	router     *mux.Router
+	uidWarn    sync.Once
+	auditor    Auditor
 }
 
 // New builds the server and its router.
@@ -101,7 +113,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil {
 		return nil, errors.New("imds: a Config is required")
 	}
-	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit}
+	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit, sock: opts.Socket, proc: opts.Process, containers: opts.Containers}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -161,6 +173,7 @@ type connInfo struct {
 	once          sync.Once
 	uid           uint32
 	uidErr        error
+	inode         uint64      // the client socket's, when Socket looked it up
 	looked        atomic.Bool // the lookup ran (uid/uidErr are set)
 	lookup        func() (uint32, error)
 	// caller is the agent's view of this connection's token-less caller
@@ -171,6 +184,13 @@ type connInfo struct {
 	// token memoizes the last IMDSv2 token verified on this connection:
 	// keep-alive clients resend the same one, so the HMAC is computed once.
 	token atomic.Pointer[verifiedToken]
+
+	// The process and container behind the connection (workload.go).
+	procOnce, ctrOnce sync.Once
+	proc              *agent.Process
+	procErr           error
+	ctr               *agent.Container
+	ctrErr            error
 }
 
 // markTrusted tells the connection limiter, once per connection, that the
@@ -206,9 +226,14 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	}
 	ci.lookup = func() (uint32, error) {
 		ci.once.Do(func() {
-			if s.uid == nil {
+			switch {
+			case s.sock != nil:
+				var o SocketOwner
+				o, ci.uidErr = s.sock(ci.local, ci.remote)
+				ci.uid, ci.inode = o.UID, o.Inode
+			case s.uid == nil:
 				ci.uidErr = errors.New("uid lookup is not available on this system")
-			} else {
+			default:
 				ci.uid, ci.uidErr = s.uid(ci.local, ci.remote)
 			}
 			defer ci.looked.Store(true)
@@ -221,6 +246,7 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 		return ci.uid, ci.uidErr
 	}
 	ci.caller = agent.Caller{Addr: ci.remote.Addr().Unmap(), UID: ci.lookup}
+	s.workloadGetters(ci)
 	return context.WithValue(ctx, connKey{}, ci)
 }
 
@@ -247,6 +273,7 @@ func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
 	c := &agent.Caller{}
 	if ok {
 		c.Addr, c.UID = ci.caller.Addr, ci.caller.UID
+		c.Process, c.Container = ci.caller.Process, ci.caller.Container
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Addr = ap.Addr().Unmap()
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/attest/proc"
 	"github.com/credsidecar/credsidecar/audit"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
@@ -60,6 +61,8 @@ type daemon struct {
 	// sourceOK reports whether the credential source is usable: always in
 	// local mode; in aws mode once the sidecar's own credentials resolved.
 	sourceOK func() bool
+	// procs attests host processes (nil where unavailable).
+	procs *proc.Attestor
 }
 
 // serve runs the daemon until ctx ends: bind every listener, build the
@@ -157,9 +160,10 @@ func (d *daemon) build(ctx context.Context) error {
 		}
 		auditor = d.auditLog
 	}
+	procs := d.workload(cfg)
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Socket: imds.SockDiagSocket(), Process: procs, Audit: auditor,
 	})
 	if err != nil {
 		return err
@@ -386,6 +390,9 @@ func (d *daemon) apply(next *config.Config) {
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
+	if d.procs != nil {
+		d.procs.SetHash(cfg.NeedsExeHash())
+	}
 	d.credConns.SetLimits(credentialConns(cfg), cfg.Limits.MaxConnectionsPerSource)
 	d.cfg = cfg
 	d.metrics.Reload("success")

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/credsidecar/credsidecar/attest/proc"
+	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/imds"
+)
+
+// workload builds the attestors of the daemon: process attestation always
+// (it costs a read of PID 1's cgroup until a client needs it), with what
+// will make it fail closed logged when the config uses it.
+func (d *daemon) workload(cfg *config.Config) imds.ProcessAttestor {
+	count := d.metrics.Identifications()
+	pa, warnings, err := proc.New(proc.Options{
+		Hash:    cfg.NeedsExeHash(),
+		Outcome: func(o string) { count("process", o) },
+	})
+	if err != nil {
+		if cfg.NeedsProcesses() {
+			d.log.Warn("process attestation is unavailable: systemd_unit, cgroup and exe conditions fail closed", zap.Error(err))
+		}
+		return nil
+	}
+	d.procs = pa
+	if cfg.NeedsProcesses() {
+		for _, w := range warnings {
+			d.log.Warn("process attestation", zap.String("warning", w))
+		}
+		d.log.Info("process attestation ready", zap.String("systemd_root", pa.Root()))
+	}
+	return pa
+}
