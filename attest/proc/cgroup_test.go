@@ -21,7 +21,7 @@ const (
 func TestCgroupPath(t *testing.T) {
 	for _, tc := range []struct {
 		name, data, want string
-		err            bool
+		err              bool
 	}{
 		{"v1 name=systemd", v1, "/system.slice/billing.service", false},
 		{"hybrid prefers name=systemd", hybrid, "/system.slice/billing.service", false},
