@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 
+	"go.uber.org/zap"
+
 	"github.com/credsidecar/credsidecar/agent"
 )
 
@@ -48,6 +50,9 @@ func (s *Server) workloadGetters(ci *connInfo) {
 				return
 			}
 			ci.proc, ci.procErr = s.proc.Attest(ci.uid, ci.inode)
+			if ci.procErr != nil {
+				s.log.Debug("process attestation failed: process conditions fail closed for this connection", zap.Error(ci.procErr))
+			}
 		})
 		return ci.proc, ci.procErr
 	}

@@ -62,6 +62,7 @@ type Attestor struct {
 	outcome func(string)
 	root    string // systemd's root cgroup
 	mntNS   uint64 // the sidecar's mount namespace inode
+	hostNS  uint64 // PID 1's mount namespace inode (0 if unreadable)
 	sem     chan struct{}
 
 	mu      sync.Mutex
@@ -118,6 +119,9 @@ func New(opts Options) (*Attestor, []string, error) {
 		return nil, nil, fmt.Errorf("attest: stat own mount namespace: %w", err)
 	}
 	a.mntNS = st.Ino
+	if unix.Stat(a.proc+"/1/ns/mnt", &st) == nil {
+		a.hostNS = st.Ino
+	}
 	return a, a.warnings(), nil
 }
 
@@ -146,7 +150,7 @@ func (a *Attestor) warnings() []string {
 		}
 	}
 	if _, err := os.ReadDir(a.proc + "/1/fd"); err != nil {
-		w = append(w, fmt.Sprintf("cannot read PID 1's open files (%v): without CAP_SYS_PTRACE other users' sockets cannot be traced to their processes, and conditions on them fail closed", err))
+		w = append(w, fmt.Sprintf("cannot read PID 1's open files (%v): without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH other users' sockets cannot be traced to their processes, and conditions on them fail closed", err))
 	}
 	return w
 }
@@ -330,7 +334,7 @@ func (a *Attestor) ByPIDHolding(pid int, inode uint64) (*agent.Process, error) {
 	p.Exe, p.ExeSHA256 = a.exe(dir)
 	// The reads above are the process's only if it is still alive now (a
 	// pid is not reused while its process exists) and still holds the socket.
-	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+	if exited(pidfd) {
 		return nil, fmt.Errorf("pid %d exited during attestation: %w", pid, ErrGone)
 	}
 	if inode != 0 && !a.holds(pid, inode) {
@@ -362,12 +366,22 @@ func (a *Attestor) holds(pid int, inode uint64) bool {
 }
 
 // exe returns the executable's path, believed only when the process shares
-// the sidecar's mount namespace and the file it runs is the one at that
-// path (same device and inode: a user namespace with a bind mount can make
-// /proc/PID/exe print any path), and its hash when wanted.
+// the sidecar's mount namespace (or PID 1's, whose paths are resolved
+// through /proc/1/root: systemd's sandboxing gives the sidecar a mount
+// namespace of its own) and the file it runs is the one at that path in
+// that namespace (same device and inode: a user namespace with a bind
+// mount can make /proc/PID/exe print any path), and its hash when wanted.
 func (a *Attestor) exe(dir string) (path, sum string) {
 	var ns unix.Stat_t
-	if unix.Stat(dir+"/ns/mnt", &ns) != nil || ns.Ino != a.mntNS {
+	if unix.Stat(dir+"/ns/mnt", &ns) != nil {
+		return "", ""
+	}
+	resolveIn := ""
+	switch ns.Ino {
+	case a.mntNS:
+	case a.hostNS:
+		resolveIn = a.proc + "/1/root"
+	default:
 		return "", ""
 	}
 	target, err := os.Readlink(dir + "/exe")
@@ -380,7 +394,7 @@ func (a *Attestor) exe(dir string) (path, sum string) {
 	}
 	defer f.Close()
 	var running, named unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &running) != nil || unix.Stat(target, &named) != nil {
+	if unix.Fstat(int(f.Fd()), &running) != nil || unix.Stat(resolveIn+target, &named) != nil {
 		return "", ""
 	}
 	if running.Dev != named.Dev || running.Ino != named.Ino {
@@ -418,4 +432,17 @@ func (a *Attestor) sha256(f *os.File, st *unix.Stat_t) string {
 	a.hashes[k] = sum
 	a.hashMu.Unlock()
 	return sum
+}
+
+// exited reports whether the process of pidfd has exited: a pidfd polls
+// readable then. (Signal 0 would need CAP_KILL for other users' processes.)
+func exited(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != nil || n != 0
+	}
 }
