@@ -27,7 +27,8 @@ type ProcessAttestor interface {
 
 // ContainerResolver names the container an address belongs to (attest/docker).
 type ContainerResolver interface {
-	Resolve(addr netip.Addr) (*agent.Container, error)
+	// Resolve names the container of the connection from remote to local.
+	Resolve(local, remote netip.AddrPort) (*agent.Container, error)
 }
 
 var (
@@ -62,7 +63,10 @@ func (s *Server) workloadGetters(ci *connInfo) {
 				ci.ctrErr = errNoDocker
 				return
 			}
-			ci.ctr, ci.ctrErr = s.containers.Resolve(ci.remote.Addr().Unmap())
+			ci.ctr, ci.ctrErr = s.containers.Resolve(ci.local, ci.remote)
+			if ci.ctrErr != nil {
+				s.log.Debug("container lookup failed: container conditions fail closed for this connection", zap.Error(ci.ctrErr))
+			}
 		})
 		return ci.ctr, ci.ctrErr
 	}

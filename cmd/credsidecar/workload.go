@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"go.uber.org/zap"
 
+	"github.com/credsidecar/credsidecar/attest/docker"
 	"github.com/credsidecar/credsidecar/attest/proc"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
@@ -31,4 +36,32 @@ func (d *daemon) workload(cfg *config.Config) imds.ProcessAttestor {
 		d.log.Info("process attestation ready", zap.String("systemd_root", pa.Root()))
 	}
 	return pa
+}
+
+// containers builds the Docker resolver when a client matches on
+// containers (the API is asked nothing otherwise). dockerd being down is a
+// warning, not a failure: container conditions fail closed until it
+// answers, and Run keeps retrying.
+func (d *daemon) containers(cfg *config.Config) (imds.ContainerResolver, error) {
+	if !cfg.NeedsContainers() {
+		return nil, nil
+	}
+	count := d.metrics.Identifications()
+	r, err := docker.New(docker.Options{
+		Host: cfg.Docker.HostOrDefault(), Logger: d.log.Named("docker"),
+		Outcome: func(o string) { count("container", o) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker.host: %w", err)
+	}
+	d.docker = r
+	return r, nil
+}
+
+// runDocker keeps the resolver's map until ctx ends.
+func (d *daemon) runDocker(ctx context.Context) error {
+	if d.docker == nil {
+		return nil
+	}
+	return d.docker.Run(ctx, time.After)
 }
