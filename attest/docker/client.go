@@ -130,10 +130,10 @@ type (
 		ID string `json:"Id"`
 	}
 	containerJSON struct {
-		ID     string `json:"Id"`
-		Name   string `json:"Name"`
-		Image  string `json:"Image"` // the image ID
-		State  struct {
+		ID    string `json:"Id"`
+		Name  string `json:"Name"`
+		Image string `json:"Image"` // the image ID
+		State struct {
 			Running bool `json:"Running"`
 			Pid     int  `json:"Pid"`
 		} `json:"State"`
