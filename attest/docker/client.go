@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,13 @@ const (
 // client talks to one Engine API socket.
 type client struct {
 	http    *http.Client
-	version string // negotiated, e.g. "1.41"
+	version atomic.Value // string: negotiated, e.g. "1.41"
+}
+
+// ver is the negotiated API version ("" before negotiate).
+func (c *client) ver() string {
+	v, _ := c.version.Load().(string)
+	return v
 }
 
 // errNotFound is the API's 404.
@@ -84,7 +91,7 @@ func (c *client) negotiate(ctx context.Context) error {
 	if versionLess(maxAPI, v) {
 		v = maxAPI
 	}
-	c.version = v
+	c.version.Store(v)
 	return nil
 }
 
@@ -97,7 +104,7 @@ func versionLess(a, b string) bool {
 }
 
 func (c *client) get(ctx context.Context, path string, query url.Values, out any) error {
-	u := "http://docker/v" + c.version + path
+	u := "http://docker/v" + c.ver() + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -194,7 +201,7 @@ func (c *client) image(ctx context.Context, id string) (*imageJSON, error) {
 // stream breaks. ready is called once the stream is open.
 func (c *client) events(ctx context.Context, ready func(), fn func(event)) error {
 	filters := `{"type":["container","network"]}`
-	u := "http://docker/v" + c.version + "/events?filters=" + url.QueryEscape(filters)
+	u := "http://docker/v" + c.ver() + "/events?filters=" + url.QueryEscape(filters)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fmt.Errorf("docker events: %w", err)

@@ -162,7 +162,7 @@ func (r *Resolver) session(ctx context.Context) error {
 		return err
 	}
 	r.up.Store(true)
-	r.log.Info("docker API ready", zap.String("api_version", r.c.version))
+	r.log.Info("docker API ready", zap.String("api_version", r.c.ver()))
 	for {
 		select {
 		case err := <-errc:
@@ -268,9 +268,6 @@ func (r *Resolver) Resolve(local, remote netip.AddrPort) (*agent.Container, erro
 }
 
 func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, error) {
-	if !r.up.Load() {
-		return nil, ErrUnavailable
-	}
 	addr := remote.Addr().Unmap()
 	r.mu.RLock()
 	ids := append([]string(nil), r.byAddr[addr]...)
@@ -289,6 +286,14 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 	defer func() { <-r.sem }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if !r.up.Load() {
+		// The map is not kept (starting, or dockerd was down): ask the
+		// API directly, which also finds out whether it is back.
+		if err := r.c.negotiate(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		ids = nil
+	}
 	var cj *containerJSON
 	if len(ids) == 1 {
 		c, err := r.c.inspect(ctx, ids[0])
@@ -298,25 +303,23 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 	}
 	if cj == nil {
 		// Unknown to the map, or the map is behind: ask the API itself.
-		list, err := r.c.list(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		var found []*containerJSON
-		for _, e := range list {
-			c, err := r.c.inspect(ctx, e.ID)
-			if err == nil && c.State.Running && holds(c, addr) {
-				found = append(found, c)
+		// A container's process can connect before dockerd lists it as
+		// running: an address nobody holds is asked about again for
+		// about a second before it counts as unknown.
+		var err error
+		for wait := 50 * time.Millisecond; ; wait *= 2 {
+			cj, err = r.find(ctx, addr)
+			if !errors.Is(err, ErrUnknown) || wait > 800*time.Millisecond {
+				break
 			}
-			r.refresh(ctx, e.ID)
+			select {
+			case <-ctx.Done():
+				return nil, ErrUnknown
+			case <-time.After(wait):
+			}
 		}
-		switch len(found) {
-		case 0:
-			return nil, ErrUnknown
-		case 1:
-			cj = found[0]
-		default:
-			return nil, ErrAmbiguous
+		if err != nil {
+			return nil, err
 		}
 	}
 	if strings.HasPrefix(cj.HostConfig.NetworkMode, "container:") {
@@ -332,6 +335,30 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 		return nil, fmt.Errorf("%w: image %s: %v", ErrUnavailable, cj.Image, err)
 	}
 	return describe(cj, img), nil
+}
+
+// find lists the running containers and returns the one holding addr.
+func (r *Resolver) find(ctx context.Context, addr netip.Addr) (*containerJSON, error) {
+	list, err := r.c.list(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var found []*containerJSON
+	for _, e := range list {
+		c, err := r.c.inspect(ctx, e.ID)
+		if err == nil && c.State.Running && holds(c, addr) {
+			found = append(found, c)
+		}
+		r.refresh(ctx, e.ID)
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrUnknown
+	case 1:
+		return found[0], nil
+	default:
+		return nil, ErrAmbiguous
+	}
 }
 
 // holds reports whether the container has addr on one of its networks.
@@ -384,7 +411,7 @@ func describe(cj *containerJSON, img *imageJSON) *agent.Container {
 // Inspect describes the container with this name or id (for explain), and
 // returns its first address.
 func (r *Resolver) Inspect(ctx context.Context, name string) (*agent.Container, netip.Addr, error) {
-	if r.c.version == "" {
+	if r.c.ver() == "" {
 		if err := r.c.negotiate(ctx); err != nil {
 			return nil, netip.Addr{}, err
 		}
