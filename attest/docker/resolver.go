@@ -299,6 +299,8 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 		c, err := r.c.inspect(ctx, ids[0])
 		if err == nil && c.State.Running && holds(c, addr) {
 			cj = c
+		} else {
+			r.refresh(ctx, ids[0]) // gone or moved: out of the map
 		}
 	}
 	if cj == nil {
@@ -325,7 +327,7 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 	if strings.HasPrefix(cj.HostConfig.NetworkMode, "container:") {
 		return nil, errSharedNet
 	}
-	if r.procNet && cj.State.Pid > 0 {
+	if r.procNet && cj.State.Pid > 0 && pidOf(cj.State.Pid, cj.ID) {
 		if ok, err := inTCPTable(cj.State.Pid, remote, local); err == nil && !ok {
 			return nil, ErrSpoofed
 		}
@@ -344,12 +346,27 @@ func (r *Resolver) find(ctx context.Context, addr netip.Addr) (*containerJSON, e
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	var found []*containerJSON
+	listed := make(map[string]bool, len(list))
 	for _, e := range list {
+		listed[e.ID] = true
 		c, err := r.c.inspect(ctx, e.ID)
 		if err == nil && c.State.Running && holds(c, addr) {
 			found = append(found, c)
 		}
 		r.refresh(ctx, e.ID)
+	}
+	// Containers the list no longer has leave the map (their events may
+	// still be on the way).
+	r.mu.RLock()
+	var stale []string
+	for id := range r.addrs {
+		if !listed[id] {
+			stale = append(stale, id)
+		}
+	}
+	r.mu.RUnlock()
+	for _, id := range stale {
+		r.refresh(ctx, id)
 	}
 	switch len(found) {
 	case 0:
@@ -483,4 +500,13 @@ func inChildPIDNamespace() bool {
 		}
 	}
 	return false
+}
+
+// pidOf reports whether pid, in the sidecar's PID namespace, is the
+// container's process: its cgroup path names the container's id. (A
+// sidecar in a PID namespace of its own may have an unrelated pid of that
+// number.)
+func pidOf(pid int, id string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	return err == nil && id != "" && strings.Contains(string(b), id)
 }
