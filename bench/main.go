@@ -167,6 +167,8 @@ type report struct {
 	RSSSessKB     int         `json:"rss_sessions_kb,omitempty"`
 	Profile       string      `json:"cpu_profile,omitempty"`
 	ColdProfile   string      `json:"cold_cpu_profile,omitempty"`
+	// Unit is the systemd_unit client's run (unit.go).
+	Unit *unitFigures `json:"systemd_unit,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -351,6 +353,10 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
 	rep.Single = compare(oneBare, oneSide)
 
+	if err := unitRun(ctx, o, bin, dir, bare, rep, progress); err != nil {
+		return err
+	}
+
 	if o.cpuprofile != "" {
 		if err := profile(ctx, side, o.cpuprofile, o.duration, progress, func(d time.Duration) {
 			keepAlive(ctx, side.addr, targets[1].req, o.conns, d)
@@ -487,6 +493,7 @@ func printReport(w io.Writer, r *report) {
 	table(fmt.Sprintf("cold SDK sequence on a new connection each time (PUT token, GET role list, GET credentials), %d workers", r.ColdConns),
 		"seq/s", r.Cold, true)
 	table("single connection, closed loop", "req/s", r.Single, false)
+	printUnit(w, r.Unit)
 	fmt.Fprintf(w, "memory (VmRSS)\n")
 	fmt.Fprintf(w, "  sidecar idle                 %s\n", mib(r.RSSIdleKB))
 	fmt.Fprintf(w, "  sidecar under load (peak)    %s   (bare server: %s)\n", mib(r.RSSLoadKB), mib(r.BareRSSLoadKB))
