@@ -34,3 +34,6 @@ func (a *Attestor) ByPIDHolding(int, uint64) (*agent.Process, error) {
 
 // SetHash does nothing outside Linux.
 func (a *Attestor) SetHash(bool) {}
+
+// Root is "" outside Linux.
+func (a *Attestor) Root() string { return "" }
