@@ -168,7 +168,8 @@ type report struct {
 	Profile       string      `json:"cpu_profile,omitempty"`
 	ColdProfile   string      `json:"cold_cpu_profile,omitempty"`
 	// Unit is the systemd_unit client's run (unit.go).
-	Unit *unitFigures `json:"systemd_unit,omitempty"`
+	Unit        *unitFigures `json:"systemd_unit,omitempty"`
+	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -353,8 +354,10 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
 	rep.Single = compare(oneBare, oneSide)
 
-	if err := unitRun(ctx, o, bin, dir, bare, rep, progress); err != nil {
-		return err
+	for _, same := range []bool{false, true} {
+		if err := unitRun(ctx, o, bin, dir, bare, rep, same, progress); err != nil {
+			return err
+		}
 	}
 
 	if o.cpuprofile != "" {
@@ -494,6 +497,7 @@ func printReport(w io.Writer, r *report) {
 		"seq/s", r.Cold, true)
 	table("single connection, closed loop", "req/s", r.Single, false)
 	printUnit(w, r.Unit)
+	printUnit(w, r.UnitSameUID)
 	fmt.Fprintf(w, "memory (VmRSS)\n")
 	fmt.Fprintf(w, "  sidecar idle                 %s\n", mib(r.RSSIdleKB))
 	fmt.Fprintf(w, "  sidecar under load (peak)    %s   (bare server: %s)\n", mib(r.RSSLoadKB), mib(r.BareRSSLoadKB))

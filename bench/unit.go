@@ -9,14 +9,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // unitFigures is the cost of recognising callers by systemd unit.
 type unitFigures struct {
-	OtherProcesses int        `json:"other_processes"`
-	Cold           comparison `json:"cold_sequence"`
-	KeepAlive      comparison `json:"keep_alive"`
+	OtherProcesses int `json:"other_processes"`
+	// SameUID: the other processes run as the load generator's uid (the
+	// attestor scans that uid's processes: the worst case); otherwise as
+	// nobody (65534), like other services on a host.
+	SameUID   bool       `json:"other_processes_same_uid"`
+	Cold      comparison `json:"cold_sequence"`
+	KeepAlive comparison `json:"keep_alive"`
 	// IdentifyUs is the extra p50 of a cold sequence over the plain
 	// sidecar's: the identification cost of one new connection.
 	IdentifyUs float64 `json:"identify_per_connection_us"`
@@ -29,10 +34,14 @@ type unitFigures struct {
 // `others` other processes of its uid run (the attestor scans that uid's
 // /proc/PID/fd), then runs the cold SDK sequence and keep-alive load
 // against it and against the bare server. Needs root; skipped otherwise.
-func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, rep *report, progress func(string, ...any)) error {
+func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, rep *report, sameUID bool, progress func(string, ...any)) error {
 	const others = 1000
-	u := &unitFigures{OtherProcesses: others}
-	rep.Unit = u
+	u := &unitFigures{OtherProcesses: others, SameUID: sameUID}
+	if sameUID {
+		rep.UnitSameUID = u
+	} else {
+		rep.Unit = u
+	}
 	mnt := "/sys/fs/cgroup/systemd"
 	if _, err := os.Stat(mnt + "/cgroup.procs"); err != nil {
 		mnt = "/sys/fs/cgroup"
@@ -46,7 +55,7 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		u.Skipped = err.Error()
 		return nil
 	}
-	side, err := startSidecar(ctx, bin, dir, "sidecar-unit", unitConfig(), false)
+	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(), false)
 	if err != nil {
 		return err
 	}
@@ -61,6 +70,9 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 	}()
 	for range others {
 		c := exec.Command("sleep", "3600")
+		if !sameUID {
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		}
 		if err := c.Start(); err != nil {
 			return fmt.Errorf("start other processes: %w", err)
 		}
@@ -165,7 +177,11 @@ func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
 		fmt.Fprintf(w, "systemd_unit client: skipped (%s)\n\n", u.Skipped)
 		return
 	}
-	fmt.Fprintf(w, "systemd_unit client (the load generator runs in system.slice/credsidecar-bench.service; %d other processes of its uid)\n", u.OtherProcesses)
+	whose := "of uid 65534"
+	if u.SameUID {
+		whose = "of the load generator's own uid: the worst case, all scanned"
+	}
+	fmt.Fprintf(w, "systemd_unit client (the load generator runs in system.slice/credsidecar-bench.service; %d other processes %s)\n", u.OtherProcesses, whose)
 	fmt.Fprintf(w, "  cold SDK sequence   sidecar %8.0f seq/s, bare %8.0f seq/s: ratio %.3f (goal >= 0.80); p50 %s vs %s\n",
 		u.Cold.Sidecar.RPS, u.Cold.Bare.RPS, u.Cold.Ratio, fmtDur(u.Cold.Sidecar.P50us), fmtDur(u.Cold.Bare.P50us))
 	fmt.Fprintf(w, "  keep-alive          sidecar %8.0f req/s, bare %8.0f req/s: ratio %.3f (attested once per connection)\n",
