@@ -96,6 +96,9 @@ func New(opts Options) (*Resolver, error) {
 	return r, nil
 }
 
+// Ping negotiates the API version: it fails when the API does not answer.
+func (r *Resolver) Ping(ctx context.Context) error { return r.c.negotiate(ctx) }
+
 // Up reports whether the map is being kept (the API answered and the
 // events stream is open).
 func (r *Resolver) Up() bool { return r.up.Load() }

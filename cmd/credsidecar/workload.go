@@ -65,3 +65,23 @@ func (d *daemon) runDocker(ctx context.Context) error {
 	}
 	return d.docker.Run(ctx, time.After)
 }
+
+// dockerReachable is check-config's warning when a client matches on
+// containers and the Engine API does not answer ("" otherwise): not an
+// error, since serve starts anyway (those clients fail closed) and recovers
+// when dockerd comes back.
+func dockerReachable(cfg *config.Config) string {
+	if !cfg.NeedsContainers() {
+		return ""
+	}
+	r, err := docker.New(docker.Options{Host: cfg.Docker.HostOrDefault()})
+	if err != nil {
+		return err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := r.Ping(ctx); err != nil {
+		return fmt.Sprintf("clients match on container, but the Docker API at %s does not answer (%v): they fail closed until it does", cfg.Docker.HostOrDefault(), err)
+	}
+	return ""
+}
