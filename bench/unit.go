@@ -22,8 +22,13 @@ type unitFigures struct {
 	SameUID   bool       `json:"other_processes_same_uid"`
 	Cold      comparison `json:"cold_sequence"`
 	KeepAlive comparison `json:"keep_alive"`
-	// IdentifyUs is the extra p50 of a cold sequence over the plain
-	// sidecar's: the identification cost of one new connection.
+	// UIDCold is the same cold load against a sidecar whose client is
+	// matched by uids: the sock_diag lookup alone (bounded and coalesced
+	// by imds), which a unit match also needs.
+	UIDCold figures `json:"uid_client_cold_sequence"`
+	// IdentifyUs is the extra p50 of a cold sequence over the uids
+	// client's: what attestation (the /proc scan, pidfd, cgroup) adds to
+	// one new connection.
 	IdentifyUs float64 `json:"identify_per_connection_us"`
 	Skipped    string  `json:"skipped,omitempty"`
 }
@@ -55,11 +60,16 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		u.Skipped = err.Error()
 		return nil
 	}
-	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(), false)
+	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(`systemd_unit: credsidecar-bench.service`), false)
 	if err != nil {
 		return err
 	}
 	defer side.stop()
+	uidSide, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-uid-%v", sameUID), unitConfig(fmt.Sprintf("uids: [%d]", os.Geteuid())), false)
+	if err != nil {
+		return err
+	}
+	defer uidSide.stop()
 	progress("starting %d other processes", others)
 	var sleeps []*exec.Cmd
 	defer func() {
@@ -101,14 +111,16 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		return fmt.Errorf("the unit-matched client was refused: %w", err)
 	}
 	each := max(o.coldDuration/time.Duration(o.rounds), 200*time.Millisecond)
-	coldBare, coldUnit := &result{}, &result{}
+	coldBare, coldUnit, coldUID := &result{}, &result{}, &result{}
 	for round := range o.rounds {
 		progress("unit-matched cold sequences round %d/%d, %s each", round+1, o.rounds, each)
 		coldBare.merge(coldSequence(ctx, bare.addr, bare.addr, o.coldConns, each))
 		coldUnit.merge(coldSequence(ctx, side.addr, side.addr, o.coldConns, each))
+		coldUID.merge(coldSequence(ctx, uidSide.addr, uidSide.addr, o.coldConns, each))
 	}
 	u.Cold = compare(coldBare, coldUnit)
-	u.IdentifyUs = u.Cold.Sidecar.P50us - rep.Cold.Sidecar.P50us
+	u.UIDCold = figuresOf(coldUID)
+	u.IdentifyUs = u.Cold.Sidecar.P50us - u.UIDCold.P50us
 	credReq := func(addr string) []byte {
 		return []byte("GET /latest/meta-data/iam/security-credentials/app HTTP/1.1\r\nHost: " + addr +
 			"\r\nX-aws-ec2-metadata-token: " + token + "\r\n\r\n")
@@ -148,7 +160,7 @@ func ownCgroup() (string, error) {
 	return unified, nil
 }
 
-func unitConfig() string {
+func unitConfig(match string) string {
 	return `listen: ["127.0.0.1:0"]
 admin_listen: "127.0.0.1:0"
 region: us-east-1
@@ -164,7 +176,7 @@ roles:
     session_name: "bench-{{.Client}}"
 clients:
   - name: bench-unit
-    match: { systemd_unit: credsidecar-bench.service }
+    match: { ` + match + ` }
     roles: [app]
 `
 }
@@ -186,5 +198,6 @@ func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
 		u.Cold.Sidecar.RPS, u.Cold.Bare.RPS, u.Cold.Ratio, fmtDur(u.Cold.Sidecar.P50us), fmtDur(u.Cold.Bare.P50us))
 	fmt.Fprintf(w, "  keep-alive          sidecar %8.0f req/s, bare %8.0f req/s: ratio %.3f (attested once per connection)\n",
 		u.KeepAlive.Sidecar.RPS, u.KeepAlive.Bare.RPS, u.KeepAlive.Ratio)
-	fmt.Fprintf(w, "  identification per new connection: %s (cold p50 over the plain sidecar's)\n\n", fmtDur(u.IdentifyUs))
+	fmt.Fprintf(w, "  uids client, same load %8.0f seq/s, p50 %s (sock_diag alone, coalesced under load)\n", u.UIDCold.RPS, fmtDur(u.UIDCold.P50us))
+	fmt.Fprintf(w, "  attestation per new connection: %s (cold p50 over the uids client's)\n\n", fmtDur(u.IdentifyUs))
 }
