@@ -1,9 +1,5 @@
 //go:build linux
 
-// BenchmarkAttest is one attestation of a held socket, uncontended: a
-// scan of the caller uid's /proc/PID/fd, the pidfd-pinned reads, the
-// re-check.
-
 package proc
 
 import (
@@ -12,6 +8,9 @@ import (
 	"testing"
 )
 
+// BenchmarkAttest is one attestation of a held socket, uncontended: a
+// scan of the caller uid's /proc/PID/fd, the pidfd-pinned reads, the
+// re-check.
 func BenchmarkAttest(b *testing.B) {
 	a, _, err := New(Options{})
 	if err != nil {
