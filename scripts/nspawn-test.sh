@@ -132,11 +132,15 @@ log "billing.service is $arn"
 
 # --- impostors: by hand, and as another unit --------------------------------------
 env=(AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:8169/ AWS_ENDPOINT_URL_STS=http://127.0.0.1:8171 AWS_REGION=us-east-1 AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv4)
-if out=$(inside env "${env[@]}" /usr/local/bin/sdkcaller 2>&1); then die "started by hand, the client got $out"; fi
-log "by hand: refused (${out: -60})"
+# env -i: nothing of this script's environment (AWS_CA_BUNDLE, proxies, …)
+# reaches the client; the refusal must be the sidecar's 403.
+if out=$(inside env -i PATH=/usr/bin:/bin "${env[@]}" /usr/local/bin/sdkcaller 2>&1); then die "started by hand, the client got $out"; fi
+grep -q 'StatusCode: 403' <<<"$out" || die "started by hand, the client failed otherwise: $out"
+log "by hand: refused with 403"
 if out=$(inside systemd-run --quiet --wait --pipe --unit=billing-impostor.service $(printf -- '-E %s ' "${env[@]}") /usr/local/bin/sdkcaller 2>&1); then
   die "as billing-impostor.service, the client got $out"
 fi
-log "as billing-impostor.service: refused"
+grep -q 'StatusCode: 403' <<<"$out" || die "as billing-impostor.service, the client failed otherwise: $out"
+log "as billing-impostor.service: refused with 403"
 inside journalctl --no-pager -u credsidecar.service -o cat | grep -c '"credentials issued"' | sed 's/^/  credentials issued: /'
 log "PASS"
