@@ -16,7 +16,16 @@ import (
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/cut"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
+)
+
+// Bounds of what log lines and error messages carry, in bytes: a role
+// name from a URL, an error text from a source (STS messages name ARNs
+// and session names, all bounded, but the text is not ours).
+const (
+	maxLoggedRole  = 128
+	maxLoggedError = 1024
 )
 
 // Refresh policy, in one place (see refreshAt).
@@ -172,6 +181,9 @@ func (a *Agent) Close() {
 // follows cache.max_entries.
 func (a *Agent) Apply(cfg *config.Config) {
 	st := compile(cfg)
+	// The bound first: between the two, a larger one would let the LRU
+	// evict on its own (bypassing the fair choice of makeRoom).
+	a.lru.Resize(cfg.Cache.MaxEntries)
 	a.state.Store(st)
 	live := map[string]bool{}
 	for _, r := range st.roles {
@@ -182,7 +194,6 @@ func (a *Agent) Apply(cfg *config.Config) {
 			a.lru.Remove(k)
 		}
 	}
-	a.lru.Resize(cfg.Cache.MaxEntries)
 	a.negMu.Lock()
 	a.neg.Purge()
 	a.negMu.Unlock()
@@ -312,7 +323,9 @@ func (a *Agent) CredentialsFor(ctx context.Context, id Identity, c *Caller, role
 	if r == nil || !cl.roles[roleName] {
 		// Same answer for "does not exist" and "not yours": no caller
 		// learns which roles exist.
-		return nil, errorf(KindRoleNotAllowed, nil, "no such role for this caller: %q", roleName)
+		// The name comes from the URL: bounded, as every log line and
+		// audit field is, should this message ever be logged.
+		return nil, errorf(KindRoleNotAllowed, nil, "no such role for this caller: %q", cut.String(roleName, maxLoggedRole))
 	}
 	return a.get(ctx, st, cl, r, c)
 }
@@ -361,7 +374,7 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 	if n, ok := a.negativeHit(id.key); ok {
 		return nil, a.callerError(r, n)
 	}
-	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name}
+	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name, tags: id.tags}
 	if r.via != nil {
 		// Each hop is cached too; a renewal asks the cache for the previous
 		// hop's current credentials rather than reusing ones that may have
@@ -383,12 +396,12 @@ func (a *Agent) callerError(r *role, err error) error {
 	}
 	var se *SourceError
 	if errors.As(err, &se) && !se.Retryable {
-		return errorf(KindSourceRejected, err, "STS refused role %q: %s", r.cfg.Name, se.Error())
+		return errorf(KindSourceRejected, err, "STS refused role %q: %s", r.cfg.Name, cut.String(se.Error(), maxLoggedError))
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return errorf(KindUnavailable, err, "STS did not answer in time for role %q and no valid credentials are cached", r.cfg.Name)
 	}
-	return errorf(KindUnavailable, err, "STS failed for role %q and no valid credentials are cached: %s", r.cfg.Name, err.Error())
+	return errorf(KindUnavailable, err, "STS failed for role %q and no valid credentials are cached: %s", r.cfg.Name, cut.String(err.Error(), maxLoggedError))
 }
 
 func (a *Agent) negativeHit(key string) (error, bool) {
@@ -458,10 +471,13 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		return nil, &SourceError{Code: "ShuttingDown", Message: "the sidecar is shutting down", Retryable: true}
 	}
 	defer a.wg.Done()
-	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
+	ctx, cancel := withClockTimeout(a.ctx, a.clk, a.timeout)
 	defer cancel()
 	req := e.role.req
 	req.SessionName = e.session
+	if e.tags != nil {
+		req.Tags = e.tags
+	}
 	if e.via != nil {
 		via, err := e.via(ctx)
 		if err != nil {
@@ -485,7 +501,7 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		a.remember(e.key, err)
 		a.log.Warn("credential request failed",
 			zap.String("client", e.client), zap.String("role", e.role.cfg.Name),
-			zap.String("session", e.session), zap.Error(err))
+			zap.String("session", e.session), zap.String("error", cut.String(err.Error(), maxLoggedError)))
 		return nil, err
 	}
 	a.metrics.STSRequest(op, "success")

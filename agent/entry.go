@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/cut"
 )
 
 // entry is one cached session. Its credentials are swapped atomically, so
@@ -20,6 +21,8 @@ type entry struct {
 	role        *role
 	client      string
 	session     string
+	// tags are the session's rendered tags (nil: the role's own).
+	tags []Tag
 	// via returns the previous hop's current credentials (chained roles only).
 	via func(context.Context) (*Credentials, error)
 
@@ -29,6 +32,10 @@ type entry struct {
 	// lastUsedNs is the last hit recorded (unix ns, coarse: see touch).
 	lastUsedNs atomic.Int64
 	lastTouch  atomic.Int64
+	// counted: the entry is in its client's count of cached sessions
+	// (fair.go); count and uncount are idempotent through it, whichever
+	// of install and eviction runs first.
+	counted atomic.Bool
 	// installedNs is when the current credentials were installed.
 	installedNs atomic.Int64
 	// retired: nobody used the session since its last renewal, so it is
@@ -121,13 +128,10 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		}
 		a.entries.Store(e.key, e)
 		a.lru.Add(e.key, e) // replacing a value does not call onEvict
-		switch {
-		case !had:
-			a.holdDelta(e.client, 1)
-		case prev != e:
-			a.holdDelta(prev.client, -1)
-			a.holdDelta(e.client, 1)
+		if had && prev != e {
+			a.uncount(prev) // replacing a value does not call onEvict
 		}
+		a.count(e)
 		a.fair.room.Unlock()
 	}
 	a.arm(e, at.Sub(now), a.onRefreshDue)
@@ -158,7 +162,7 @@ func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
 // and its refresher stops.
 func (a *Agent) onEvict(key string, e *entry) {
 	a.entries.CompareAndDelete(key, e)
-	a.holdDelta(e.client, -1)
+	a.uncount(e)
 	e.mu.Lock()
 	e.gone = true
 	if e.timer != nil {
@@ -272,10 +276,10 @@ func (a *Agent) warmUp(st *state) {
 		}
 		go func() {
 			defer a.wg.Done()
-			ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
+			ctx, cancel := withClockTimeout(a.ctx, a.clk, a.timeout)
 			defer cancel()
 			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {
-				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.Error(err))
+				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.String("error", cut.String(err.Error(), maxLoggedError)))
 			}
 		}()
 	}

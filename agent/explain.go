@@ -20,7 +20,7 @@ type ClientCheck struct {
 	// Matched is true for the client the caller is.
 	Matched bool
 	// Failed names the match condition that did not hold: "token",
-	// "source_cidrs", "uids", or a workload key ("systemd_unit",
+	// "jwt", "source_cidrs", "uids", or a workload key ("systemd_unit",
 	// "systemd_user_unit", "cgroup", "exe", "exe_sha256", "container");
 	// "" when it matched.
 	Failed string
@@ -70,6 +70,16 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 		digest = sha256.Sum256([]byte(c.Token))
 	}
 	_, tokenKnown := st.byToken[digest]
+	// A token no client holds may be a JWT that jwt clients take.
+	var j *JWT
+	jwtErr := errors.New("the token is a client's own token (match.token), not checked as a JWT")
+	if c.HasToken && !tokenKnown && len(st.jwtClients) > 0 {
+		jwtErr = errors.New("the front end verifies no JWTs")
+		if c.JWT != nil {
+			j, jwtErr = c.JWT()
+		}
+		tokenKnown = jwtErr == nil && len(st.jwtMatching(j)) > 0
+	}
 	uid, uidErr := uint32(0), errors.New("no uid given")
 	if c.UID != nil {
 		uid, uidErr = c.UID()
@@ -90,6 +100,12 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 			chk.Failed, chk.Why = "token", "the caller presents no token"
 		case cl.tokenHash != nil && subtle.ConstantTimeCompare(cl.tokenHash, digest[:]) != 1:
 			chk.Failed, chk.Why = "token", "the caller's token is not this client's"
+		case cl.jwt != nil && !c.HasToken:
+			chk.Failed, chk.Why = "jwt", "the caller presents no token"
+		case cl.jwt != nil && jwtErr != nil:
+			chk.Failed, chk.Why = "jwt", fmt.Sprintf("the token is not accepted as a JWT: %v", jwtErr)
+		case cl.jwt != nil && cl.jwt.check(j) != "":
+			chk.Failed, chk.Why = "jwt", cl.jwt.check(j)
 		case len(cl.cidrs) > 0 && !containsAddr(cl.cidrs, c.Addr):
 			chk.Failed, chk.Why = "source_cidrs", fmt.Sprintf("address %s is not in %s", addrString(c), prefixes(cl))
 		case len(cl.uids) > 0 && uidErr != nil:
@@ -97,7 +113,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 		case len(cl.uids) > 0 && !slices.Contains(cl.uids, uid):
 			chk.Failed, chk.Why = "uids", fmt.Sprintf("uid %d is not among %s", uid, uids(cl.uids))
 		case cl.wl != nil && workloadFails(cl.wl, &wa, &chk):
-		case cl.tokenHash == nil && c.HasToken && passed != "":
+		case cl.tokenHash == nil && cl.jwt == nil && c.HasToken && passed != "":
 			chk.Failed, chk.Why = "token", fmt.Sprintf("the caller's token belongs to client %q, listed before this one, whose other conditions failed; a presented token never falls back to address or uid trust", passed)
 		case c.HasToken && !tokenKnown:
 			// A presented token that no client holds is refused outright,
@@ -108,6 +124,9 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 		}
 		ex.Clients = append(ex.Clients, chk)
 		if !chk.Matched && passed == "" && cl != nil && cl.tokenHash != nil && c.HasToken && subtle.ConstantTimeCompare(cl.tokenHash, digest[:]) == 1 {
+			passed = cc.Name
+		}
+		if !chk.Matched && passed == "" && cl != nil && cl.jwt != nil && j != nil && cl.jwt.check(j) == "" {
 			passed = cc.Name
 		}
 		if chk.Matched {

@@ -38,12 +38,17 @@ type budgetWaiter struct {
 
 // waitBudget takes one token of the STS request budget, on the agent's
 // clock. A miss (foreground) takes a token at once when nobody is queued,
-// else queues for its client's turn. A background renewal only spends
-// while nobody waits and at least half the burst is left, so renewals never
-// starve callers' misses; otherwise it waits.
+// else queues for its client's turn. A background renewal spends freely
+// only while nobody is queued and at least half the burst is left, so
+// renewals never starve callers' misses; when misses are queued it queues
+// for its own client's turn like one, so one client's backlog of misses
+// cannot starve every other client's renewals either (their sessions would
+// run into the SDKs' stale window).
 func (a *Agent) waitBudget(ctx context.Context, client string, foreground bool) error {
 	if !foreground {
-		return a.waitBackground(ctx)
+		if queued, err := a.waitBackground(ctx); !queued {
+			return err
+		}
 	}
 	f := &a.fair
 	f.mu.Lock()
@@ -149,9 +154,10 @@ func (f *fairness) dropLocked(client string, w *budgetWaiter) {
 	}
 }
 
-// waitBackground is a renewal's wait: it yields to queued misses and keeps
-// half the burst for them.
-func (a *Agent) waitBackground(ctx context.Context) error {
+// waitBackground is a renewal's wait while nobody is queued: it keeps half
+// the burst for misses. It reports queued when misses are waiting, and the
+// renewal should take its client's turn among them instead.
+func (a *Agent) waitBackground(ctx context.Context) (queued bool, err error) {
 	for {
 		lim := a.budget.Load()
 		reserve := 0.0
@@ -161,20 +167,23 @@ func (a *Agent) waitBackground(ctx context.Context) error {
 		f := &a.fair
 		f.mu.Lock()
 		now := a.clk.Now()
-		queued := len(f.ring) > 0
-		if !queued && lim.TokensAt(now) >= 1+reserve {
+		if len(f.ring) > 0 {
+			f.mu.Unlock()
+			return true, nil
+		}
+		if lim.TokensAt(now) >= 1+reserve {
 			lim.AllowN(now, 1)
 			f.mu.Unlock()
-			return nil
+			return false, nil
 		}
 		f.mu.Unlock()
 		if lim.Limit() <= 0 {
-			return errors.New("sts.max_qps allows no request at all")
+			return false, errors.New("sts.max_qps allows no request at all")
 		}
 		need := 1 + reserve - lim.TokensAt(now)
 		wait := time.Duration(need / float64(lim.Limit()) * float64(time.Second))
 		if err := a.sleep(ctx, max(wait, time.Millisecond)); err != nil {
-			return err
+			return false, err
 		}
 	}
 }
@@ -201,6 +210,19 @@ func (a *Agent) makeRoom(client string, limit int) {
 			a.lru.Remove(k)
 			return
 		}
+	}
+}
+
+// count and uncount add e to and remove it from its client's count, once.
+func (a *Agent) count(e *entry) {
+	if e.counted.CompareAndSwap(false, true) {
+		a.holdDelta(e.client, 1)
+	}
+}
+
+func (a *Agent) uncount(e *entry) {
+	if e.counted.CompareAndSwap(true, false) {
+		a.holdDelta(e.client, -1)
 	}
 }
 

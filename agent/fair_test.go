@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/credsidecar/credsidecar/internal/clock"
 )
 
 // fairYAML: an attacker-driven client whose session name includes the
@@ -115,5 +117,116 @@ func TestCacheIsSharedByClient(t *testing.T) {
 	}
 	if a.Len() > 20 {
 		t.Fatalf("cache holds %d sessions, bound 20", a.Len())
+	}
+}
+
+// TestRenewalsNotStarvedByABacklog: while one client keeps misses queued
+// on a saturated STS budget, another client's sessions are still renewed
+// in time: its caller never holds credentials inside the SDKs' stale
+// window (renewals take their client's turn among the queued misses).
+func TestRenewalsNotStarvedByABacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFixture(t, 1).clk
+		src := newFakeSource(clk)
+		a, err := New(Options{Source: src, Clock: asyncClock{clk}, DisableWarm: true, FetchTimeout: time.Hour, Rand: func() float64 { return 0.5 }},
+			parseConfig(t, fmt.Sprintf(fairYAML, 100000, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		const hogs, perHog = 20, 200 // 4000 misses: more than 50 min of the budget grants
+		for g := range hogs {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				// A fresh address per request: every one is a miss that
+				// queues for the budget.
+				for i := 0; i < perHog && ctx.Err() == nil; i++ {
+					a.Credentials(ctx, loopbackCaller(g*perHog+i), "wide")
+				}
+			}()
+		}
+		victim := tokenCaller("victim-token")
+		least := time.Duration(1 << 62)
+		type answer struct {
+			c   *Credentials
+			err error
+		}
+		// 50 min: a 1 h session not renewed by then has under 15 min left.
+		for sec := 0; sec < 50*60; sec += 30 {
+			// The request runs beside the clock: a miss waits for the
+			// budget, which only the clock refills.
+			got := make(chan answer, 1)
+			go func() {
+				c, err := a.Credentials(context.Background(), victim, "v1")
+				got <- answer{c, err}
+			}()
+			synctest.Wait() // everyone has queued what they will
+			// Timer by timer (budget dispatches, refresh points), each
+			// one's work done before the clock moves on.
+			clk.AdvanceSettling(30*time.Second, synctest.Wait)
+			synctest.Wait()
+			select {
+			case r := <-got:
+				if r.err != nil {
+					t.Fatalf("victim at +%ds: %v", sec, r.err)
+				}
+				least = min(least, r.c.Expiration.Sub(clk.Now()))
+			default:
+				t.Fatalf("victim at +%ds: no answer within 30 s of budget time", sec)
+			}
+		}
+		cancel() // queued misses give up on their context
+		for range hogs {
+			<-done
+		}
+		t.Logf("over 50 min of a saturated budget (a 1 h session, renewed at about 35 min), the victim never held less than %s", least)
+		if least < 15*time.Minute {
+			t.Fatalf("the victim was handed credentials with %s left", least)
+		}
+	})
+}
+
+// asyncClock runs the fake clock's timer callbacks in goroutines of their
+// own, as the real clock does: the renewal a timer starts must not run on
+// (and block) the goroutine that moves the clock.
+type asyncClock struct{ *clock.Fake }
+
+func (c asyncClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return c.Fake.AfterFunc(d, func() { go f() })
+}
+
+// TestClockDeadline: a source call's deadline runs on the agent's clock
+// and reports DeadlineExceeded; a parent that has already ended ends it at
+// once; cancel reports Canceled.
+func TestClockDeadline(t *testing.T) {
+	clk := clock.NewFake(t0)
+	ctx, cancel := withClockTimeout(context.Background(), clk, time.Minute)
+	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || !d.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("deadline %v %v", d, ok)
+	}
+	clk.Advance(59 * time.Second)
+	if ctx.Err() != nil {
+		t.Fatal("ended early")
+	}
+	clk.Advance(time.Second)
+	<-ctx.Done()
+	if ctx.Err() != context.DeadlineExceeded {
+		t.Fatalf("err %v", ctx.Err())
+	}
+	parent, stop := context.WithCancel(context.Background())
+	stop()
+	ctx2, cancel2 := withClockTimeout(parent, clk, time.Hour)
+	defer cancel2()
+	<-ctx2.Done()
+	if ctx2.Err() != context.Canceled {
+		t.Fatalf("ended parent: %v", ctx2.Err())
+	}
+	ctx3, cancel3 := withClockTimeout(context.Background(), clk, time.Hour)
+	cancel3()
+	if ctx3.Err() != context.Canceled {
+		t.Fatalf("cancel: %v", ctx3.Err())
 	}
 }

@@ -26,6 +26,8 @@ type state struct {
 	// with ten clients or ten thousand.
 	byToken   map[[32]byte][]*client
 	tokenless []*client
+	// jwtClients are the clients whose match has jwt, in file order.
+	jwtClients []*client
 }
 
 type client struct {
@@ -35,6 +37,7 @@ type client struct {
 	cidrs       []netip.Prefix
 	uids        []uint32
 	wl          *workloadMatch // nil when the match has no workload condition
+	jwt         *jwtMatch      // nil when the match has no jwt
 	roles       map[string]bool
 	defaultRole string
 	// sessionKeys memoizes the session key and name per role when the
@@ -42,7 +45,12 @@ type client struct {
 	sessions map[string]sessionID
 }
 
-type sessionID struct{ key, name string }
+type sessionID struct {
+	key, name string
+	// tags are the rendered session tags when the role's tags are
+	// templates (nil: the role's constant tags).
+	tags []Tag
+}
 
 type role struct {
 	cfg *config.Role
@@ -50,18 +58,31 @@ type role struct {
 	// it gives its sessions new keys, and the old ones are dropped.
 	fingerprint string
 	via         *role
-	// perCaller: the session name uses .UID, .Addr or a workload attribute.
+	// perCaller: the session name or a tag template uses .UID, .Addr or
+	// a workload attribute.
 	perCaller bool
-	// needs: which lazy attributes the session name reads.
+	// needs: which lazy workload attributes the session name or a tag
+	// template reads.
 	needs templateNeeds
-	req   Request // template of the source request, without SessionName/Via
+	// jwtFields: the session name or a tag template uses .Subject or
+	// .Claims; defaultName: the session name is the default, which names
+	// a JWT caller's service account. Either makes JWT callers' sessions
+	// per caller.
+	jwtFields, defaultName bool
+	req                    Request // template of the source request, without SessionName/Via
 }
 
 func compile(cfg *config.Config) *state {
 	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), byToken: map[[32]byte][]*client{}}
 	for i := range cfg.Roles {
 		rc := &cfg.Roles[i]
-		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName), needs: workloadNeeds(rc.SessionName)}
+		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName), jwtFields: usesJWTFields(rc.SessionName), defaultName: rc.SessionName == config.DefaultSessionName, needs: workloadNeeds(rc.SessionName)}
+		for k := range rc.TagTemplates {
+			r.perCaller = r.perCaller || usesCallerDetails(rc.Tags[k])
+			r.jwtFields = r.jwtFields || usesJWTFields(rc.Tags[k])
+			n := workloadNeeds(rc.Tags[k])
+			r.needs.proc, r.needs.container = r.needs.proc || n.proc, r.needs.container || n.container
+		}
 		r.req = Request{
 			RoleARN:              rc.ARN,
 			Duration:             rc.Duration.D(),
@@ -91,6 +112,9 @@ func compile(cfg *config.Config) *state {
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
 		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}, wl: compileWorkload(cc.Match.Workload)}
+		if cc.Match.JWT != nil {
+			c.jwt = compileJWTMatch(cc.Match.JWT)
+		}
 		if t := cc.Match.Token; t != nil {
 			switch {
 			case t.SHA256 != "":
@@ -115,7 +139,7 @@ func compile(cfg *config.Config) *state {
 		}
 		for rn := range c.roles {
 			r := st.roles[rn]
-			if r == nil || r.perCaller || (r.via != nil && chainPerCaller(r)) {
+			if r == nil || chainVaries(r, c.jwt != nil) {
 				continue
 			}
 			c.sessions[rn] = sessionFor(r, sessionData{Client: c.name, Role: rn})
@@ -124,6 +148,8 @@ func compile(cfg *config.Config) *state {
 		if c.tokenHash != nil {
 			d := [32]byte(c.tokenHash)
 			st.byToken[d] = append(st.byToken[d], c)
+		} else if c.jwt != nil {
+			st.jwtClients = append(st.jwtClients, c)
 		} else {
 			st.tokenless = append(st.tokenless, c)
 		}
@@ -131,9 +157,11 @@ func compile(cfg *config.Config) *state {
 	return st
 }
 
-func chainPerCaller(r *role) bool {
+// chainVaries reports whether r's session (or a hop's before it) differs
+// between callers of one client: then it cannot be memoized per client.
+func chainVaries(r *role, jwtClient bool) bool {
 	for ; r != nil; r = r.via {
-		if r.perCaller {
+		if r.perCaller || (jwtClient && (r.jwtFields || r.defaultName)) {
 			return true
 		}
 	}
@@ -147,6 +175,7 @@ func fingerprint(r *role, cfg *config.Config) string {
 	for cur := r; cur != nil; cur = cur.via {
 		c := *cur.cfg
 		c.SessionTemplate = nil
+		c.TagTemplates = nil
 		c.Line = 0
 		b, _ := json.Marshal(c)
 		h.Write(b)
@@ -162,7 +191,7 @@ func usesCallerDetails(tmpl string) bool {
 	return strings.Contains(tmpl, ".UID") || strings.Contains(tmpl, ".Addr") || n.proc || n.container
 }
 
-// sessionData is what session_name templates see.
+// sessionData is what session_name and tag templates see.
 type sessionData struct {
 	Client string
 	Role   string
@@ -174,9 +203,19 @@ type sessionData struct {
 	Cgroup    string
 	Exe       string
 	Container string
+	// Subject and Claims are the caller's verified JWT's ("" and nil
+	// when it was identified otherwise).
+	Subject string
+	Claims  map[string]any
+	// jwtDefault is the session name of a JWT caller whose role keeps
+	// the default session_name.
+	jwtDefault string
 }
 
 func sessionName(r *role, d sessionData) string {
+	if r.defaultName && d.jwtDefault != "" {
+		return stsrules.SanitizeSessionName(d.jwtDefault)
+	}
 	var b strings.Builder
 	if r.cfg.SessionTemplate == nil || r.cfg.SessionTemplate.Execute(&b, d) != nil {
 		return stsrules.SanitizeSessionName(d.Client)
@@ -200,9 +239,25 @@ var (
 func (st *state) identify(c *Caller) (*client, *Error) {
 	var withToken []*client
 	if c.HasToken {
-		withToken = st.byToken[sha256.Sum256([]byte(c.Token))]
+		if len(st.byToken) > 0 {
+			// (Skipped when no client holds a token: a JWT-only trust
+			// config pays no digest here.)
+			withToken = st.byToken[sha256.Sum256([]byte(c.Token))]
+		}
 		if len(withToken) == 0 {
-			return nil, errBadToken
+			if len(st.jwtClients) == 0 || c.JWT == nil {
+				return nil, errBadToken
+			}
+			// No client holds the token itself: it may be a JWT that a
+			// jwt client accepts. One that fails verification, or that
+			// no client's jwt condition takes, is a bad token (401).
+			j, err := c.JWT()
+			if err != nil {
+				return nil, &Error{Kind: KindBadToken, Msg: errBadToken.Msg, Err: err}
+			}
+			if withToken = st.jwtMatching(j); len(withToken) == 0 {
+				return nil, errBadToken
+			}
 		}
 	}
 	var uid uint32
@@ -265,12 +320,44 @@ func (st *state) session(cl *client, r *role, c *Caller) sessionID {
 	if id, ok := cl.sessions[r.cfg.Name]; ok {
 		return id
 	}
-	d := sessionData{Client: cl.name, Role: r.cfg.Name, Addr: c.Addr.String()}
-	if c.UID != nil {
-		if u, err := c.UID(); err == nil {
-			d.UID = strconv.FormatUint(uint64(u), 10)
+	var j *JWT
+	if cl.jwt != nil {
+		if j = callerJWT(c); j != nil && !chainVaries(r, false) {
+			// The session depends on the token alone: memoized with it.
+			mk := memoKey{st: st, cl: cl, r: r}
+			if v, ok := j.memo.Load(mk); ok {
+				return v.(sessionID)
+			}
+			id := sessionFor(r, jwtSessionData(cl, r, j, c))
+			j.memo.Store(mk, id)
+			return id
 		}
 	}
+	return sessionFor(r, jwtSessionData(cl, r, j, c))
+}
+
+// jwtSessionData is the template data of caller c (with its JWT j, or nil).
+func jwtSessionData(cl *client, r *role, j *JWT, c *Caller) sessionData {
+	d := sessionData{Client: cl.name, Role: r.cfg.Name}
+	if chainVaries(r, false) {
+		d.Addr = c.Addr.String()
+		if c.UID != nil {
+			if u, err := c.UID(); err == nil {
+				d.UID = strconv.FormatUint(uint64(u), 10)
+			}
+		}
+		workloadSessionData(r, c, &d)
+	}
+	if j != nil {
+		d.Subject, d.Claims = j.Subject, j.Claims
+		d.jwtDefault = defaultJWTSessionName(cl.name, j)
+	}
+	return d
+}
+
+// workloadSessionData fills the workload attributes the templates of r's
+// chain read (only those: each may cost a /proc scan or an API call).
+func workloadSessionData(r *role, c *Caller, d *sessionData) {
 	var needs templateNeeds
 	for hop := r; hop != nil; hop = hop.via {
 		needs.proc = needs.proc || hop.needs.proc
@@ -286,15 +373,22 @@ func (st *state) session(cl *client, r *role, c *Caller) sessionID {
 			d.Container = ctr.Name
 		}
 	}
-	return sessionFor(r, d)
 }
 
 func sessionFor(r *role, d sessionData) sessionID {
 	name := sessionName(r, d)
 	key := r.fingerprint + "/" + name
+	tags := renderTags(r, d)
+	if tags != nil {
+		// The rendered tags are part of what makes the session distinct.
+		key += "#" + tagsDigest(tags)
+	}
 	// A chained role's session is distinct per session of its previous hop.
 	for hop := r.via; hop != nil; hop = hop.via {
 		key += "<" + sessionName(hop, d)
+		if ht := renderTags(hop, d); ht != nil {
+			key += "#" + tagsDigest(ht)
+		}
 	}
-	return sessionID{key: key, name: name}
+	return sessionID{key: key, name: name, tags: tags}
 }

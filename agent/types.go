@@ -37,6 +37,11 @@ type Caller struct {
 	// to (attest/docker); nil where unknown. It is called only when a
 	// client's match has container, or a template reads .Container.
 	Container func() (*Container, error)
+	// JWT verifies the bearer token as a JWT (at most once per token, the
+	// front end caches it); nil where the front end verifies none. It is
+	// called only when a client's match has jwt and no client holds the
+	// token itself.
+	JWT func() (*JWT, error)
 }
 
 // Credentials are one session's temporary credentials. They are immutable

@@ -43,6 +43,7 @@ func signalNotify(ch chan os.Signal) { signal.Notify(ch, os.Interrupt, syscall.S
 // options are the command line.
 type options struct {
 	duration       time.Duration
+	jwt            bool
 	conns          int
 	rounds         int
 	warmup         time.Duration
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.coldConns, "cold-conns", 8, "concurrent cold sequences")
 	fs.DurationVar(&o.singleDuration, "single-duration", 0, "single-connection load per server (default duration/4)")
 	fs.IntVar(&o.sessions, "sessions", 10000, "cached sessions for the memory run (0 skips it)")
+	fs.BoolVar(&o.jwt, "jwt", true, "also measure a JWT client: cached path against bare, and new tokens' first requests")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener)")
 	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file")
@@ -166,7 +168,10 @@ type report struct {
 	RSSIdleSessKB int         `json:"rss_sessions_idle_kb,omitempty"`
 	RSSSessKB     int         `json:"rss_sessions_kb,omitempty"`
 	Profile       string      `json:"cpu_profile,omitempty"`
-	ColdProfile   string      `json:"cold_cpu_profile,omitempty"`
+	// JWTKeepAlive and JWTNewToken are jwtRun's (nil with -jwt=false).
+	JWTKeepAlive *comparison `json:"jwt_keep_alive,omitempty"`
+	JWTNewToken  *figures    `json:"jwt_new_token,omitempty"`
+	ColdProfile  string      `json:"cold_cpu_profile,omitempty"`
 	// Unit is the systemd_unit client's run (unit.go).
 	Unit        *unitFigures `json:"systemd_unit,omitempty"`
 	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
@@ -207,6 +212,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := throughput(ctx, o, bin, dir, rep, progress); err != nil {
 		return err
+	}
+	if o.jwt {
+		if err := jwtRun(ctx, o, bin, dir, rep, progress); err != nil {
+			return err
+		}
 	}
 	if o.sessions > 0 {
 		if err := sessionsRun(ctx, o, bin, dir, rep, progress); err != nil {
@@ -493,6 +503,7 @@ func printReport(w io.Writer, r *report) {
 		verdict = "below the goal of 0.90, above the floor of 0.85"
 	}
 	fmt.Fprintf(w, "  sidecar/bare: throughput %.3f, p99 %.2fx: %s\n\n", r.KeepAlive.Ratio, r.KeepAlive.P99Ratio, verdict)
+	printJWT(w, r)
 	table(fmt.Sprintf("cold SDK sequence on a new connection each time (PUT token, GET role list, GET credentials), %d workers", r.ColdConns),
 		"seq/s", r.Cold, true)
 	table("single connection, closed loop", "req/s", r.Single, false)

@@ -41,6 +41,13 @@ type Config struct {
 	Clients  []Client `yaml:"clients"`
 	// Docker is the Engine API that container matches ask.
 	Docker Docker `yaml:"docker"`
+	// InsecureFileModes is what a secret file (a token file, a
+	// secret_access_key file, the signing key) that other users can read
+	// or replace does: "refuse" (the default) makes it a config error,
+	// "warn" a warning.
+	InsecureFileModes string `yaml:"insecure_file_modes"`
+	// IdentityProviders issue the bearer JWTs that match.jwt accepts.
+	IdentityProviders []IdentityProvider `yaml:"identity_providers"`
 
 	// Path is the file the config was read from ("" when parsed from bytes).
 	Path string `yaml:"-"`
@@ -96,6 +103,10 @@ type Local struct {
 	OIDCProviders   []OIDCProvider    `yaml:"oidc_providers"`
 	Users           []User            `yaml:"users"`
 	ManagedPolicies map[string]Policy `yaml:"managed_policies"`
+
+	// signingKeyLine is the YAML line of signing_key_file (filled by
+	// validation), for problems found when the file is read.
+	signingKeyLine int
 }
 
 // OIDCProvider is an identity provider trusted for AssumeRoleWithWebIdentity.
@@ -135,6 +146,9 @@ type Role struct {
 
 	// SessionTemplate is SessionName parsed (filled by validation).
 	SessionTemplate *template.Template `yaml:"-"`
+	// TagTemplates are the Tags whose values are templates ({{ ... }}),
+	// parsed (filled by validation); rendered per caller.
+	TagTemplates map[string]*template.Template `yaml:"-" json:"-"`
 	// Line is the YAML line of the role's entry.
 	Line int `yaml:"-"`
 }
@@ -156,11 +170,13 @@ type Match struct {
 	// Workload holds the conditions on the host process or container
 	// behind the connection (workload.go).
 	Workload `yaml:",inline"`
+	// JWT matches a bearer JWT verified against an identity provider.
+	JWT *JWTMatch `yaml:"jwt"`
 }
 
 // Empty reports whether the match has no condition at all.
 func (m Match) Empty() bool {
-	return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 && m.Workload.Empty()
+	return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 && m.JWT == nil && m.Workload.Empty()
 }
 
 // Duration is a time.Duration written as a Go duration string.

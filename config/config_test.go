@@ -147,11 +147,12 @@ func TestDefaults(t *testing.T) {
 	}
 	defaults := func(edit func(*config.Config)) *config.Config {
 		c := &config.Config{
-			Listen:      []string{config.DefaultListen},
-			AdminListen: "127.0.0.1:8170",
-			Region:      "us-east-1",
-			IMDS:        config.IMDS{Tokens: "required"},
-			Cache:       config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second)},
+			Listen:            []string{config.DefaultListen},
+			AdminListen:       "127.0.0.1:8170",
+			Region:            "us-east-1",
+			IMDS:              config.IMDS{Tokens: "required"},
+			InsecureFileModes: config.InsecureFileModesRefuse,
+			Cache:             config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second)},
 			STS: config.STS{Mode: "local", MaxQPS: 10, Local: config.Local{
 				Listen: "127.0.0.1:8171", AccountID: "000000000000", Caller: "credsidecar",
 			}},
@@ -499,6 +500,11 @@ func TestInvalid(t *testing.T) {
 		"unknown-key-top":       {{2, "field listn is not a known key"}},
 		"via-cycle":             {{4, `role "a": via forms a cycle`}, {6, `role "b": via forms a cycle`}},
 		"via-unknown":           {{4, `role "a": via names unknown role "nope"`}},
+		"jwt": {
+			{7, `client "pods": match.jwt.provider "nope" is not an identity_providers entry`},
+			{10, `identity provider "cluster": issuer is required`},
+			{12, `identity provider "cluster": jwks_url "http://example.test/jwks": plain http only to a loopback address; use https`},
+		},
 		// Several problems in one file are all reported, in line order.
 		"multiple": {
 			{2, "listen: 0.0.0.0:8169 is neither loopback nor link-local"},
@@ -911,11 +917,15 @@ sts:
       - {issuer: "https://two.test", jwks_file: /etc/credsidecar/two.json}
     users:
       - {name: u, access_key_id: AKIAIOSFODNN7EXAMPLE, secret_access_key: {file: /run/secrets/u}}
+identity_providers:
+  - {name: k, issuer: "https://k.test", audiences: [x], jwks_file: /etc/credsidecar/k.json}
+  - {name: k2, issuer: "https://k2.test", audiences: [x], kubernetes: {api_url: "https://127.0.0.1:6443", ca_file: /run/ca.crt}}
 `,
 			want: []string{
 				"/run/secrets/a", "/run/secrets/c", "/run/secrets/u",
 				"/etc/credsidecar/one.json", "/etc/credsidecar/two.json",
 				"/etc/credsidecar/signing.key",
+				"/etc/credsidecar/k.json", "/run/ca.crt",
 			},
 		},
 	} {

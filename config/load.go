@@ -471,6 +471,11 @@ func (c *Config) Resolve(env Env, read ReadFile) error {
 	for i := range c.Clients {
 		resolve(c.Clients[i].Match.Token, fmt.Sprintf("clients[%s].match.token", c.Clients[i].Name))
 	}
+	for i := range c.IdentityProviders {
+		if k := c.IdentityProviders[i].Kubernetes; k != nil {
+			resolve(k.NodeName, fmt.Sprintf("identity_providers[%s].kubernetes.node_name", c.IdentityProviders[i].Name))
+		}
+	}
 	for i := range c.STS.Local.Users {
 		resolve(&c.STS.Local.Users[i].SecretAccessKey, fmt.Sprintf("sts.local.users[%s].secret_access_key", c.STS.Local.Users[i].Name))
 	}
@@ -502,5 +507,5 @@ func (c *Config) ReferencedFiles() []string {
 	if c.STS.Local.SigningKeyFile != "" {
 		out = append(out, c.STS.Local.SigningKeyFile)
 	}
-	return out
+	return append(out, c.identityFiles()...)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 )
 
@@ -25,10 +24,13 @@ type snapshot struct {
 	sum   [32]byte
 }
 
-// fileRead is one referenced file as it was read: its bytes or the error.
+// fileRead is one referenced file as it was read: its bytes or the error,
+// and how other users could read or replace it ("" when they cannot; see
+// insecureFile).
 type fileRead struct {
-	data []byte
-	err  error
+	data     []byte
+	err      error
+	insecure string
 }
 
 // errNotInSnapshot is what a config loaded from disk answers for a file it
@@ -53,7 +55,11 @@ func (s *snapshot) readRefs(read ReadFile, refs []string) {
 	s.files = make(map[string]fileRead, len(refs))
 	for _, f := range refs {
 		b, err := read(f)
-		s.files[f] = fileRead{data: b, err: err}
+		r := fileRead{data: b, err: err}
+		if err == nil {
+			r.insecure = insecureFile(f)
+		}
+		s.files[f] = r
 	}
 	s.sum = s.hash()
 }
@@ -76,6 +82,9 @@ func (s *snapshot) hash() [32]byte {
 		h.Write([]byte{0})
 		h.Write(r.data)
 		h.Write([]byte{0})
+		// A chmod that fixes (or breaks) a file's mode is a change.
+		h.Write([]byte(r.insecure))
+		h.Write([]byte{0})
 	}
 	var out [32]byte
 	h.Sum(out[:0])
@@ -95,11 +104,11 @@ func (s *snapshot) readFile(path string) ([]byte, error) {
 }
 
 // build parses and resolves s's config bytes. When those bytes refer to
-// other files than the ones s holds, arm (when not nil) is given their
-// directories first, so a change to them after the read is seen, and then
-// they are read into s: s's sum always covers exactly what the config was
-// built from.
-func (s *snapshot) build(read ReadFile, env Env, arm func(dirs []string)) (*Config, error) {
+// other files than the ones s holds, arm (when not nil) is given them
+// first, so that a change to them after the read is seen, and then they
+// are read into s: s's sum always covers exactly what the config was built
+// from.
+func (s *snapshot) build(read ReadFile, env Env, arm func(files []string)) (*Config, error) {
 	c, err := Parse(s.data)
 	if err != nil {
 		return nil, withPath(err, s.path)
@@ -107,15 +116,14 @@ func (s *snapshot) build(read ReadFile, env Env, arm func(dirs []string)) (*Conf
 	c.Path = s.path
 	if refs := referencedSorted(c); !slices.Equal(refs, s.refs) {
 		if arm != nil {
-			dirs := make([]string, 0, len(refs))
-			for _, f := range refs {
-				dirs = append(dirs, filepath.Dir(f))
-			}
-			arm(dirs)
+			arm(refs)
 		}
 		s.readRefs(read, refs)
 	}
 	if err := c.Resolve(env, s.readFile); err != nil {
+		return nil, withPath(err, s.path)
+	}
+	if err := s.checkFileModes(c); err != nil {
 		return nil, withPath(err, s.path)
 	}
 	c.snap = s

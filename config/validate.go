@@ -62,6 +62,9 @@ func (c *Config) fillDefaults() {
 	if c.IMDS.Tokens == "" {
 		c.IMDS.Tokens = TokensRequired
 	}
+	if c.InsecureFileModes == "" {
+		c.InsecureFileModes = InsecureFileModesRefuse
+	}
 	if c.Cache.MaxEntries == 0 {
 		c.Cache.MaxEntries = DefaultMaxEntries
 	}
@@ -150,6 +153,12 @@ func (v *validator) validate(c *Config) {
 		v.checkListen(p("listen", i), "listen", l, c.AllowPublicListen)
 	}
 	v.checkListen(p("admin_listen"), "admin_listen", c.AdminListen, c.AllowPublicListen)
+	if c.InsecureFileModes != InsecureFileModesRefuse && c.InsecureFileModes != InsecureFileModesWarn {
+		v.errf(p("insecure_file_modes"), "insecure_file_modes must be %q or %q, not %q", InsecureFileModesRefuse, InsecureFileModesWarn, c.InsecureFileModes)
+	}
+	if c.STS.Local.SigningKeyFile != "" {
+		c.STS.Local.signingKeyLine = v.line("sts", "local", "signing_key_file")
+	}
 	if c.IMDS.Tokens != TokensRequired && c.IMDS.Tokens != TokensOptional {
 		v.errf(p("imds", "tokens"), "imds.tokens must be %q or %q, not %q", TokensRequired, TokensOptional, c.IMDS.Tokens)
 	}
@@ -189,6 +198,7 @@ func (v *validator) validate(c *Config) {
 		v.errf(p("sts", "max_qps"), "sts.max_qps must be a positive number")
 	}
 	v.validateRoles(c)
+	v.validateIdentityProviders(c)
 	v.validateClients(c)
 	v.validateDocker(c)
 	v.checkSessionNames(c)
@@ -335,7 +345,7 @@ func (v *validator) validateRoles(c *Config) {
 				v.errf(at("policy_arns", j), "role %q: %q is not a policy ARN", r.Name, a)
 			}
 		}
-		v.checkTags(at("tags"), r.Tags)
+		v.checkTags(at("tags"), v.parseTagTemplates(at("tags"), r))
 		v.checkTags(at("role_tags"), r.RoleTags)
 		if len(r.Tags) > stsrules.MaxTags {
 			v.errf(at("tags"), "role %q: at most %d session tags", r.Name, stsrules.MaxTags)
@@ -404,8 +414,9 @@ func (v *validator) validateClients(c *Config) {
 		}
 		names[cl.Name] = true
 		if cl.Match.Empty() {
-			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids, systemd_unit, systemd_user_unit, cgroup, exe, exe_sha256, container (an empty match would trust every caller)", cl.Name)
+			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids, jwt, systemd_unit, systemd_user_unit, cgroup, exe, exe_sha256, container (an empty match would trust every caller)", cl.Name)
 		}
+		v.checkJWTMatch(c, at("match", "jwt"), cl)
 		v.validateWorkload(cl, at)
 		if len(cl.Roles) == 0 {
 			v.errf(at("roles"), "client %q: roles must list at least one role (the first is the default)", cl.Name)

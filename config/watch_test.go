@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -39,7 +40,9 @@ type watchRig struct {
 
 func (r *watchRig) write(path, content string) {
 	r.t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	// 0600: the token file is a secret file, which must not be readable
+	// by others (see TestSecretFileModes).
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -59,7 +62,12 @@ func newWatchRig(t *testing.T, configDir string) *watchRig {
 }
 
 func (r *watchRig) start() {
-	w, _, err := NewWatcher(r.path, zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
+	r.startWith(zaptest.NewLogger(r.t), WatcherOptions{Debounce: 20 * time.Millisecond, Poll: time.Hour})
+}
+
+// startWith starts the watcher with log and opts.
+func (r *watchRig) startWith(log *zap.Logger, opts WatcherOptions) {
+	w, _, err := NewWatcher(r.path, log, opts)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -240,4 +248,29 @@ func TestWatchUnchangedBytesNoop(t *testing.T) {
 	}
 	r.w.Trigger() // SIGHUP forces one
 	r.waitApplied("us-east-1")
+}
+
+// TestWatchJWKSFileRotation: a jwks_file is watched like other referenced
+// files; the new config answers ReadFile with the new keys.
+func TestWatchJWKSFileRotation(t *testing.T) {
+	r := newWatchRig(t, "")
+	jwks := filepath.Join(filepath.Dir(r.tokens), "jwks.json")
+	r.write(jwks, `{"keys":[1]}`)
+	r.write(r.path, r.cfgText("us-east-1")+`identity_providers:
+  - {name: k, issuer: "https://k.test", audiences: [x], jwks_file: `+jwks+`}
+`)
+	r.start()
+	r.write(jwks, `{"keys":[2]}`)
+	if !r.waitFor(func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := len(r.applied)
+		if n == 0 {
+			return false
+		}
+		b, err := r.applied[n-1].ReadFile(jwks)
+		return err == nil && string(b) == `{"keys":[2]}`
+	}) {
+		t.Fatal("rotated jwks_file not picked up")
+	}
 }

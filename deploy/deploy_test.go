@@ -128,12 +128,14 @@ func TestEveryYAMLDocumentParses(t *testing.T) {
 
 // kinds are the apiVersion of each kind the manifests may use.
 var kinds = map[string]string{
-	"Namespace":      "v1",
-	"ServiceAccount": "v1",
-	"ConfigMap":      "v1",
-	"Secret":         "v1",
-	"DaemonSet":      "apps/v1",
-	"Deployment":     "apps/v1",
+	"Namespace":          "v1",
+	"ServiceAccount":     "v1",
+	"ConfigMap":          "v1",
+	"Secret":             "v1",
+	"ClusterRole":        "rbac.authorization.k8s.io/v1",
+	"ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+	"DaemonSet":          "apps/v1",
+	"Deployment":         "apps/v1",
 }
 
 // k8sFields are the Kubernetes field names the manifests may use: a key
@@ -150,9 +152,12 @@ var k8sFields = setOf(`apiVersion kind metadata name namespace labels annotation
 	limits cpu memory securityContext runAsUser runAsGroup runAsNonRoot fsGroup
 	allowPrivilegeEscalation readOnlyRootFilesystem capabilities drop add seccompProfile
 	volumeMounts mountPath readOnly volumes configMap secret secretName defaultMode items
-	replicas`)
+	replicas optional projected sources serviceAccountToken audience expirationSeconds roleRef apiGroup subjects rules apiGroups verbs`)
 
 // freeForm are the maps whose keys are user data, not field names.
+// clusterScoped kinds have no namespace.
+var clusterScoped = setOf(`Namespace ClusterRole ClusterRoleBinding`)
+
 var freeForm = setOf(`labels annotations matchLabels nodeSelector data stringData`)
 
 var (
@@ -235,7 +240,7 @@ func TestKubernetesManifests(t *testing.T) {
 		if name := str(d.value, "metadata", "name"); !dnsSubdomain.MatchString(name) {
 			t.Errorf("%s: metadata.name %q is not a DNS subdomain", d, name)
 		}
-		if ns := str(d.value, "metadata", "namespace"); kind != "Namespace" && !dnsLabel.MatchString(ns) {
+		if ns := str(d.value, "metadata", "namespace"); !clusterScoped[kind] && !dnsLabel.MatchString(ns) {
 			t.Errorf("%s: metadata.namespace %q is missing or not a DNS label", d, ns)
 		}
 		checkKeys(t, d, d.node, "")
@@ -371,6 +376,35 @@ func TestDaemonSetAndConfigMap(t *testing.T) {
 		t.Errorf("%s: the ConfigMap credsidecar-config is not mounted into the credsidecar container", ds)
 	}
 
+	// Secret files the sidecar reads pass its own check (config's
+	// insecureFile): owner-only modes, and the group read the kubelet
+	// adds for fsGroup is the sidecar's own group.
+	secretVolumes := 0
+	for _, v := range list(spec, "volumes") {
+		for _, kind := range []string{"secret", "projected"} {
+			src := get(v, kind)
+			if src == nil {
+				continue
+			}
+			secretVolumes++
+			mode, ok := get(src, "defaultMode").(int)
+			if !ok {
+				t.Errorf("%s: %s volume %s has no defaultMode: the kubelet's 0644 lets every user read it, and credsidecar refuses it", ds, kind, str(v, "name"))
+				continue
+			}
+			if mode != 0o400 {
+				t.Errorf("%s: %s volume %s has defaultMode %#o, want 0400", ds, kind, str(v, "name"), mode)
+			}
+		}
+	}
+	if secretVolumes == 0 {
+		t.Errorf("%s: no secret volume for the config's file: references", ds)
+	}
+	fsGroup, runAsGroup := get(spec, "securityContext", "fsGroup"), get(c, "securityContext", "runAsGroup")
+	if fsGroup == nil || fsGroup != runAsGroup {
+		t.Errorf("%s: pod fsGroup %v must be the sidecar's runAsGroup %v: the kubelet makes secret files readable by that group", ds, fsGroup, runAsGroup)
+	}
+
 	// Probes reach the admin listener: on the node's loopback (hostNetwork).
 	adminHost, adminPort, err := net.SplitHostPort(cfg.AdminListen)
 	if err != nil {
@@ -424,36 +458,51 @@ func TestWorkloadIsTrusted(t *testing.T) {
 		t.Errorf("%s: FULL_URI path %s is not /role/NAME", dep, u.Path)
 	}
 
-	// The token file is key "token" of a Secret volume.
+	// The token file is a projected service-account token for the
+	// audience the ConfigMap's identity provider accepts, and the pod's
+	// service account is a subject a client with that role matches.
 	tokenFile := env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]
-	var secretName string
+	var audience string
+	var expiry int
 	for _, m := range list(c, "volumeMounts") {
-		if path.Join(str(m, "mountPath"), "token") == tokenFile {
-			for _, v := range list(podSpec(dep), "volumes") {
-				if str(v, "name") == str(m, "name") {
-					secretName = str(v, "secret", "secretName")
+		for _, v := range list(podSpec(dep), "volumes") {
+			if str(v, "name") != str(m, "name") {
+				continue
+			}
+			for _, src := range list(v, "projected", "sources") {
+				sat := get(src, "serviceAccountToken")
+				if sat != nil && path.Join(str(m, "mountPath"), str(sat, "path")) == tokenFile {
+					audience = str(sat, "audience")
+					expiry, _ = get(sat, "expirationSeconds").(int)
 				}
 			}
 		}
 	}
-	if secretName == "" {
-		t.Fatalf("%s: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s is not key token of a mounted Secret", dep, tokenFile)
+	if audience == "" {
+		t.Fatalf("%s: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s is not a projected serviceAccountToken", dep, tokenFile)
 	}
-	secret := find(t, docs, "Secret", secretName)
-	token := str(secret.value, "stringData", "token")
-	if token == "" || strings.TrimSpace(token) != token {
-		t.Fatalf("%s: token is empty or has surrounding whitespace (the SDKs send the file's bytes as they are)", secret)
+	if expiry < 600 || expiry > 3600 {
+		t.Errorf("%s: the token's expirationSeconds %d: keep it short (600..3600)", dep, expiry)
 	}
-	sum := sha256.Sum256([]byte(token))
+	sa := str(podSpec(dep), "serviceAccountName")
+	subject := "system:serviceaccount:" + str(dep.value, "metadata", "namespace") + ":" + sa
 	for _, cl := range cfg.Clients {
-		if cl.Match.Token != nil && strings.EqualFold(cl.Match.Token.SHA256, hex.EncodeToString(sum[:])) {
+		m := cl.Match.JWT
+		if m == nil {
+			continue
+		}
+		p, ok := cfg.IdentityProviderByName(m.Provider)
+		if !ok || !slices.Contains(p.Audiences, audience) {
+			continue
+		}
+		if ok, _ := path.Match(m.Subject, subject); ok || m.Subject == subject {
 			if !slices.Contains(cl.Roles, role) {
-				t.Errorf("client %s (the workload's token) may not have role %q: roles %v", cl.Name, role, cl.Roles)
+				t.Errorf("client %s (%s) may not have role %q: roles %v", cl.Name, subject, role, cl.Roles)
 			}
 			return
 		}
 	}
-	t.Errorf("no client of the ConfigMap trusts the SHA-256 of %s's token", secret)
+	t.Errorf("no jwt client of the ConfigMap matches %s with audience %s", subject, audience)
 }
 
 // composeServiceKeys are the service keys the Compose example may use.
@@ -532,7 +581,9 @@ func TestComposeExample(t *testing.T) {
 	if c := clientOf("untrusted"); c != "" {
 		t.Errorf("the untrusted container is trusted as client %q", c)
 	}
-	// reports-app's token file is the file the sidecar's token client reads.
+	// reports-app's token file holds the token whose SHA-256 client
+	// reports-app trusts (the sidecar reads no copy of it: a bind mount
+	// keeps the checkout's 0644, which its secret-file check refuses).
 	var hostTokenFile string
 	for _, v := range list(services, "reports-app", "volumes") {
 		src, dst, _ := strings.Cut(strings.TrimSuffix(v.(string), ":ro"), ":")
@@ -540,21 +591,13 @@ func TestComposeExample(t *testing.T) {
 			hostTokenFile = path.Clean(src)
 		}
 	}
-	var sidecarFile string
-	for _, v := range list(services, "credsidecar", "volumes") {
-		src, dst, _ := strings.Cut(strings.TrimSuffix(v.(string), ":ro"), ":")
-		if rel, ok := strings.CutPrefix(hostTokenFile, path.Clean(src)+"/"); ok {
-			sidecarFile = path.Join(dst, rel)
-		}
+	if hostTokenFile == "" {
+		t.Fatal("reports-app's AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is not a mounted file")
 	}
-	found := false
 	for _, c := range cfg.Clients {
-		if c.Match.Token != nil && c.Match.Token.File != "" && c.Match.Token.File == sidecarFile {
-			found = c.Name == "reports-app"
+		if c.Match.Token != nil && c.Match.Token.File != "" {
+			t.Errorf("client %s reads token file %s: bind mounts keep the checkout's 0644, which the sidecar refuses; trust its sha256", c.Name, c.Match.Token.File)
 		}
-	}
-	if !found {
-		t.Errorf("reports-app's token file %s (%s in the sidecar) is not client reports-app's token file", hostTokenFile, sidecarFile)
 	}
 	tok, err := os.ReadFile(filepath.Join("../examples/compose", hostTokenFile))
 	if err != nil {
@@ -562,5 +605,15 @@ func TestComposeExample(t *testing.T) {
 	}
 	if len(tok) == 0 || strings.TrimSpace(string(tok)) != string(tok) {
 		t.Errorf("%s is empty or ends in whitespace: aws-sdk-go-v2 sends the file's bytes as they are", hostTokenFile)
+	}
+	sum := sha256.Sum256(tok)
+	found := false
+	for _, c := range cfg.Clients {
+		if c.Match.Token != nil && strings.EqualFold(c.Match.Token.SHA256, hex.EncodeToString(sum[:])) {
+			found = c.Name == "reports-app"
+		}
+	}
+	if !found {
+		t.Errorf("the SHA-256 of %s is not client reports-app's token", hostTokenFile)
 	}
 }

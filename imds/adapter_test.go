@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -157,5 +158,36 @@ clients:
 	r = f.call(t, c, http.MethodGet, iamInfoPath, "", hdr)
 	if r.status != 200 || !strings.Contains(string(r.body), "arn:aws:iam::222222222222:instance-profile/mine") {
 		t.Errorf("iam/info: %d %s", r.status, r.body)
+	}
+}
+
+// TestBusyUIDLookupIsAskedAgain: a lookup that got no answer (sock_diag
+// busy under a flood) is not remembered for the connection: the next
+// request on it asks again, so a trusted keep-alive caller is not refused
+// for the life of its connection. A definitive answer is remembered.
+func TestBusyUIDLookupIsAskedAgain(t *testing.T) {
+	yml := `
+region: ` + testRegion + `
+sts: { mode: local, local: { account_id: "` + testAccount + `" } }
+roles: [{name: app}]
+clients: [{name: alice, match: {uids: [4242]}, roles: [app]}]
+`
+	var calls atomic.Int64
+	f := startFixture(t, yml, fixtureOpts{source: &staticSource{}, uid: func(_, _ netip.AddrPort) (uint32, error) {
+		if calls.Add(1) == 1 {
+			return 0, fmt.Errorf("test: %w", ErrUIDBusy)
+		}
+		return 4242, nil
+	}})
+	c := newClient(t, "127.0.0.1") // keep-alive: one connection
+	if r := f.call(t, c, http.MethodGet, "/creds", "", nil); r.status != http.StatusForbidden {
+		t.Fatalf("while the lookup is busy: %d, want 403 (fail closed)", r.status)
+	}
+	if r := f.call(t, c, http.MethodGet, "/creds", "", nil); r.status != http.StatusOK {
+		t.Fatalf("next request on the same connection: %d, want 200", r.status)
+	}
+	f.call(t, c, http.MethodGet, "/creds", "", nil)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d lookups, want 2 (a busy one, then one remembered)", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/jwtauth"
 )
 
 // Paths of the EC2 and ECS contracts.
@@ -97,7 +98,7 @@ const (
 	imdsToken
 	// needsClient: a caller matching no client is refused (403/401).
 	needsClient
-	// audited: each answer past the gate is an audit record.
+	// audited: each answer, vend or refusal, is an audit record.
 	audited
 )
 
@@ -136,15 +137,17 @@ func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
 // Errors of the front end, allocated once.
 var (
-	errNotFound  = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such path"}
-	errMethod    = &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "method not allowed on this path"}
-	errHost      = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "the Host header is not an address of this sidecar"}
-	errV2Needed  = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token"}
-	errBadIMDSv2 = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "the metadata token is invalid, expired, or was issued to another caller"}
-	errProxied   = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "token requests through a proxy (X-Forwarded-For) are refused"}
-	errTTL       = &apiError{status: http.StatusBadRequest, code: "BadRequest", msg: "X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600"}
-	errHopLimit  = &apiError{status: http.StatusInternalServerError, code: "InternalError", msg: "the token response hop limit could not be applied"}
-	errNoRole    = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such role for this caller"}
+	errNotFound       = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such path"}
+	errMethod         = &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "method not allowed on this path"}
+	errHost           = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "the Host header is not an address of this sidecar"}
+	errV2Needed       = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "IMDSv2 is required: PUT /latest/api/token first and send X-aws-ec2-metadata-token"}
+	errBadIMDSv2      = &apiError{status: http.StatusUnauthorized, code: "Unauthorized", msg: "the metadata token is invalid, expired, or was issued to another caller"}
+	errProxied        = &apiError{status: http.StatusForbidden, code: "Forbidden", msg: "token requests through a proxy (X-Forwarded-For) are refused"}
+	errTTL            = &apiError{status: http.StatusBadRequest, code: "BadRequest", msg: "X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600"}
+	errHopLimit       = &apiError{status: http.StatusInternalServerError, code: "InternalError", msg: "the token response hop limit could not be applied"}
+	errNoRole         = &apiError{status: http.StatusNotFound, code: "NotFound", msg: "no such role for this caller"}
+	errJWTBusy        = &apiError{status: http.StatusTooManyRequests, code: "TooManyRequests", msg: "too many new tokens from this source; retry later", retryAfter: 1}
+	errJWTUnavailable = &apiError{status: http.StatusServiceUnavailable, code: "Unavailable", msg: "the token's identity provider cannot be reached; retry later"}
 )
 
 // adapt is the one adapter every credential endpoint runs through, in the
@@ -156,28 +159,26 @@ var (
 func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		q := call{r: r}
+		if ep.flags&audited != 0 {
+			q.role = mux.Vars(r)["role"]
+		}
 		if !s.hostAllowed(r) {
-			s.fail(w, ep.name, start, errHost)
+			s.refuse(w, ep, start, q, agent.Identity{}, errHost)
 			return
 		}
-		q := call{r: r, c: s.caller(r, ep.flags&bearer != 0)}
+		q.c = s.caller(r, ep.flags&bearer != 0)
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
-		if id.Matched() {
-			markTrusted(r)
-		}
 		if err := s.limit(q.c, id); err != nil {
-			s.fail(w, ep.name, start, err)
+			s.refuse(w, ep, start, q, id, err)
 			return
 		}
 		if ep.flags&imdsToken != 0 {
 			if err := s.tokenPolicy(r, q.c, id); err != nil {
-				s.fail(w, ep.name, start, err)
+				s.refuse(w, ep, start, q, id, err)
 				return
 			}
-		}
-		if ep.flags&audited != 0 {
-			q.role = mux.Vars(r)["role"]
 		}
 		var body []byte
 		var creds *agent.Credentials
@@ -190,9 +191,15 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			status = s.fail(w, ep.name, start, err)
 		} else {
 			s.write(w, ep.name, start, ep.ctype, body)
+			if ep.flags&needsClient != 0 {
+				// Only a request actually served to a client makes its
+				// connection one the limiter keeps (a refused or public
+				// request changes no state).
+				markTrusted(r, id.Client())
+			}
 		}
 		if ep.flags&audited != 0 {
-			s.audit(r, ep.name, q.c, id.Client(), q.role, creds, status, resultOf(err))
+			s.audit(q, ep.name, id, creds, status, err)
 		}
 	}
 }
@@ -234,6 +241,15 @@ func publicError(err error) *apiError {
 			out.status, out.code, out.msg = http.StatusForbidden, "AccessDenied", "this caller is not trusted by any client of the sidecar's config"
 		case agent.KindBadToken:
 			out.status, out.code, out.msg = http.StatusUnauthorized, "Unauthorized", "the authorization token is not valid"
+			switch jwtauth.ReasonOf(err) {
+			case jwtauth.ReasonBusy:
+				// The source's budget of new-token verifications is spent.
+				return errJWTBusy
+			case jwtauth.ReasonUnavailable:
+				// New tokens fail closed while their keys or the API server
+				// cannot be reached; retrying later may succeed.
+				return errJWTUnavailable
+			}
 		case agent.KindRoleNotAllowed:
 			return errNoRole
 		case agent.KindSourceRejected:

@@ -211,6 +211,10 @@ type fixtureOpts struct {
 	wrap func(Agent) Agent
 	// uid is the server's UIDLookup (nil: uid conditions fail closed).
 	uid UIDLookup
+	// audit is the server's Auditor (nil: off).
+	audit Auditor
+	// jwt is the server's JWT verifier (nil: none).
+	jwt JWTVerifier
 }
 
 // fixture is an assembled server: config, real agent, Server, and (when
@@ -263,7 +267,7 @@ func buildFixture(t testing.TB, yml string, o fixtureOpts, ln net.Listener) *fix
 	if o.wrap != nil {
 		ag = o.wrap(ag)
 	}
-	opts := Options{Agent: ag, Config: f.cfg, Logger: log.Named("imds"), Clock: o.clock, Metrics: f.metrics, UIDLookup: o.uid}
+	opts := Options{Agent: ag, Config: f.cfg, Logger: log.Named("imds"), Clock: o.clock, Metrics: f.metrics, UIDLookup: o.uid, Audit: o.audit, JWT: o.jwt}
 	if ln != nil {
 		f.addr = ln.Addr().String()
 		f.url = "http://" + f.addr

@@ -74,14 +74,18 @@ type Options struct {
 	Containers ContainerResolver
 	// ListenAddrs are the listener addresses, accepted as Host headers.
 	ListenAddrs []string
-	// Audit receives one record per credential vend; nil turns it off.
+	// Audit receives one record per credential vend or refusal; nil turns
+	// it off.
 	Audit Auditor
 	// Config is the config the server starts with (required); Apply
 	// takes later ones.
 	Config *config.Config
+	// JWT verifies bearer JWTs for clients that match on jwt; nil: no
+	// token is verified as a JWT (such clients never match).
+	JWT JWTVerifier
 }
 
-// Auditor records credential vends (the audit package's Log).
+// Auditor records credential vends and refusals (the audit package's Log).
 type Auditor interface {
 	Write(audit.Record)
 }
@@ -103,6 +107,8 @@ type Server struct {
 	router     *mux.Router
 	uidWarn    sync.Once
 	auditor    Auditor
+	jwt        JWTVerifier
+	views      *jwtViews
 }
 
 // New builds the server and its router.
@@ -113,7 +119,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil {
 		return nil, errors.New("imds: a Config is required")
 	}
-	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit, sock: opts.Socket, proc: opts.Process, containers: opts.Containers}
+	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit, jwt: opts.JWT, views: newJWTViews(),
+		sock: opts.Socket, proc: opts.Process, containers: opts.Containers}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -170,7 +177,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 type connInfo struct {
 	conn          net.Conn
 	local, remote netip.AddrPort
-	once          sync.Once
+	mu            sync.Mutex // serializes the uid lookup
 	uid           uint32
 	uidErr        error
 	inode         uint64      // the client socket's, when Socket looked it up
@@ -194,16 +201,16 @@ type connInfo struct {
 }
 
 // markTrusted tells the connection limiter, once per connection, that the
-// connection carries a trusted caller: it is closed to make room only after
-// every untrusted one.
-func markTrusted(r *http.Request) {
+// connection carried a request served to client: it is closed to make room
+// only after every untrusted one (within the client's share).
+func markTrusted(r *http.Request, client string) {
 	ci, ok := r.Context().Value(connKey{}).(*connInfo)
 	if !ok || ci.trusted.Load() {
 		return
 	}
 	ci.trusted.Store(true)
-	if m, ok := ci.conn.(interface{ MarkTrusted() }); ok {
-		m.MarkTrusted()
+	if m, ok := ci.conn.(interface{ MarkTrusted(string) }); ok {
+		m.MarkTrusted(client)
 	}
 }
 
@@ -225,25 +232,41 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 		ci.local = a.AddrPort()
 	}
 	ci.lookup = func() (uint32, error) {
-		ci.once.Do(func() {
-			switch {
-			case s.sock != nil:
-				var o SocketOwner
-				o, ci.uidErr = s.sock(ci.local, ci.remote)
-				ci.uid, ci.inode = o.UID, o.Inode
-			case s.uid == nil:
-				ci.uidErr = errors.New("uid lookup is not available on this system")
-			default:
-				ci.uid, ci.uidErr = s.uid(ci.local, ci.remote)
+		if ci.looked.Load() {
+			return ci.uid, ci.uidErr
+		}
+		ci.mu.Lock()
+		defer ci.mu.Unlock()
+		if ci.looked.Load() {
+			return ci.uid, ci.uidErr
+		}
+		var uid uint32
+		var inode uint64
+		var err error
+		switch {
+		case s.sock != nil:
+			var o SocketOwner
+			o, err = s.sock(ci.local, ci.remote)
+			uid, inode = o.UID, o.Inode
+		case s.uid == nil:
+			err = errors.New("uid lookup is not available on this system")
+		default:
+			uid, err = s.uid(ci.local, ci.remote)
+		}
+		ci.inode = inode
+		if err != nil {
+			s.uidWarn.Do(func() {
+				s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(err))
+			})
+			if errors.Is(err, ErrUIDBusy) {
+				// Not an answer about this socket: the next request on the
+				// connection asks again rather than failing for good.
+				return 0, err
 			}
-			defer ci.looked.Store(true)
-			if ci.uidErr != nil {
-				s.uidWarn.Do(func() {
-					s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(ci.uidErr))
-				})
-			}
-		})
-		return ci.uid, ci.uidErr
+		}
+		ci.uid, ci.uidErr = uid, err
+		ci.looked.Store(true)
+		return uid, err
 	}
 	ci.caller = agent.Caller{Addr: ci.remote.Addr().Unmap(), UID: ci.lookup}
 	s.workloadGetters(ci)
@@ -279,6 +302,9 @@ func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
 	}
 	if len(tok) > 0 {
 		c.Token, c.HasToken = tok[0], true
+		if s.jwt != nil {
+			c.JWT = s.jwtGetter(r, c, tok[0])
+		}
 	}
 	return c
 }

@@ -20,6 +20,11 @@ type sockOwner struct {
 // client: its local address is our remote one.
 type sockPair struct{ client, server netip.AddrPort }
 
+// ErrUIDBusy marks a uid lookup that got no answer about the socket (the
+// kernel's dump failed, or the answer took too long under load): unlike a
+// definitive "unknown", it is worth asking again.
+var ErrUIDBusy = errors.New("sock_diag gave no answer")
+
 // errDumpIncomplete is what a dump returns when the kernel interrupted it:
 // what it holds is true, but sockets may be missing.
 var errDumpIncomplete = errors.New("sock_diag dump interrupted")
@@ -96,18 +101,16 @@ func (c *uidCoalescer) lookup(p sockPair) (sockOwner, error) {
 	select {
 	case <-b.done:
 	case <-t.C:
-		return sockOwner{}, fmt.Errorf("sock_diag: no answer within %s under load", c.wait)
+		return sockOwner{}, fmt.Errorf("no answer within %s under load: %w", c.wait, ErrUIDBusy)
 	}
 	if o, ok := b.got[p]; ok {
 		return o, nil
 	}
-	if b.err != nil && !errors.Is(b.err, errDumpIncomplete) {
-		return sockOwner{}, b.err
-	}
 	if b.err != nil {
-		// Missing from an interrupted dump: ask for this one alone.
-		c.gets.Add(1)
-		return c.get(orig)
+		// The dump failed or was interrupted (heavy churn): the socket may
+		// exist. No single lookup is made for it here — that would undo
+		// the bound exactly under a flood — and the caller may ask again.
+		return sockOwner{}, fmt.Errorf("%v: %w", b.err, ErrUIDBusy)
 	}
 	return sockOwner{}, errors.New("sock_diag: no such socket")
 }

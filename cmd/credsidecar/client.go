@@ -204,9 +204,11 @@ func runExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	env := []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + u}
 	// The command's SDK must dial the sidecar directly too: SDKs honour
 	// HTTP_PROXY for the container endpoint, so the sidecar's host goes into
-	// NO_PROXY (both spellings), after whatever the user had there.
-	host := hostOf(u)
-	env = append(env, "NO_PROXY="+withHost(os.Getenv("NO_PROXY"), host), "no_proxy="+withHost(os.Getenv("no_proxy"), host))
+	// NO_PROXY. Both spellings get one list — the union of what the user
+	// had in either, plus the host — since tools differ in which they read
+	// (curl and Python prefer the lower-case one).
+	noProxy := withHost(withList(os.Getenv("NO_PROXY"), os.Getenv("no_proxy")), hostOf(u))
+	env = append(env, "NO_PROXY="+noProxy, "no_proxy="+noProxy)
 	if tokenFile != "" {
 		abs, err := filepath.Abs(tokenFile)
 		if err != nil {
@@ -253,6 +255,16 @@ func hostOf(u string) string {
 		return ""
 	}
 	return p.Hostname()
+}
+
+// withList appends the entries of b that a lacks.
+func withList(a, b string) string {
+	for _, h := range strings.Split(b, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			a = withHost(a, h)
+		}
+	}
+	return a
 }
 
 // withHost appends host to a NO_PROXY list unless it is already there.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,18 +14,19 @@ import (
 	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/iampolicy"
+	"github.com/credsidecar/credsidecar/jwtauth"
 	"github.com/credsidecar/credsidecar/sts/localsts"
 )
 
-const explainUsage = `Usage: credsidecar explain [--role NAME] [--token T | --token-file F] [--addr IP] [--uid N|none]
+const explainUsage = `Usage: credsidecar explain [--role NAME] [--token T | --token-file F | --jwt-file F] [--addr IP] [--uid N|none]
                          [--pid PID] [--container NAME|ID]
                          [--action A --resource ARN] [--json] [--config FILE]
 
 Why a caller would, or would not, get credentials — from the config alone, no
 running sidecar needed. For the caller described by the flags it prints:
   - each client of the trust config, in file order, up to the one it matches,
-    with the condition (token, source_cidrs, uids, systemd_unit, cgroup, exe,
-    container, …) that failed for the others;
+    with the condition (token, jwt, source_cidrs, uids, systemd_unit, cgroup,
+    exe, container, …) that failed for the others;
   - whether that client may have the role (--role, default: its default role);
   - in local mode, the embedded STS's decision of each AssumeRole the sidecar
     would make for it (its own user, then each hop of a via chain), with the
@@ -35,6 +37,9 @@ Exit status 0 when the caller would get credentials, 1 when not.
 
 --addr defaults to 127.0.0.1 and --uid to your own uid ("none": unknown, as
 for a caller whose socket owner cannot be found). The token is never printed.
+--jwt-file is a bearer JWT (e.g. a pod's projected service-account token),
+verified as the sidecar would: against the identity_providers' keys (a
+jwks_url or TokenReview is asked now).
 --pid describes a running host process as the sidecar would attest it (its
 unit, cgroup, executable and hash; --uid defaults to its owner's), and
 --container a Docker container as the Engine API at docker.host describes it
@@ -45,6 +50,7 @@ unit, cgroup, executable and hash; --uid defaults to its owner's), and
 // explainFlags are explain's own flags.
 type explainFlags struct {
 	role, token, tokenFile, addr, uid string
+	jwtFile                           string
 	pid                               int
 	container                         string
 	// What --pid and --container found (explain_workload.go).
@@ -74,6 +80,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.role, "role", "", "role name (default: the matched client's default role)")
 	fs.StringVar(&f.token, "token", "", "bearer token the caller presents")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token the caller presents")
+	fs.StringVar(&f.jwtFile, "jwt-file", "", "file holding the bearer JWT the caller presents")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1", "the caller's source IP address")
 	fs.StringVar(&f.uid, "uid", "", `uid owning the caller's socket (default: yours; "none": unknown)`)
 	fs.StringVar(&f.action, "action", "", "with --resource: also simulate this action, e.g. s3:GetObject")
@@ -84,8 +91,8 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if f.token != "" && f.tokenFile != "" {
-		return &usageError{"explain: give --token or --token-file, not both"}
+	if n := btoi(f.token != "") + btoi(f.tokenFile != "") + btoi(f.jwtFile != ""); n > 1 {
+		return &usageError{"explain: give one of --token, --token-file, --jwt-file"}
 	}
 	if (f.action == "") != (f.resource == "") {
 		return &usageError{"explain: --action and --resource go together"}
@@ -102,6 +109,22 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	f.attach(caller, stderr)
+	if caller.HasToken && cfg.UsesJWT() {
+		// Verified as the sidecar would, with the same providers.
+		auth := jwtauth.New(jwtauth.Options{})
+		defer auth.Close()
+		if err := auth.Apply(cfg); err != nil {
+			return fmt.Errorf("explain: identity providers: %w", err)
+		}
+		tok := caller.Token
+		caller.JWT = func() (*agent.JWT, error) {
+			id, err := auth.Verify(context.Background(), tok, func() string { return "explain" })
+			if err != nil {
+				return nil, err
+			}
+			return &agent.JWT{Provider: id.Provider, Subject: id.Subject, Claims: id.All}, nil
+		}
+	}
 	rep, err := explain(cfg, caller, f)
 	if err != nil {
 		return err
@@ -121,12 +144,23 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // explainCaller builds the agent.Caller the flags describe.
 func explainCaller(f explainFlags) (*agent.Caller, error) {
 	c := &agent.Caller{}
 	switch {
-	case f.tokenFile != "":
-		tok, err := readToken(f.tokenFile)
+	case f.tokenFile != "" || f.jwtFile != "":
+		path := f.tokenFile
+		if path == "" {
+			path = f.jwtFile
+		}
+		tok, err := readToken(path)
 		if err != nil {
 			return nil, fmt.Errorf("explain: %w", err)
 		}

@@ -53,7 +53,8 @@ func TestCredsNeverGoThroughAProxy(t *testing.T) {
 }
 
 // TestExecBypassesProxy: the command's SDK gets the sidecar's host in
-// NO_PROXY (both spellings), after what the user had.
+// NO_PROXY, and both spellings carry the same list: the union of what the
+// user had in either, plus the host.
 func TestExecBypassesProxy(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.yaml")
@@ -62,14 +63,14 @@ roles: [{name: app}]
 clients: [{name: c, match: {uids: [0]}, roles: [app]}]
 `), 0o644)
 	t.Setenv("NO_PROXY", "corp.example")
-	t.Setenv("no_proxy", "")
+	t.Setenv("no_proxy", "lab.example,corp.example")
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:9")
 	var out, errb strings.Builder
 	err := run(context.Background(), []string{"exec", "--config", cfgPath, "--role", "app", "--", "sh", "-c", `echo "$NO_PROXY|$no_proxy"`}, &out, &errb)
 	if err != nil {
 		t.Fatalf("exec: %v %s", err, errb.String())
 	}
-	if got, want := out.String(), "corp.example,169.254.170.2|169.254.170.2\n"; got != want {
+	if got, want := out.String(), "corp.example,lab.example,169.254.170.2|corp.example,lab.example,169.254.170.2\n"; got != want {
 		t.Fatalf("child's NO_PROXY|no_proxy = %q, want %q", got, want)
 	}
 }

@@ -47,7 +47,9 @@ const (
 // TestNoSecretInAnyLog drives every log path — issue, refresh, refusals of
 // every kind, a failing source, a bad reload, the embedded STS with good and
 // bad signatures — at debug level with known secrets, and checks that no
-// secret, token or full key id reaches the logs or the audit log.
+// secret or token reaches the logs or the audit log, and that full key ids
+// reach the audit log (for investigators, as CloudTrail records them) but
+// never the logs (which carry only the last four characters).
 func TestNoSecretInAnyLog(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
@@ -90,12 +92,16 @@ clients:
 	base, stsURL := "http://"+addrs[0], "http://"+addrs[2]
 
 	secrets := []string{leakToken, leakUserSecret, leakUserKey}
+	// keyIDs are the key ids the sidecar vended: in the audit log, in
+	// full; in the logs, never.
+	var keyIDs []string
 	var mu sync.Mutex
 	keep := func(body string) {
 		var c struct{ AccessKeyId, SecretAccessKey, Token string }
 		if json.Unmarshal([]byte(body), &c) == nil && c.AccessKeyId != "" {
 			mu.Lock()
-			secrets = append(secrets, c.AccessKeyId, c.SecretAccessKey, c.Token)
+			secrets = append(secrets, c.SecretAccessKey, c.Token)
+			keyIDs = append(keyIDs, c.AccessKeyId)
 			mu.Unlock()
 		}
 	}
@@ -165,8 +171,25 @@ clients:
 			t.Errorf("log path not driven: no %q in the logs", want)
 		}
 	}
-	if !bytes.Contains(auditBytes, []byte(`"result":"success"`)) || !bytes.Contains(auditBytes, []byte(`"status":401`)) {
-		t.Errorf("audit log lacks vends or refusals:\n%s", auditBytes)
+	for _, want := range []string{`"result":"success"`, `"status":401`, `"reason":"token_matches_no_client"`, `"reason":"imds_token_invalid"`,
+		`"reason":"role_not_allowed"`, `"reason":"sts_rejected"`, `"caller_token":true`, `"assumed_role_arn":"arn:aws:sts::000000000000:assumed-role/app/`} {
+		if !bytes.Contains(auditBytes, []byte(want)) {
+			t.Errorf("audit log lacks %s:\n%s", want, auditBytes)
+		}
+	}
+	if len(keyIDs) != 3 {
+		t.Fatalf("%d vends kept, want 3", len(keyIDs))
+	}
+	for _, k := range keyIDs {
+		if !bytes.Contains(auditBytes, []byte(`"access_key_id":"`+k+`"`)) {
+			t.Errorf("the vended key id %s is not in the audit log", k)
+		}
+		if strings.Contains(all, k) {
+			t.Errorf("a full key id (%.6s…) appears in the logs", k)
+		}
+		if !strings.Contains(all, `"key_id_last4":"`+k[len(k)-4:]+`"`) {
+			t.Errorf("the logs lack the last four characters of %.6s…", k)
+		}
 	}
 	for _, s := range secrets {
 		if len(s) < 8 {

@@ -26,6 +26,7 @@ import (
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/internal/connlimit"
 	"github.com/credsidecar/credsidecar/internal/httpserver"
+	"github.com/credsidecar/credsidecar/jwtauth"
 	"github.com/credsidecar/credsidecar/metrics"
 	"github.com/credsidecar/credsidecar/sts/awssts"
 	"github.com/credsidecar/credsidecar/sts/localsts"
@@ -52,6 +53,8 @@ type daemon struct {
 	agent   *agent.Agent
 	imds    *imds.Server
 	issuer  *localsts.Issuer
+	// jwt verifies bearer JWTs (identity_providers).
+	jwt     *jwtauth.Authenticator
 	metrics *metrics.Set
 	// auditLog is the open audit file (nil when audit_log is off).
 	auditLog *audit.Log
@@ -159,10 +162,16 @@ func (d *daemon) build(ctx context.Context) error {
 	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
 	var auditor imds.Auditor
 	if cfg.AuditLog != "" {
-		if d.auditLog, err = audit.Open(cfg.AuditLog); err != nil {
+		if d.auditLog, err = audit.Open(audit.Options{Path: cfg.AuditLog}); err != nil {
 			return err
 		}
 		auditor = d.auditLog
+	}
+	// Bearer JWTs are verified by one authenticator for the daemon's
+	// life; each config gives it its providers.
+	d.jwt = jwtauth.New(jwtauth.Options{Logger: log.Named("jwt")})
+	if err := d.jwt.Apply(cfg); err != nil {
+		return fmt.Errorf("identity providers: %w", err)
 	}
 	procs := d.workload(cfg)
 	ctrs, err := d.containers(cfg)
@@ -171,7 +180,7 @@ func (d *daemon) build(ctx context.Context) error {
 	}
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Socket: imds.SockDiagSocket(), Process: procs, Containers: ctrs, Audit: auditor,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Socket: imds.SockDiagSocket(), Process: procs, Containers: ctrs, Audit: auditor, JWT: d.jwt,
 	})
 	if err != nil {
 		return err
@@ -298,6 +307,9 @@ func (d *daemon) close() {
 	if d.agent != nil {
 		d.agent.Close()
 	}
+	if d.jwt != nil {
+		d.jwt.Close()
+	}
 	for _, l := range d.lns.all() {
 		l.Close() // already closed by Shutdown when served
 	}
@@ -396,6 +408,10 @@ func (d *daemon) apply(next *config.Config) {
 			d.reloadFailed(err)
 			return
 		}
+	}
+	if err := d.jwt.Apply(cfg); err != nil {
+		d.reloadFailed(fmt.Errorf("identity providers: %w", err))
+		return
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)

@@ -90,6 +90,10 @@ type Limiter struct {
 	// untrusted lists the held connections that never carried a trusted
 	// caller, oldest first: the first to close at the bound, in O(1).
 	untrusted list.List
+	// trustedBy counts trusted connections per client: a client holds at
+	// most perSource of them, so a hostile user who has a client of their
+	// own cannot make every held connection unclosable.
+	trustedBy map[string]int
 
 	evicted, refused atomic.Int64
 	lastWarn         atomic.Int64
@@ -98,7 +102,7 @@ type Limiter struct {
 // New builds a limiter.
 func New(opts Options) *Limiter {
 	l := &Limiter{max: opts.Max, perSource: opts.PerSource, source: opts.Source, log: opts.Logger, name: opts.Name,
-		conns: map[*Conn]struct{}{}, bySource: map[string]int{}}
+		conns: map[*Conn]struct{}{}, bySource: map[string]int{}, trustedBy: map[string]int{}}
 	l.untrusted.Init()
 	if l.max <= 0 {
 		l.max = DefaultMax
@@ -115,10 +119,15 @@ func New(opts Options) *Limiter {
 // Conn is a connection the limiter admitted.
 type Conn struct {
 	net.Conn
-	l       *Limiter
-	source  string
-	seq     uint64 // admission order: lower is older
-	trusted atomic.Bool
+	l      *Limiter
+	source string
+	seq    uint64 // admission order: lower is older
+	// admitted is when the connection was accepted (unix ns).
+	admitted int64
+	// trustedAs is the client the connection carried ("" while untrusted);
+	// guarded by the limiter's mutex.
+	trustedAs string
+	trusted   atomic.Bool
 	// elem is the connection's place in untrusted (nil once trusted or
 	// released); guarded by the limiter's mutex.
 	elem *list.Element
@@ -129,18 +138,25 @@ type Conn struct {
 	once      sync.Once
 }
 
-// MarkTrusted records that a request on the connection matched a client:
-// it is then closed to make room only after every untrusted one.
-func (c *Conn) MarkTrusted() {
-	if c.trusted.Swap(true) {
+// MarkTrusted records that a request on the connection was served to
+// client: it is then closed to make room only after every untrusted one —
+// unless client already holds its share (PerSource) of trusted
+// connections, in which case it stays among the closable ones.
+func (c *Conn) MarkTrusted(client string) {
+	if c.trusted.Load() {
 		return
 	}
-	c.l.mu.Lock()
-	if c.elem != nil {
-		c.l.untrusted.Remove(c.elem)
-		c.elem = nil
+	l := c.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.trustedAs != "" || c.elem == nil || l.trustedBy[client] >= l.perSource {
+		return
 	}
-	c.l.mu.Unlock()
+	l.untrusted.Remove(c.elem)
+	c.elem = nil
+	c.trustedAs = client
+	l.trustedBy[client]++
+	c.trusted.Store(true)
 }
 
 // NetConn is the underlying connection (socket options such as the IMDS
@@ -218,6 +234,12 @@ func (l *Limiter) dropLocked(c *Conn) {
 		l.untrusted.Remove(c.elem)
 		c.elem = nil
 	}
+	if c.trustedAs != "" {
+		if l.trustedBy[c.trustedAs]--; l.trustedBy[c.trustedAs] <= 0 {
+			delete(l.trustedBy, c.trustedAs)
+		}
+		c.trustedAs = ""
+	}
 	if c.source != "" {
 		if l.bySource[c.source]--; l.bySource[c.source] <= 0 {
 			delete(l.bySource, c.source)
@@ -252,7 +274,7 @@ func (l *Limiter) admit(nc net.Conn) (*Conn, *Conn) {
 		victim.once.Do(func() {}) // released here, under the lock
 	}
 	l.seq++
-	c := &Conn{Conn: nc, l: l, source: source, seq: l.seq}
+	c := &Conn{Conn: nc, l: l, source: source, seq: l.seq, admitted: time.Now().UnixNano()}
 	c.state.Store(int32(http.StateNew))
 	l.conns[c] = struct{}{}
 	c.elem = l.untrusted.PushBack(c)
@@ -270,13 +292,32 @@ func (l *Limiter) admit(nc net.Conn) (*Conn, *Conn) {
 // mid-request is never picked.
 func (l *Limiter) victimLocked() *Conn {
 	if e := l.untrusted.Front(); e != nil {
-		return e.Value.(*Conn)
+		c := e.Value.(*Conn)
+		// A young connection mid-request may be a trusted caller whose
+		// first request is still being identified: prefer an idle trusted
+		// connection to it, if there is one.
+		if http.ConnState(c.state.Load()) != http.StateActive || time.Now().UnixNano()-c.admitted > int64(activeGrace) {
+			return c
+		}
+		if t := l.idlestTrustedLocked(); t != nil {
+			return t
+		}
+		return c
 	}
+	return l.idlestTrustedLocked()
+}
+
+// activeGrace is how long a new connection's first request is spared.
+const activeGrace = 2 * time.Second
+
+// idlestTrustedLocked is the longest-idle trusted connection (nil if none
+// is idle): a scan, on the rare path only.
+func (l *Limiter) idlestTrustedLocked() *Conn {
 	var best *Conn
 	var bestKey int64
 	for c := range l.conns {
 		st := http.ConnState(c.state.Load())
-		if st != http.StateIdle && st != http.StateNew {
+		if c.trustedAs == "" || (st != http.StateIdle && st != http.StateNew) {
 			continue
 		}
 		key := int64(c.seq)

@@ -52,13 +52,14 @@ func TestVictimOrder(t *testing.T) {
 	defer f.close()
 	l := New(Options{Max: 3})
 	trustedBusy := admitted(t, l, f, "127.0.0.1")
-	trustedBusy.MarkTrusted()
+	trustedBusy.MarkTrusted("a")
 	l.ConnState(trustedBusy, http.StateActive)
 	trustedIdle := admitted(t, l, f, "127.0.0.1")
-	trustedIdle.MarkTrusted()
+	trustedIdle.MarkTrusted("a")
 	l.ConnState(trustedIdle, http.StateIdle)
 	untrustedBusy := admitted(t, l, f, "127.0.0.2")
 	l.ConnState(untrustedBusy, http.StateActive)
+	untrustedBusy.admitted -= int64(2 * activeGrace) // past its first request's grace
 
 	c1 := admitted(t, l, f, "127.0.0.3") // evicts the untrusted busy one
 	if c1 == nil || l.Stats().Open != 3 {
@@ -67,7 +68,7 @@ func TestVictimOrder(t *testing.T) {
 	if _, held := l.conns[untrustedBusy]; held {
 		t.Fatal("the untrusted connection was not the one closed")
 	}
-	c1.MarkTrusted()
+	c1.MarkTrusted("a")
 	l.ConnState(c1, http.StateActive)
 	c2 := admitted(t, l, f, "127.0.0.4") // only a trusted idle one is left to close
 	if c2 == nil {
@@ -76,7 +77,7 @@ func TestVictimOrder(t *testing.T) {
 	if _, held := l.conns[trustedIdle]; held {
 		t.Fatal("the trusted idle connection was not the one closed")
 	}
-	c2.MarkTrusted()
+	c2.MarkTrusted("a")
 	l.ConnState(c2, http.StateActive)
 	if c3 := admitted(t, l, f, "127.0.0.5"); c3 != nil {
 		t.Fatal("admitted although every connection is trusted and busy")
@@ -115,5 +116,52 @@ func TestPerSource(t *testing.T) {
 	l.SetLimits(10, 3)
 	if admitted(t, l, f, "169.254.170.10") == nil {
 		t.Fatal("a raised share was not applied")
+	}
+}
+
+// TestYoungRequestSpared: an untrusted connection whose first request is
+// still in flight (it may be a trusted caller being identified) is closed
+// only when no idle trusted connection can make room instead.
+func TestYoungRequestSpared(t *testing.T) {
+	f := &fakeListener{}
+	defer f.close()
+	l := New(Options{Max: 2})
+	idle := admitted(t, l, f, "127.0.0.1")
+	idle.MarkTrusted("a")
+	l.ConnState(idle, http.StateIdle)
+	young := admitted(t, l, f, "127.0.0.2")
+	l.ConnState(young, http.StateActive)
+	if admitted(t, l, f, "127.0.0.3") == nil {
+		t.Fatal("refused")
+	}
+	if _, held := l.conns[young]; !held {
+		t.Fatal("a young connection mid-request was closed while an idle trusted one could make room")
+	}
+}
+
+// TestTrustedShareCapped: a client holds at most PerSource trusted
+// connections; beyond that its connections stay closable, so a hostile
+// user with a client of their own cannot pin the listener full.
+func TestTrustedShareCapped(t *testing.T) {
+	f := &fakeListener{}
+	defer f.close()
+	l := New(Options{Max: 100, PerSource: 2})
+	var conns []*Conn
+	for range 3 {
+		c := admitted(t, l, f, "127.0.0.1")
+		c.MarkTrusted("hostile")
+		conns = append(conns, c)
+	}
+	if !conns[0].trusted.Load() || !conns[1].trusted.Load() || conns[2].trusted.Load() {
+		t.Fatalf("trusted: %v %v %v, want the first two only", conns[0].trusted.Load(), conns[1].trusted.Load(), conns[2].trusted.Load())
+	}
+	other := admitted(t, l, f, "127.0.0.1")
+	if other.MarkTrusted("other"); !other.trusted.Load() {
+		t.Fatal("another client's connection was not trusted")
+	}
+	// A trusted connection that closes frees its client's share.
+	l.ConnState(conns[0], http.StateClosed)
+	if conns[2].MarkTrusted("hostile"); !conns[2].trusted.Load() {
+		t.Fatal("the freed share was not used")
 	}
 }

@@ -1,27 +1,19 @@
 package localsts
 
 import (
-	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"math/big"
+	"math"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/credsidecar/credsidecar/iampolicy"
+	"github.com/credsidecar/credsidecar/jwtauth"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
@@ -29,11 +21,15 @@ import (
 const (
 	minWebIdentityToken = 4
 	maxWebIdentityToken = 20000
-	maxJWKSFile         = 1 << 20
+	maxJWKSFile         = jwtauth.MaxJWKSSize
 	// jwtLeeway is how far in the future iat and nbf may lie: the IdP's
 	// clock is not ours.
 	jwtLeeway = 5 * time.Minute
 )
+
+// webIdentityAlgorithms are the algorithms STS accepts for web identity
+// tokens (RS256/384/512, ES256/384/512).
+var webIdentityAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.ES512}
 
 // oidcProvider is a compiled sts.local.oidc_providers entry.
 type oidcProvider struct {
@@ -41,15 +37,7 @@ type oidcProvider struct {
 	hostPath  string // issuer without scheme: the condition key prefix
 	arn       string // arn:aws:iam::ACCT:oidc-provider/<hostPath>
 	audiences []string
-	keys      []jwk
-}
-
-// jwk is one usable key of a JSON Web Key Set.
-type jwk struct {
-	kid string
-	alg string // optional restriction
-	rsa *rsa.PublicKey
-	ec  *ecdsa.PublicKey
+	keys      *jwtauth.KeySet
 }
 
 func readBounded(path string, max int64) ([]byte, error) {
@@ -68,215 +56,73 @@ func readBounded(path string, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// parseJWKS reads the RSA and EC signing keys of a JSON Web Key Set
-// (RFC 7517). Keys of other types, or meant for encryption, are skipped; a
-// set with no usable key is an error.
-func parseJWKS(data []byte) ([]jwk, error) {
-	var set struct {
-		Keys []struct {
-			Kty string `json:"kty"`
-			Kid string `json:"kid"`
-			Use string `json:"use"`
-			Alg string `json:"alg"`
-			N   string `json:"n"`
-			E   string `json:"e"`
-			Crv string `json:"crv"`
-			X   string `json:"x"`
-			Y   string `json:"y"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("not a JSON Web Key Set: %w", err)
-	}
-	var keys []jwk
-	for i, k := range set.Keys {
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
-		key := jwk{kid: k.Kid, alg: k.Alg}
-		switch k.Kty {
-		case "RSA":
-			n, err1 := b64int(k.N)
-			e, err2 := b64int(k.E)
-			if err1 != nil || err2 != nil || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
-				return nil, fmt.Errorf("key %d (%q): bad RSA modulus or exponent", i, k.Kid)
-			}
-			if n.BitLen() < 2048 {
-				return nil, fmt.Errorf("key %d (%q): RSA keys must have at least 2048 bits, not %d", i, k.Kid, n.BitLen())
-			}
-			key.rsa = &rsa.PublicKey{N: n, E: int(e.Int64())}
-		case "EC":
-			curve, size := curveOf(k.Crv)
-			if curve == nil {
-				return nil, fmt.Errorf("key %d (%q): unsupported curve %q", i, k.Kid, k.Crv)
-			}
-			x, err1 := base64.RawURLEncoding.DecodeString(k.X)
-			y, err2 := base64.RawURLEncoding.DecodeString(k.Y)
-			if err1 != nil || err2 != nil || len(x) != size || len(y) != size {
-				return nil, fmt.Errorf("key %d (%q): bad EC coordinates", i, k.Kid)
-			}
-			pub, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
-			if err != nil {
-				return nil, fmt.Errorf("key %d (%q): %w", i, k.Kid, err)
-			}
-			key.ec = pub
-		default:
-			continue
-		}
-		keys = append(keys, key)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no RSA or EC signing key")
-	}
-	return keys, nil
-}
-
-func b64int(s string) (*big.Int, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) == 0 {
-		return nil, errors.New("bad base64url integer")
-	}
-	return new(big.Int).SetBytes(b), nil
-}
-
-func curveOf(crv string) (elliptic.Curve, int) {
-	switch crv {
-	case "P-256":
-		return elliptic.P256(), 32
-	case "P-384":
-		return elliptic.P384(), 48
-	case "P-521":
-		return elliptic.P521(), 66
-	}
-	return nil, 0
-}
-
-// jwtAlg describes a JWS algorithm we accept.
-type jwtAlg struct {
-	hash    crypto.Hash
-	newHash func() hash.Hash
-	ec      string // curve name for ES*, "" for RS*
-}
-
-func algorithm(name string) (jwtAlg, bool) {
-	switch name {
-	case "RS256":
-		return jwtAlg{crypto.SHA256, sha256.New, ""}, true
-	case "RS384":
-		return jwtAlg{crypto.SHA384, sha512.New384, ""}, true
-	case "RS512":
-		return jwtAlg{crypto.SHA512, sha512.New, ""}, true
-	case "ES256":
-		return jwtAlg{crypto.SHA256, sha256.New, "P-256"}, true
-	case "ES384":
-		return jwtAlg{crypto.SHA384, sha512.New384, "P-384"}, true
-	case "ES512":
-		return jwtAlg{crypto.SHA512, sha512.New, "P-521"}, true
-	}
-	return jwtAlg{}, false
-}
-
-// verify checks sig over signed with the key, for the algorithm.
-func (k jwk) verify(alg string, a jwtAlg, signed, sig []byte) bool {
-	if k.alg != "" && k.alg != alg {
-		return false
-	}
-	h := a.newHash()
-	h.Write(signed)
-	digest := h.Sum(nil)
-	if a.ec == "" {
-		return k.rsa != nil && rsa.VerifyPKCS1v15(k.rsa, a.hash, digest, sig) == nil
-	}
-	if k.ec == nil || k.ec.Curve.Params().Name != a.ec {
-		return false
-	}
-	size := (k.ec.Curve.Params().BitSize + 7) / 8
-	if len(sig) != 2*size {
-		return false
-	}
-	r := new(big.Int).SetBytes(sig[:size])
-	s := new(big.Int).SetBytes(sig[size:])
-	return ecdsa.Verify(k.ec, digest, r, s)
-}
-
-// webIdentityClaims are the JWT claims STS looks at.
-type webIdentityClaims struct {
-	Issuer              string
-	Subject             string
-	Audience            []string
-	AMR                 []string
-	Expires             int64
-	NotBefore, IssuedAt *int64
-}
+// parseJWKS reads the RSA and EC signing keys of a JSON Web Key Set with
+// the project's one JWT library (jwtauth, go-jose): keys of other types,
+// or meant for encryption, are skipped; a set with no usable key is an
+// error.
+func parseJWKS(data []byte) (*jwtauth.KeySet, error) { return jwtauth.ParseJWKS(data) }
 
 func invalidToken(format string, args ...any) *Error {
 	return stsErr(400, "InvalidIdentityToken", format, args...)
 }
 
-// parseJWT decodes a compact JWS without checking its signature: the
-// issuer decides which keys check it.
-func parseJWT(token string) (header struct{ Alg, Kid string }, claims webIdentityClaims, signed, sig []byte, err *Error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return header, claims, nil, nil, invalidToken("The web identity token is not a signed JWT (header.payload.signature).")
-	}
-	hb, e1 := base64.RawURLEncoding.DecodeString(parts[0])
-	pb, e2 := base64.RawURLEncoding.DecodeString(parts[1])
-	sig, e3 := base64.RawURLEncoding.DecodeString(parts[2])
-	if e1 != nil || e2 != nil || e3 != nil {
-		return header, claims, nil, nil, invalidToken("The web identity token is not valid base64url.")
-	}
-	var h struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-	}
-	if json.Unmarshal(hb, &h) != nil {
-		return header, claims, nil, nil, invalidToken("The web identity token header is not valid JSON.")
-	}
-	header.Alg, header.Kid = h.Alg, h.Kid
-	var raw map[string]any
-	dec := json.NewDecoder(bytes.NewReader(pb))
-	dec.UseNumber()
-	if dec.Decode(&raw) != nil {
-		return header, claims, nil, nil, invalidToken("The web identity token payload is not a JSON object.")
-	}
-	claims.Issuer, _ = raw["iss"].(string)
-	claims.Subject, _ = raw["sub"].(string)
-	claims.Audience = stringOrList(raw["aud"])
-	claims.AMR = stringOrList(raw["amr"])
-	for _, f := range []struct {
-		name string
-		dst  **int64
-	}{{"nbf", &claims.NotBefore}, {"iat", &claims.IssuedAt}} {
-		if v, ok := raw[f.name]; ok {
-			n, ok := integerClaim(v)
-			if !ok {
-				return header, claims, nil, nil, invalidToken("The web identity token claim %s must be an integer number of seconds.", f.name)
-			}
-			*f.dst = &n
-		}
-	}
-	exp, ok := integerClaim(raw["exp"])
-	if !ok {
-		return header, claims, nil, nil, invalidToken("The web identity token must have an integer exp claim.")
-	}
-	claims.Expires = exp
-	if claims.Issuer == "" {
-		return header, claims, nil, nil, invalidToken("The web identity token has no iss claim.")
-	}
-	if claims.Subject == "" {
-		return header, claims, nil, nil, invalidToken("The web identity token has no sub claim.")
-	}
-	return header, claims, []byte(parts[0] + "." + parts[1]), sig, nil
+// webIdentityClaims are the verified JWT claims STS looks at.
+type webIdentityClaims struct {
+	Subject  string
+	Audience string
+	AMR      []string
 }
 
-func integerClaim(v any) (int64, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, false
+// verifyWebIdentity checks the token's signature with the keys of the
+// provider whose issuer is its iss (jwtauth), then what STS adds: integer
+// timestamps, and ExpiredTokenException for an expired token.
+func (a *Account) verifyWebIdentity(token string, now time.Time) (*oidcProvider, *webIdentityClaims, *Error) {
+	parsed, err := jwtauth.Parse(token, webIdentityAlgorithms)
+	if err != nil {
+		return nil, nil, invalidFromJWT(err)
 	}
-	i, err := n.Int64()
-	return i, err == nil
+	prov := a.oidcProvider(parsed.Issuer)
+	if prov == nil {
+		return nil, nil, invalidToken("No OpenIDConnect provider found in your account for %s", clipValue(parsed.Issuer))
+	}
+	pol := jwtauth.Policy{Issuer: parsed.Issuer, Audiences: prov.audiences, Leeway: jwtLeeway, Algorithms: webIdentityAlgorithms}
+	c, err := parsed.Verify(prov.keys, pol, now)
+	if r := jwtauth.ReasonOf(err); r == 0 || r == jwtauth.ReasonExpired {
+		// The signature held (jwtauth checks it before the claims); STS
+		// wants integer timestamps.
+		for _, k := range []string{"exp", "nbf", "iat"} {
+			if v, ok := parsed.Claim(k); ok {
+				if f, ok := v.(float64); !ok || f != math.Trunc(f) {
+					return nil, nil, invalidToken("The web identity token claim %s must be an integer number of seconds.", k)
+				}
+			}
+		}
+	}
+	switch jwtauth.ReasonOf(err) {
+	case 0:
+	case jwtauth.ReasonAudience:
+		return nil, nil, invalidToken("Incorrect token audience")
+	case jwtauth.ReasonExpired:
+		exp, _ := parsed.Expiry()
+		return nil, nil, expiredToken(now, exp)
+	default:
+		return nil, nil, invalidFromJWT(err)
+	}
+	// STS gives exp no leeway.
+	if !now.Before(c.Expiry) {
+		return nil, nil, expiredToken(now, c.Expiry.Unix())
+	}
+	return prov, &webIdentityClaims{Subject: c.Subject, Audience: c.Audience, AMR: stringOrList(c.All["amr"])}, nil
+}
+
+func expiredToken(now time.Time, exp int64) *Error {
+	return stsErr(400, "ExpiredTokenException", "Token expired: current date/time %d must be before the expiration date/time %d", now.Unix(), exp)
+}
+
+// invalidFromJWT is the STS error of a jwtauth failure.
+func invalidFromJWT(err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "jwt: ")
+	return invalidToken("The web identity token is not valid: %s.", msg)
 }
 
 func stringOrList(v any) []string {
@@ -365,50 +211,11 @@ func (i *Issuer) AssumeRoleWithWebIdentity(_ context.Context, in WebIdentityInpu
 	}
 	acct := i.Account()
 	now := i.clk.Now()
-	header, claims, signed, sig, perr := parseJWT(in.WebIdentityToken)
-	if perr != nil {
-		return nil, perr
+	prov, claims, verr := acct.verifyWebIdentity(in.WebIdentityToken, now)
+	if verr != nil {
+		return nil, verr
 	}
-	alg, ok := algorithm(header.Alg)
-	if !ok {
-		return nil, invalidToken("The web identity token is signed with %q; only RS256, RS384, RS512, ES256, ES384 and ES512 are accepted.", clipValue(header.Alg))
-	}
-	prov := acct.oidcProvider(claims.Issuer)
-	if prov == nil {
-		return nil, invalidToken("No OpenIDConnect provider found in your account for %s", clipValue(claims.Issuer))
-	}
-	verified := false
-	for _, k := range prov.keys {
-		if header.Kid != "" && k.kid != header.Kid {
-			continue
-		}
-		if k.verify(header.Alg, alg, signed, sig) {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		return nil, invalidToken("The web identity token signature could not be verified with the keys of %s.", prov.issuer)
-	}
-	audience := ""
-	for _, a := range claims.Audience {
-		if contains(prov.audiences, a) {
-			audience = a
-			break
-		}
-	}
-	if audience == "" {
-		return nil, invalidToken("Incorrect token audience")
-	}
-	if now.Unix() >= claims.Expires {
-		return nil, stsErr(400, "ExpiredTokenException", "Token expired: current date/time %d must be before the expiration date/time %d", now.Unix(), claims.Expires)
-	}
-	if claims.NotBefore != nil && time.Unix(*claims.NotBefore, 0).After(now.Add(jwtLeeway)) {
-		return nil, invalidToken("The web identity token is not valid yet (nbf is in the future).")
-	}
-	if claims.IssuedAt != nil && time.Unix(*claims.IssuedAt, 0).After(now.Add(jwtLeeway)) {
-		return nil, invalidToken("The web identity token was issued in the future (iat).")
-	}
+	audience := claims.Audience
 
 	role, ok := acct.Role(in.RoleARN)
 	// AWS's message for AssumeRoleWithWebIdentity names no principal (the
