@@ -166,3 +166,38 @@ func TestExplainWorkload(t *testing.T) {
 		t.Fatalf("explanation %+v, %v", ex, err)
 	}
 }
+
+// TestTagTemplateUnit: a role tag reading .Unit makes sessions per unit and
+// carries the unit.
+func TestTagTemplateUnit(t *testing.T) {
+	clk := clock.NewFake(t0)
+	src := newFakeSource(clk)
+	a, err := New(Options{Source: src, Clock: clk, Logger: zaptest.NewLogger(t), DisableWarm: true, Rand: func() float64 { return 0.5 }}, parseConfig(t, `
+sts: { mode: local }
+roles:
+  - {name: billing, tags: {unit: "{{.Unit}}"}}
+clients:
+  - {name: unit, match: {systemd_unit: "billing*.service"}, roles: [billing]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var n counting
+	c1 := mustCreds(t, a, n.caller(&Process{Unit: "billing-eu.service"}, nil, 0), "billing")
+	c2 := mustCreds(t, a, n.caller(&Process{Unit: "billing-us.service"}, nil, 0), "billing")
+	if c1 == c2 {
+		t.Fatal("callers whose tags differ by .Unit share a session")
+	}
+	got := map[string]bool{}
+	for _, r := range src.reqs {
+		for _, tag := range r.Tags {
+			if tag.Key == "unit" {
+				got[tag.Value] = true
+			}
+		}
+	}
+	if !got["billing-eu.service"] || !got["billing-us.service"] {
+		t.Fatalf("unit tags sent: %v", got)
+	}
+}
