@@ -20,7 +20,9 @@ type ClientCheck struct {
 	// Matched is true for the client the caller is.
 	Matched bool
 	// Failed names the match condition that did not hold: "token",
-	// "jwt", "source_cidrs" or "uids" ("" when it matched).
+	// "jwt", "source_cidrs", "uids", or a workload key ("systemd_unit",
+	// "systemd_user_unit", "cgroup", "exe", "exe_sha256", "container");
+	// "" when it matched.
 	Failed string
 	// Why says how it failed, e.g. "address 10.0.0.5 is not in
 	// 169.254.170.10/32". It never holds a token.
@@ -83,6 +85,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 		uid, uidErr = c.UID()
 	}
 	var found *client
+	wa := attrs{c: c}
 	// passed is a client holding the caller's token whose other conditions
 	// failed: from there on, no token-less client may match.
 	passed := ""
@@ -109,6 +112,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 			chk.Failed, chk.Why = "uids", fmt.Sprintf("the caller's uid is unknown (%v); uids %s", uidErr, uids(cl.uids))
 		case len(cl.uids) > 0 && !slices.Contains(cl.uids, uid):
 			chk.Failed, chk.Why = "uids", fmt.Sprintf("uid %d is not among %s", uid, uids(cl.uids))
+		case cl.wl != nil && workloadFails(cl.wl, &wa, &chk):
 		case cl.tokenHash == nil && cl.jwt == nil && c.HasToken && passed != "":
 			chk.Failed, chk.Why = "token", fmt.Sprintf("the caller's token belongs to client %q, listed before this one, whose other conditions failed; a presented token never falls back to address or uid trust", passed)
 		case c.HasToken && !tokenKnown:
@@ -193,4 +197,15 @@ func uids(us []uint32) string {
 		out[i] = strconv.FormatUint(uint64(u), 10)
 	}
 	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// workloadFails fills chk and returns true when a workload condition of m
+// fails for the caller.
+func workloadFails(m *workloadMatch, a *attrs, chk *ClientCheck) bool {
+	key, why := m.check(a)
+	if key == "" {
+		return false
+	}
+	chk.Failed, chk.Why = key, why
+	return true
 }

@@ -36,7 +36,8 @@ type client struct {
 	tokenHash   []byte // sha256 of the token; nil when the match has none
 	cidrs       []netip.Prefix
 	uids        []uint32
-	jwt         *jwtMatch // nil when the match has no jwt
+	wl          *workloadMatch // nil when the match has no workload condition
+	jwt         *jwtMatch      // nil when the match has no jwt
 	roles       map[string]bool
 	defaultRole string
 	// sessionKeys memoizes the session key and name per role when the
@@ -57,8 +58,12 @@ type role struct {
 	// it gives its sessions new keys, and the old ones are dropped.
 	fingerprint string
 	via         *role
-	// perCaller: the session name or a tag template uses .UID or .Addr.
+	// perCaller: the session name or a tag template uses .UID, .Addr or
+	// a workload attribute.
 	perCaller bool
+	// needs: which lazy workload attributes the session name or a tag
+	// template reads.
+	needs templateNeeds
 	// jwtFields: the session name or a tag template uses .Subject or
 	// .Claims; defaultName: the session name is the default, which names
 	// a JWT caller's service account. Either makes JWT callers' sessions
@@ -71,10 +76,12 @@ func compile(cfg *config.Config) *state {
 	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), byToken: map[[32]byte][]*client{}}
 	for i := range cfg.Roles {
 		rc := &cfg.Roles[i]
-		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName), jwtFields: usesJWTFields(rc.SessionName), defaultName: rc.SessionName == config.DefaultSessionName}
+		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName), jwtFields: usesJWTFields(rc.SessionName), defaultName: rc.SessionName == config.DefaultSessionName, needs: workloadNeeds(rc.SessionName)}
 		for k := range rc.TagTemplates {
 			r.perCaller = r.perCaller || usesCallerDetails(rc.Tags[k])
 			r.jwtFields = r.jwtFields || usesJWTFields(rc.Tags[k])
+			n := workloadNeeds(rc.Tags[k])
+			r.needs.proc, r.needs.container = r.needs.proc || n.proc, r.needs.container || n.container
 		}
 		r.req = Request{
 			RoleARN:              rc.ARN,
@@ -104,7 +111,7 @@ func compile(cfg *config.Config) *state {
 	}
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
-		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}}
+		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}, wl: compileWorkload(cc.Match.Workload)}
 		if cc.Match.JWT != nil {
 			c.jwt = compileJWTMatch(cc.Match.JWT)
 		}
@@ -180,7 +187,8 @@ func fingerprint(r *role, cfg *config.Config) string {
 }
 
 func usesCallerDetails(tmpl string) bool {
-	return strings.Contains(tmpl, ".UID") || strings.Contains(tmpl, ".Addr")
+	n := workloadNeeds(tmpl)
+	return strings.Contains(tmpl, ".UID") || strings.Contains(tmpl, ".Addr") || n.proc || n.container
 }
 
 // sessionData is what session_name and tag templates see.
@@ -189,6 +197,12 @@ type sessionData struct {
 	Role   string
 	UID    string
 	Addr   string
+	// Unit, Cgroup and Exe are the host process's (attest/proc); Container
+	// is the Docker container's name. Empty when not identified.
+	Unit      string
+	Cgroup    string
+	Exe       string
+	Container string
 	// Subject and Claims are the caller's verified JWT's ("" and nil
 	// when it was identified otherwise).
 	Subject string
@@ -248,6 +262,7 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 	}
 	var uid uint32
 	var uidDone, uidOK bool
+	wa := attrs{c: c}
 	i, j := 0, 0
 	for i < len(withToken) || j < len(st.tokenless) {
 		var cl *client
@@ -274,6 +289,11 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 				}
 			}
 			if !uidOK || !slices.Contains(cl.uids, uid) {
+				continue
+			}
+		}
+		if cl.wl != nil {
+			if key, _ := cl.wl.check(&wa); key != "" {
 				continue
 			}
 		}
@@ -326,12 +346,33 @@ func jwtSessionData(cl *client, r *role, j *JWT, c *Caller) sessionData {
 				d.UID = strconv.FormatUint(uint64(u), 10)
 			}
 		}
+		workloadSessionData(r, c, &d)
 	}
 	if j != nil {
 		d.Subject, d.Claims = j.Subject, j.Claims
 		d.jwtDefault = defaultJWTSessionName(cl.name, j)
 	}
 	return d
+}
+
+// workloadSessionData fills the workload attributes the templates of r's
+// chain read (only those: each may cost a /proc scan or an API call).
+func workloadSessionData(r *role, c *Caller, d *sessionData) {
+	var needs templateNeeds
+	for hop := r; hop != nil; hop = hop.via {
+		needs.proc = needs.proc || hop.needs.proc
+		needs.container = needs.container || hop.needs.container
+	}
+	if needs.proc && c.Process != nil {
+		if p, err := c.Process(); err == nil && p != nil {
+			d.Unit, d.Cgroup, d.Exe = p.Unit, p.Cgroup, p.Exe
+		}
+	}
+	if needs.container && c.Container != nil {
+		if ctr, err := c.Container(); err == nil && ctr != nil {
+			d.Container = ctr.Name
+		}
+	}
 }
 
 func sessionFor(r *role, d sessionData) sessionID {

@@ -28,6 +28,15 @@ type Caller struct {
 	// UID looks up the uid owning the caller's socket; nil where unknown.
 	// It is called only when a client's match has uids.
 	UID func() (uint32, error)
+	// Process returns the host process owning the caller's socket (attest/proc);
+	// nil where unknown. It is called only when a client's match has
+	// systemd_unit, systemd_user_unit, cgroup, exe or exe_sha256, or a
+	// template reads .Unit, .Cgroup or .Exe.
+	Process func() (*Process, error)
+	// Container returns the Docker container the caller's address belongs
+	// to (attest/docker); nil where unknown. It is called only when a
+	// client's match has container, or a template reads .Container.
+	Container func() (*Container, error)
 	// JWT verifies the bearer token as a JWT (at most once per token, the
 	// front end caches it); nil where the front end verifies none. It is
 	// called only when a client's match has jwt and no client holds the

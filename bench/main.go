@@ -172,6 +172,9 @@ type report struct {
 	JWTKeepAlive *comparison `json:"jwt_keep_alive,omitempty"`
 	JWTNewToken  *figures    `json:"jwt_new_token,omitempty"`
 	ColdProfile  string      `json:"cold_cpu_profile,omitempty"`
+	// Unit is the systemd_unit client's run (unit.go).
+	Unit        *unitFigures `json:"systemd_unit,omitempty"`
+	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -361,6 +364,12 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
 	rep.Single = compare(oneBare, oneSide)
 
+	for _, same := range []bool{false, true} {
+		if err := unitRun(ctx, o, bin, dir, bare, rep, same, progress); err != nil {
+			return err
+		}
+	}
+
 	if o.cpuprofile != "" {
 		if err := profile(ctx, side, o.cpuprofile, o.duration, progress, func(d time.Duration) {
 			keepAlive(ctx, side.addr, targets[1].req, o.conns, d)
@@ -498,6 +507,8 @@ func printReport(w io.Writer, r *report) {
 	table(fmt.Sprintf("cold SDK sequence on a new connection each time (PUT token, GET role list, GET credentials), %d workers", r.ColdConns),
 		"seq/s", r.Cold, true)
 	table("single connection, closed loop", "req/s", r.Single, false)
+	printUnit(w, r.Unit)
+	printUnit(w, r.UnitSameUID)
 	fmt.Fprintf(w, "memory (VmRSS)\n")
 	fmt.Fprintf(w, "  sidecar idle                 %s\n", mib(r.RSSIdleKB))
 	fmt.Fprintf(w, "  sidecar under load (peak)    %s   (bare server: %s)\n", mib(r.RSSLoadKB), mib(r.BareRSSLoadKB))

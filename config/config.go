@@ -39,6 +39,8 @@ type Config struct {
 	STS      STS      `yaml:"sts"`
 	Roles    []Role   `yaml:"roles"`
 	Clients  []Client `yaml:"clients"`
+	// Docker is the Engine API that container matches ask.
+	Docker Docker `yaml:"docker"`
 	// InsecureFileModes is what a secret file (a token file, a
 	// secret_access_key file, the signing key) that other users can read
 	// or replace does: "refuse" (the default) makes it a config error,
@@ -165,13 +167,16 @@ type Match struct {
 	Token       *Secret  `yaml:"token"`
 	SourceCIDRs []Prefix `yaml:"source_cidrs"`
 	UIDs        []uint32 `yaml:"uids"`
+	// Workload holds the conditions on the host process or container
+	// behind the connection (workload.go).
+	Workload `yaml:",inline"`
 	// JWT matches a bearer JWT verified against an identity provider.
 	JWT *JWTMatch `yaml:"jwt"`
 }
 
 // Empty reports whether the match has no condition at all.
 func (m Match) Empty() bool {
-	return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 && m.JWT == nil
+	return m.Token == nil && len(m.SourceCIDRs) == 0 && len(m.UIDs) == 0 && m.JWT == nil && m.Workload.Empty()
 }
 
 // Duration is a time.Duration written as a Go duration string.

@@ -200,6 +200,7 @@ func (v *validator) validate(c *Config) {
 	v.validateRoles(c)
 	v.validateIdentityProviders(c)
 	v.validateClients(c)
+	v.validateDocker(c)
 	v.checkSessionNames(c)
 }
 
@@ -413,9 +414,10 @@ func (v *validator) validateClients(c *Config) {
 		}
 		names[cl.Name] = true
 		if cl.Match.Empty() {
-			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids, jwt (an empty match would trust every caller)", cl.Name)
+			v.errf(at("match"), "client %q: match needs at least one of token, source_cidrs, uids, jwt, systemd_unit, systemd_user_unit, cgroup, exe, exe_sha256, container (an empty match would trust every caller)", cl.Name)
 		}
 		v.checkJWTMatch(c, at("match", "jwt"), cl)
+		v.validateWorkload(cl, at)
 		if len(cl.Roles) == 0 {
 			v.errf(at("roles"), "client %q: roles must list at least one role (the first is the default)", cl.Name)
 		}

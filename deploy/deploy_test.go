@@ -507,7 +507,7 @@ func TestWorkloadIsTrusted(t *testing.T) {
 
 // composeServiceKeys are the service keys the Compose example may use.
 var composeServiceKeys = setOf(`image build command entrypoint environment volumes sysctls
-	cap_add cap_drop read_only security_opt networks depends_on user restart`)
+	cap_add cap_drop read_only security_opt networks depends_on user restart labels group_add`)
 
 func TestComposeExample(t *testing.T) {
 	var compose document
@@ -552,21 +552,34 @@ func TestComposeExample(t *testing.T) {
 	if side := addr("credsidecar"); !slices.Contains(cfg.Listen, side.String()+":80") {
 		t.Errorf("the sidecar's address %s:80 is not in its listen %v", side, cfg.Listen)
 	}
-	clientOf := func(a netip.Addr) string {
+	// Apps are trusted by the labels Compose sets on their containers.
+	clientOf := func(svc string) string {
+		addr(svc)
+		labels, _ := services[svc].(map[string]any)["labels"].(map[string]any)
+	clients:
 		for _, c := range cfg.Clients {
-			for _, p := range c.Match.SourceCIDRs {
-				if p.Contains(a) {
-					return c.Name
+			if c.Match.Container == nil || len(c.Match.Container.Labels) == 0 {
+				continue
+			}
+			for k, v := range c.Match.Container.Labels {
+				if got, _ := labels[k].(string); got != v {
+					continue clients
 				}
 			}
+			return c.Name
 		}
 		return ""
 	}
-	if c := clientOf(addr("web-app")); c != "web-app" {
-		t.Errorf("web-app's address is trusted as client %q, want web-app", c)
+	for _, svc := range []string{"web-app", "batch-app"} {
+		if c := clientOf(svc); c != svc {
+			t.Errorf("%s's labels make it client %q, want %s", svc, c, svc)
+		}
+		if !slices.Contains(list(services, svc, "cap_drop"), any("NET_RAW")) {
+			t.Errorf("%s keeps NET_RAW: it could send packets from another container's address", svc)
+		}
 	}
-	if c := clientOf(addr("untrusted")); c != "" {
-		t.Errorf("the untrusted container's address is trusted as client %q", c)
+	if c := clientOf("untrusted"); c != "" {
+		t.Errorf("the untrusted container is trusted as client %q", c)
 	}
 	// reports-app's token file holds the token whose SHA-256 client
 	// reports-app trusts (the sidecar reads no copy of it: a bind mount

@@ -63,6 +63,15 @@ type Options struct {
 	// UIDLookup is nil where uid lookups are impossible: uid conditions
 	// then fail closed.
 	UIDLookup UIDLookup
+	// Socket, when set, replaces UIDLookup: one sock_diag lookup gives the
+	// uid and the socket's inode, from which Process finds its process.
+	Socket SocketLookup
+	// Process attests host processes; nil turns process conditions off
+	// (they fail closed).
+	Process ProcessAttestor
+	// Containers resolves container addresses; nil turns container
+	// conditions off (they fail closed).
+	Containers ContainerResolver
 	// ListenAddrs are the listener addresses, accepted as Host headers.
 	ListenAddrs []string
 	// Audit receives one record per credential vend or refusal; nil turns
@@ -83,20 +92,23 @@ type Auditor interface {
 
 // Server is the HTTP front end of the credential listeners.
 type Server struct {
-	agent   Agent
-	log     *zap.Logger
-	clk     clock.Clock
-	metrics Metrics
-	tokens  *tokenSigner
-	uid     UIDLookup
-	listen  []string
-	hosts   atomic.Pointer[map[string]bool]
-	limits  atomic.Pointer[limiterSet]
-	router  *mux.Router
-	uidWarn sync.Once
-	auditor Auditor
-	jwt     JWTVerifier
-	views   *jwtViews
+	agent      Agent
+	log        *zap.Logger
+	clk        clock.Clock
+	metrics    Metrics
+	tokens     *tokenSigner
+	uid        UIDLookup
+	sock       SocketLookup
+	proc       ProcessAttestor
+	containers ContainerResolver
+	listen     []string
+	hosts      atomic.Pointer[map[string]bool]
+	limits     atomic.Pointer[limiterSet]
+	router     *mux.Router
+	uidWarn    sync.Once
+	auditor    Auditor
+	jwt        JWTVerifier
+	views      *jwtViews
 }
 
 // New builds the server and its router.
@@ -107,7 +119,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Config == nil {
 		return nil, errors.New("imds: a Config is required")
 	}
-	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit, jwt: opts.JWT, views: newJWTViews()}
+	s := &Server{agent: opts.Agent, log: opts.Logger, clk: opts.Clock, metrics: opts.Metrics, uid: opts.UIDLookup, listen: opts.ListenAddrs, auditor: opts.Audit, jwt: opts.JWT, views: newJWTViews(),
+		sock: opts.Socket, proc: opts.Process, containers: opts.Containers}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -167,6 +180,7 @@ type connInfo struct {
 	mu            sync.Mutex // serializes the uid lookup
 	uid           uint32
 	uidErr        error
+	inode         uint64      // the client socket's, when Socket looked it up
 	looked        atomic.Bool // the lookup ran (uid/uidErr are set)
 	lookup        func() (uint32, error)
 	// caller is the agent's view of this connection's token-less caller
@@ -177,6 +191,13 @@ type connInfo struct {
 	// token memoizes the last IMDSv2 token verified on this connection:
 	// keep-alive clients resend the same one, so the HMAC is computed once.
 	token atomic.Pointer[verifiedToken]
+
+	// The process and container behind the connection (workload.go).
+	procOnce, ctrOnce sync.Once
+	proc              *agent.Process
+	procErr           error
+	ctr               *agent.Container
+	ctrErr            error
 }
 
 // markTrusted tells the connection limiter, once per connection, that the
@@ -220,12 +241,19 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 			return ci.uid, ci.uidErr
 		}
 		var uid uint32
+		var inode uint64
 		var err error
-		if s.uid == nil {
+		switch {
+		case s.sock != nil:
+			var o SocketOwner
+			o, err = s.sock(ci.local, ci.remote)
+			uid, inode = o.UID, o.Inode
+		case s.uid == nil:
 			err = errors.New("uid lookup is not available on this system")
-		} else {
+		default:
 			uid, err = s.uid(ci.local, ci.remote)
 		}
+		ci.inode = inode
 		if err != nil {
 			s.uidWarn.Do(func() {
 				s.log.Warn("uid lookup failed: clients matched by uids will not match (fail closed)", zap.Error(err))
@@ -241,6 +269,7 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 		return uid, err
 	}
 	ci.caller = agent.Caller{Addr: ci.remote.Addr().Unmap(), UID: ci.lookup}
+	s.workloadGetters(ci)
 	return context.WithValue(ctx, connKey{}, ci)
 }
 
@@ -267,6 +296,7 @@ func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
 	c := &agent.Caller{}
 	if ok {
 		c.Addr, c.UID = ci.caller.Addr, ci.caller.UID
+		c.Process, c.Container = ci.caller.Process, ci.caller.Container
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Addr = ap.Addr().Unmap()
 	}

@@ -12,12 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SockDiagUID looks up the uid owning the client end of a TCP connection
+// SockDiagUID is SockDiagSocket's uid alone.
+func SockDiagUID() UIDLookup {
+	look := SockDiagSocket()
+	return func(local, remote netip.AddrPort) (uint32, error) {
+		o, err := look(local, remote)
+		return o.UID, err
+	}
+}
+
+// SockDiagSocket looks up the uid owning the client end of a TCP connection
 // from this host with sock_diag, by both endpoints: matching on one address
 // alone could hit an old TIME_WAIT socket of another user. Connections from
 // other hosts have no local socket, so the lookup fails and uid conditions
 // fail closed.
-func SockDiagUID() UIDLookup {
+// The same lookup gives the socket's inode, from which attest/proc finds
+// the owning process.
+func SockDiagSocket() SocketLookup {
 	// One netlink socket for all direct lookups (a Handle serializes its
 	// use): opening one per lookup more than doubled its cost.
 	getSock := netlink.SocketGet
@@ -57,11 +68,11 @@ func SockDiagUID() UIDLookup {
 		return got, nil
 	}
 	co := newUIDCoalescer(get, dump)
-	return func(local, remote netip.AddrPort) (uint32, error) {
+	return func(local, remote netip.AddrPort) (SocketOwner, error) {
 		// The client's socket is the mirror image of ours.
 		s, err := co.lookup(sockPair{client: remote, server: local})
 		if err != nil {
-			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: %w", remote, local, err)
+			return SocketOwner{}, fmt.Errorf("sock_diag lookup of %s -> %s: %w", remote, local, err)
 		}
 		// Only an established socket that a process still holds (inode
 		// != 0) has a meaningful owner. A client that closed right after
@@ -69,9 +80,9 @@ func SockDiagUID() UIDLookup {
 		// kernel reports as uid 0: believing it would serve the request
 		// as root.
 		if s.State != netlink.TCP_ESTABLISHED || s.Inode == 0 {
-			return 0, fmt.Errorf("sock_diag lookup of %s -> %s: the client socket is %s and owned by no process (inode %d); its uid is unknown", remote, local, tcpState(s.State), s.Inode)
+			return SocketOwner{}, fmt.Errorf("sock_diag lookup of %s -> %s: the client socket is %s and owned by no process (inode %d); its uid is unknown", remote, local, tcpState(s.State), s.Inode)
 		}
-		return s.UID, nil
+		return SocketOwner{UID: s.UID, Inode: uint64(s.Inode)}, nil
 	}
 }
 

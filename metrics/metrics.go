@@ -29,6 +29,9 @@ type Set struct {
 	// endpoints memoizes the labelled children per endpoint, so the hot
 	// path does no label lookup (endpoint -> *endpointMetrics).
 	endpoints sync.Map
+
+	identOnce sync.Once
+	idents    *prometheus.CounterVec
 }
 
 type endpointMetrics struct {

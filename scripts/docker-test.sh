@@ -43,8 +43,12 @@ work=$(mktemp -d /tmp/credsidecar-dt.XXXXXX)
 own_dockerd=""
 compose_up=""
 
+# sidecar_log prints the sidecar's log so far (whole: a `compose logs | grep -q`
+# pipeline fails under pipefail when grep stops reading early).
+sidecar_log() { local l; l=$(compose logs --no-color credsidecar 2>/dev/null) || true; printf '%s\n' "$l"; }
+
 compose() {
-  CREDSIDECAR_IMAGE=$sidecar_image APP_IMAGE=$app_image \
+  CREDSIDECAR_IMAGE=$sidecar_image APP_IMAGE=$app_image DOCKER_SOCKET=$docker_socket DOCKER_GID=$docker_gid CREDSIDECAR_LOG_LEVEL=debug \
     docker-compose --ansi never -p "$project" -f "$repo/examples/compose/docker-compose.yaml" "$@"
 }
 
@@ -52,11 +56,12 @@ cleanup() {
   local rc=$?
   set +e
   if [ -n "$compose_up" ]; then
-    [ "$rc" -ne 0 ] && { log "sidecar logs:"; compose logs --no-color credsidecar 2>&1 | tail -n 40; }
+    [ "$rc" -ne 0 ] && { log "sidecar logs:"; compose ps; compose logs --no-color credsidecar 2>&1 | tail -n 60; }
+    docker rm -f $(docker ps -aq --filter "label=$label") >/dev/null 2>&1
     compose down -v --remove-orphans >/dev/null 2>&1
   fi
   if docker info >/dev/null 2>&1; then
-    docker rmi -f "$sidecar_image" "$app_image" "$runtime_image" "$builder_image" >/dev/null 2>&1
+    docker rmi -f "$sidecar_image" "$app_image" "$app_image-labelled" "$runtime_image" "$builder_image" >/dev/null 2>&1
     # Build-stage images of the legacy builder inherit the builder's label.
     docker image prune -f --filter "label=$label" >/dev/null 2>&1
   fi
@@ -103,7 +108,11 @@ if ! docker info >/dev/null 2>&1; then
     skip "dockerd cannot start here"
   fi
 fi
-log "docker $(docker version --format '{{.Server.Version}}') ready"
+log "docker $(docker version --format '{{.Server.Version}}') ready (API $(docker version --format '{{.Server.APIVersion}}'))"
+# The socket the sidecar container mounts to resolve containers by address.
+docker_socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
+docker_socket=${docker_socket#unix://}
+docker_gid=$(stat -c %g "$docker_socket")
 export DOCKER_BUILDKIT=0 # the classic builder: no buildx plugin, no frontend image to pull
 
 # --- 3. images ------------------------------------------------------------------
@@ -185,15 +194,20 @@ log "starting the sidecar (project $project)"
 compose_up=1
 compose up -d --no-build credsidecar >"$work/compose.log" 2>&1 || { cat "$work/compose.log"; die "docker-compose up credsidecar failed"; }
 for _ in $(seq 1 60); do
-  compose logs --no-color credsidecar 2>/dev/null | grep -q '"credsidecar serving"' && break
+  sidecar_log | grep -q '"credsidecar serving"' && break
   sleep 0.5
 done
-compose logs --no-color credsidecar 2>/dev/null | grep -q '"credsidecar serving"' || die "the sidecar did not start serving"
+sidecar_log | grep -q '"credsidecar serving"' || die "the sidecar did not start serving"
+for _ in $(seq 1 60); do
+  sidecar_log | grep -q '"docker API ready"' && break
+  sleep 0.5
+done
+sidecar_log | grep -q '"docker API ready"' || { compose logs --no-color credsidecar | tail -n 20; die "the sidecar did not reach the Docker API"; }
 
-log "running web-app, reports-app and untrusted"
-compose up -d --no-build --no-deps web-app reports-app untrusted >>"$work/compose.log" 2>&1 || { cat "$work/compose.log"; die "docker-compose up of the apps failed"; }
+log "running web-app, batch-app, reports-app and untrusted"
+compose up -d --no-build --no-deps web-app batch-app reports-app untrusted >>"$work/compose.log" 2>&1 || { cat "$work/compose.log"; die "docker-compose up of the apps failed"; }
 declare -A out rc
-for s in web-app reports-app untrusted; do
+for s in web-app batch-app reports-app untrusted; do
   cid=$(compose ps -q "$s")
   rc[$s]=$(timeout 120 docker wait "$cid")
   out[$s]=$(docker logs "$cid" 2>&1)
@@ -204,9 +218,9 @@ sidecar_logs=$(compose logs --no-color credsidecar 2>&1)
 field() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"${out[$1]}" | head -n1; }
 fail=0
 check() { if eval "$2"; then log "ok: $1"; else log "NOT OK: $1"; fail=1; fi; }
-declare -A want_role=([web-app]=web [reports-app]=reports)
+declare -A want_role=([web-app]=web [batch-app]=reports [reports-app]=reports)
 sts_missing=""
-for s in web-app reports-app; do
+for s in web-app batch-app reports-app; do
   check "$s exits 0" '[ "${rc[$s]}" = 0 ]'
   check "$s gets credentials from the ECS container endpoint" '[ "$(field $s source)" = CredentialsEndpointProvider ]'
   check "$s has a session key id (ASIA...)" '[[ "$(field $s key_id)" == ASIA* ]]'
@@ -222,9 +236,50 @@ for s in web-app reports-app; do
   check "the sidecar issued $s's key (…${key: -4}) to client $s for role ${want_role[$s]}" \
     'grep "\"credentials issued\"" <<<"$sidecar_logs" | grep "\"client\":\"$s\"" | grep "\"role\":\"${want_role[$s]}\"" | grep -q "\"key_id_last4\":\"${key: -4}\""'
 done
-check "the two apps got different keys" '[ "$(field web-app key_id)" != "$(field reports-app key_id)" ]'
-check "untrusted is refused with 403" '[ "${rc[untrusted]}" != 0 ] && [ "$(field untrusted status)" = 403 ]'
-check "nothing was issued to an unknown client" '! grep "\"credentials issued\"" <<<"$sidecar_logs" | grep -vq -e "\"client\":\"web-app\"" -e "\"client\":\"reports-app\""'
+check "the apps got different keys" '[ "$(field web-app key_id)" != "$(field reports-app key_id)" ] && [ "$(field web-app key_id)" != "$(field batch-app key_id)" ]'
+check "untrusted (no label) is refused with 403" '[ "${rc[untrusted]}" != 0 ] && [ "$(field untrusted status)" = 403 ]'
+
+# Containers beside the example's, on its network.
+net="${project}_creds"
+# runapp NAME IP [docker run options...] [-- IMAGE]: runs the app to completion.
+runapp() {
+  local name=$1 ip=$2 image=$app_image
+  shift 2
+  [ -n "${RUNAPP_IMAGE:-}" ] && image=$RUNAPP_IMAGE
+  docker run --name "$name" --label "$label" --network "$net" --ip "$ip" --cap-drop NET_RAW \
+    -e AWS_REGION=us-east-1 -e AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/creds \
+    -e AWS_ENDPOINT_URL_STS=http://169.254.170.2:8171 "$@" "$image" 2>&1
+}
+arnof() { sed -n 's/.*\barn=\([^ ]*\).*/\1/p' <<<"$1" | head -n1; }
+statusof() { sed -n 's/.*\bstatus=\([^ ]*\).*/\1/p' <<<"$1" | head -n1; }
+
+log "replacing a container on the same address (docker rm -f, then --ip reused at once)"
+ip=169.254.170.30
+o=$(runapp "$id-first" "$ip" --label credsidecar.client=web-app) || true
+check "first container at $ip (label web-app) is web: $(arnof "$o")" '[ "$(arnof "$o")" = arn:aws:sts::000000000000:assumed-role/web/compose-web-app ]'
+t=$(date +%s%N)
+docker rm -f "$id-first" >/dev/null
+o=$(runapp "$id-second" "$ip" --label credsidecar.client=batch-app) || true
+check "its replacement at $ip (label batch-app, $(( ($(date +%s%N) - t) / 1000000 )) ms after rm) is reports, never web: $(arnof "$o")" '[ "$(arnof "$o")" = arn:aws:sts::000000000000:assumed-role/reports/compose-batch-app ]'
+docker rm -f "$id-second" >/dev/null
+o=$(runapp "$id-third" "$ip") || true
+check "a third, unlabelled, at $ip is refused: status $(statusof "$o")" '[ "$(statusof "$o")" = 403 ]'
+docker rm -f "$id-third" >/dev/null
+
+log "a container whose image carries the label, but which was not given it"
+printf 'FROM %s\nLABEL credsidecar.client=web-app\nLABEL %s\n' "$app_image" "$label" |
+  docker build -q -t "$app_image-labelled" - >/dev/null || die "docker build of the labelled image failed"
+o=$(RUNAPP_IMAGE=$app_image-labelled runapp "$id-imagelabel" 169.254.170.31) || true
+inherited=$(docker inspect -f '{{index .Config.Labels "credsidecar.client"}}' "$id-imagelabel")
+check "its container shows the inherited label (credsidecar.client=$inherited)" '[ "$inherited" = web-app ]'
+check "and is refused: status $(statusof "$o")" '[ "$(statusof "$o")" = 403 ]'
+docker rm -f "$id-imagelabel" >/dev/null
+o=$(RUNAPP_IMAGE=$app_image-labelled runapp "$id-imagelabel2" 169.254.170.32 --label credsidecar.client=batch-app) || true
+check "given its own label, the same image's container is that label's client: $(arnof "$o")" '[ "$(arnof "$o")" = arn:aws:sts::000000000000:assumed-role/reports/compose-batch-app ]'
+docker rm -f "$id-imagelabel2" >/dev/null
+
+sidecar_logs=$(compose logs --no-color credsidecar 2>&1)
+check "nothing was issued to an unknown client" '! grep "\"credentials issued\"" <<<"$sidecar_logs" | grep -vq -e "\"client\":\"web-app\"" -e "\"client\":\"batch-app\"" -e "\"client\":\"reports-app\""'
 if [ -n "$sts_missing" ]; then
   log "NOTE: the embedded STS (sts.local.listen 169.254.170.2:8171) did not answer (sts=unreachable):"
   log "      roles were asserted through the sidecar's 'credentials issued' log lines, not GetCallerIdentity"

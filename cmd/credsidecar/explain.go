@@ -19,12 +19,14 @@ import (
 )
 
 const explainUsage = `Usage: credsidecar explain [--role NAME] [--token T | --token-file F | --jwt-file F] [--addr IP] [--uid N|none]
+                         [--pid PID] [--container NAME|ID]
                          [--action A --resource ARN] [--json] [--config FILE]
 
 Why a caller would, or would not, get credentials — from the config alone, no
 running sidecar needed. For the caller described by the flags it prints:
   - each client of the trust config, in file order, up to the one it matches,
-    with the condition (token, jwt, source_cidrs, uids) that failed for the others;
+    with the condition (token, jwt, source_cidrs, uids, systemd_unit, cgroup,
+    exe, container, …) that failed for the others;
   - whether that client may have the role (--role, default: its default role);
   - in local mode, the embedded STS's decision of each AssumeRole the sidecar
     would make for it (its own user, then each hop of a via chain), with the
@@ -38,6 +40,10 @@ for a caller whose socket owner cannot be found). The token is never printed.
 --jwt-file is a bearer JWT (e.g. a pod's projected service-account token),
 verified as the sidecar would: against the identity_providers' keys (a
 jwks_url or TokenReview is asked now).
+--pid describes a running host process as the sidecar would attest it (its
+unit, cgroup, executable and hash; --uid defaults to its owner's), and
+--container a Docker container as the Engine API at docker.host describes it
+(--addr defaults to its address); both need the privileges serve has.
 
 `
 
@@ -45,8 +51,14 @@ jwks_url or TokenReview is asked now).
 type explainFlags struct {
 	role, token, tokenFile, addr, uid string
 	jwtFile                           string
-	action, resource                  string
-	json                              bool
+	pid                               int
+	container                         string
+	// What --pid and --container found (explain_workload.go).
+	proc             *agent.Process
+	procErr          error
+	ctr              *agent.Container
+	action, resource string
+	json             bool
 }
 
 // errNotTrusted is explain's "would not get credentials" outcome: exit
@@ -74,6 +86,8 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.action, "action", "", "with --resource: also simulate this action, e.g. s3:GetObject")
 	fs.StringVar(&f.resource, "resource", "", "with --action: the resource ARN to simulate it on")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
+	fs.IntVar(&f.pid, "pid", 0, "describe the host process with this pid (its unit, cgroup, executable)")
+	fs.StringVar(&f.container, "container", "", "describe the Docker container with this name or id")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -83,14 +97,18 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if (f.action == "") != (f.resource == "") {
 		return &usageError{"explain: --action and --resource go together"}
 	}
-	caller, err := explainCaller(f)
-	if err != nil {
-		return err
-	}
 	cfg, err := config.Load(c.configPath)
 	if err != nil {
 		return err
 	}
+	if err := explainWorkload(cfg, &f); err != nil {
+		return err
+	}
+	caller, err := explainCaller(f)
+	if err != nil {
+		return err
+	}
+	f.attach(caller, stderr)
 	if caller.HasToken && cfg.UsesJWT() {
 		// Verified as the sidecar would, with the same providers.
 		auth := jwtauth.New(jwtauth.Options{})

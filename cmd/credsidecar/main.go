@@ -198,6 +198,9 @@ func checkConfig(path string, stdout io.Writer) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
+	if w := dockerReachable(cfg); w != "" {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d roles, %d clients, sts.mode %s)\n", path, len(cfg.Roles), len(cfg.Clients), cfg.STS.Mode)
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/attest/docker"
+	"github.com/credsidecar/credsidecar/attest/proc"
 	"github.com/credsidecar/credsidecar/audit"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
@@ -63,6 +65,11 @@ type daemon struct {
 	// sourceOK reports whether the credential source is usable: always in
 	// local mode; in aws mode once the sidecar's own credentials resolved.
 	sourceOK func() bool
+	// procs attests host processes (nil where unavailable).
+	procs *proc.Attestor
+	// docker resolves container addresses (nil unless a client matches
+	// on containers at start).
+	docker *docker.Resolver
 }
 
 // serve runs the daemon until ctx ends: bind every listener, build the
@@ -166,9 +173,14 @@ func (d *daemon) build(ctx context.Context) error {
 	if err := d.jwt.Apply(cfg); err != nil {
 		return fmt.Errorf("identity providers: %w", err)
 	}
+	procs := d.workload(cfg)
+	ctrs, err := d.containers(cfg)
+	if err != nil {
+		return err
+	}
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Audit: auditor, JWT: d.jwt,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Socket: imds.SockDiagSocket(), Process: procs, Containers: ctrs, Audit: auditor, JWT: d.jwt,
 	})
 	if err != nil {
 		return err
@@ -236,6 +248,7 @@ func (d *daemon) run(ctx context.Context, hooks serveHooks) error {
 		g.Go(func() error { return httpserver.Serve(s.srv, s.l) })
 	}
 	g.Go(func() error { return d.watcher.Run(gctx, d.apply, d.reloadFailed) })
+	g.Go(func() error { return d.runDocker(gctx) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -402,6 +415,12 @@ func (d *daemon) apply(next *config.Config) {
 	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
+	if d.procs != nil {
+		d.procs.SetHash(cfg.NeedsExeHash())
+	}
+	if cfg.NeedsContainers() && d.docker == nil {
+		d.log.Warn("a client now matches on container, but the Docker resolver starts only with the process: restart the sidecar (until then container conditions fail closed)")
+	}
 	d.credConns.SetLimits(credentialConns(cfg), cfg.Limits.MaxConnectionsPerSource)
 	d.cfg = cfg
 	d.metrics.Reload("success")

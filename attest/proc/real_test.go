@@ -1,0 +1,460 @@
+//go:build linux
+
+package proc_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/attest/proc"
+	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/imds"
+	"github.com/credsidecar/credsidecar/internal/httpserver"
+)
+
+// variant is patched in copies of the test binary to make a modified
+// executable of the same size.
+var variant = "credsidecar-variant:AAAA"
+
+// TestMain doubles as the client program: run with CSCI_URL set, the test
+// binary waits for a line on stdin (the test moves it into a cgroup
+// meanwhile), asks the sidecar for credentials and prints the status and
+// role ARN.
+func TestMain(m *testing.M) {
+	if u := os.Getenv("CSCI_URL"); u != "" {
+		os.Exit(client(u))
+	}
+	os.Exit(m.Run())
+}
+
+func client(u string) int {
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil && !errors.Is(err, io.EOF) {
+		fmt.Println("stdin:", err)
+		return 1
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		fmt.Println("get:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Printf("%d %s %s\n", resp.StatusCode, variant[len(variant)-4:], b)
+	return 0
+}
+
+// cgroupBase is where the test makes its cgroups: the name=systemd (v1) or
+// unified (v2) hierarchy, at systemd's root as the attestor sees it.
+func cgroupBase(t *testing.T, a *proc.Attestor) string {
+	t.Helper()
+	var mnt string
+	switch {
+	case exists("/sys/fs/cgroup/systemd/cgroup.procs"):
+		mnt = "/sys/fs/cgroup/systemd"
+	case exists("/sys/fs/cgroup/cgroup.controllers"):
+		mnt = "/sys/fs/cgroup"
+	default:
+		needs(t, "a name=systemd or cgroup v2 hierarchy mounted under /sys/fs/cgroup")
+	}
+	return filepath.Join(mnt, a.Root())
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// needs skips, or fails under CI=true, where the test cannot run.
+func needs(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("needs %s (CI must provide it)", what)
+	}
+	t.Skipf("needs %s (runs in CI)", what)
+}
+
+// makeCgroup creates base+rel and removes it (and its parents the test
+// made) at the end.
+func makeCgroup(t *testing.T, base, rel string) string {
+	t.Helper()
+	dir := filepath.Join(base, rel)
+	var made []string
+	for d := dir; d != base && !exists(d); d = filepath.Dir(d) {
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("mkdir cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, d := range made { // deepest first
+			if err := os.Remove(d); err != nil {
+				t.Errorf("remove cgroup %s: %v", d, err)
+			}
+		}
+	})
+	return dir
+}
+
+// staticSource hands out credentials naming the role and session.
+type staticSource struct{}
+
+func (staticSource) Retrieve(_ context.Context, req agent.Request) (*agent.Credentials, error) {
+	return &agent.Credentials{AccessKeyID: "ASIATEST" + strconv.Itoa(len(req.SessionName)), SecretAccessKey: "s", SessionToken: "t",
+		Expiration: time.Now().Add(time.Hour), Issued: time.Now(), RoleARN: req.RoleARN,
+		AssumedRoleARN: strings.Replace(req.RoleARN, ":iam:", ":sts:", 1) + "/" + req.SessionName}, nil
+}
+
+// sidecar serves the credential endpoints on 127.0.0.1 with the real
+// sock_diag lookup and attestor.
+func sidecar(t *testing.T, yml string, a *proc.Attestor) string {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ag, err := agent.New(agent.Options{Source: staticSource{}, Logger: zaptest.NewLogger(t), DisableWarm: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ag.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := imds.New(imds.Options{Agent: ag, Config: cfg, Logger: zaptest.NewLogger(t), ListenAddrs: []string{ln.Addr().String()},
+		Socket: imds.SockDiagSocket(), Process: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httpserver.New(httpserver.Options{Handler: srv.Handler(), ConnContext: srv.ConnContext, Logger: zaptest.NewLogger(t)})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close(); <-done })
+	return "http://" + ln.Addr().String() + "/creds"
+}
+
+// copyExe copies the test binary to dir/name (readable by everyone), with
+// the variant marker replaced when patch is not "".
+func copyExe(t *testing.T, dir, name, patch string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patch != "" {
+		b = bytes.ReplaceAll(b, []byte(variant), []byte(variant[:len(variant)-4]+patch))
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func sha(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// publicDir is a directory every uid can read and search.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/tmp", "csci-attest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// run starts exe (with args before it, e.g. unshare) as uid, moves it into
+// cgroup dir (when not ""), lets it ask url, and returns its status and
+// answer.
+func run(t *testing.T, url string, uid uint32, cgroup string, argv ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "CSCI_URL="+url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", argv, err)
+	}
+	if cgroup != "" {
+		if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			t.Fatalf("move %d into %s: %v", cmd.Process.Pid, cgroup, err)
+		}
+	}
+	io.WriteString(in, "go\n")
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v as uid %d: %v: %s", argv, uid, err, out.String())
+	}
+	s := strings.TrimSpace(out.String())
+	s = s[strings.LastIndexByte(s, '\n')+1:]
+	code, rest, _ := strings.Cut(s, " ")
+	n, err := strconv.Atoi(code)
+	if err != nil {
+		t.Fatalf("%v as uid %d: %s", argv, uid, out.String())
+	}
+	return n, rest
+}
+
+func role(t *testing.T, answer string) string {
+	t.Helper()
+	i := strings.Index(answer, `"RoleArn":"`)
+	if i < 0 {
+		return ""
+	}
+	r := answer[i+len(`"RoleArn":"`):]
+	r = r[:strings.IndexByte(r, '"')]
+	return r[strings.LastIndexByte(r, '/')+1:]
+}
+
+// TestRealProcesses: client processes placed in real cgroups named like
+// systemd units, running as other uids, from copied and modified
+// executables, each get their own client's role, and every impostor 403:
+// a user's unit of the same name, a cgroup named like it below a
+// delegated unit, a copy of the binary elsewhere, a modified binary, a
+// binary rewritten with its mtime put back, and a bind mount in an
+// unprivileged user's mount namespace.
+func TestRealProcesses(t *testing.T) {
+	if os.Geteuid() != 0 {
+		needs(t, "root (to place processes in cgroups and run them as other uids)")
+	}
+	a, warnings, err := proc.New(proc.Options{Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Logf("attestor warning: %s", w)
+	}
+	base := cgroupBase(t, a)
+	dir := publicDir(t)
+	good := copyExe(t, dir, "billing", "")
+	copyElsewhere := copyExe(t, dir, "billing-copy", "")
+	modified := copyExe(t, dir, "billing-modified", "BBBB")
+	tool := copyExe(t, dir, "tool", "")
+	goodSum, toolSum := sha(t, good), sha(t, tool)
+	if sha(t, modified) == goodSum {
+		t.Fatal("the patched copy has the same hash")
+	}
+	sys := makeCgroup(t, base, "system.slice/csci-billing.service")
+	other := makeCgroup(t, base, "system.slice/csci-other.service")
+	user := makeCgroup(t, base, "user.slice/user-4801.slice/user@4801.service/app.slice/csci-billing.service")
+	delegated := makeCgroup(t, base, "system.slice/csci-runner.service/system.slice/csci-billing.service")
+
+	yml := fmt.Sprintf(`
+sts: { mode: local }
+roles:
+  - {name: billing}
+  - {name: user-billing}
+  - {name: by-exe}
+  - {name: by-hash}
+  - {name: tool}
+  - {name: runner}
+clients:
+  - {name: billing, match: {systemd_unit: csci-billing.service}, roles: [billing]}
+  - {name: user-billing, match: {systemd_user_unit: csci-billing.service, uids: [4801]}, roles: [user-billing]}
+  - {name: runner, match: {cgroup: "/system.slice/csci-runner.service/*", uids: [4805]}, roles: [runner]}
+  - {name: by-exe, match: {exe: %q, uids: [4802]}, roles: [by-exe]}
+  - {name: by-hash, match: {exe_sha256: %s, uids: [4803]}, roles: [by-hash]}
+  - {name: tool, match: {exe: %q, exe_sha256: %s, uids: [4804]}, roles: [tool]}
+`, good, goodSum, tool, toolSum)
+	url := sidecar(t, yml, a)
+
+	for _, tc := range []struct {
+		name   string
+		uid    uint32
+		cgroup string
+		argv   []string
+		want   string // role, or "" for 403
+	}{
+		{"the system unit", 4800, sys, []string{good}, "billing"},
+		{"the system unit, from a modified binary", 4806, sys, []string{modified}, "billing"},
+		{"another system unit", 4800, other, []string{good}, ""},
+		{"no unit at all", 4800, "", []string{good}, ""},
+		{"a user's unit of the same name is not the system unit", 4801, user, []string{good}, "user-billing"},
+		{"a user's unit of the same name, another uid", 4807, user, []string{good}, ""},
+		{"a cgroup named like the unit below a delegated unit", 4800, delegated, []string{good}, ""},
+		{"below the delegated unit, by cgroup", 4805, delegated, []string{good}, "runner"},
+		{"the matched executable", 4802, "", []string{good}, "by-exe"},
+		{"a copy elsewhere is not the matched executable", 4802, "", []string{copyElsewhere}, ""},
+		{"the hashed executable, copied elsewhere", 4803, "", []string{copyElsewhere}, "by-hash"},
+		{"a modified executable", 4803, "", []string{modified}, ""},
+		{"path and hash", 4804, "", []string{tool}, "tool"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, answer := run(t, url, tc.uid, tc.cgroup, tc.argv...)
+			switch {
+			case tc.want == "" && code != http.StatusForbidden:
+				t.Fatalf("got %d %s, want 403", code, answer)
+			case tc.want != "" && (code != 200 || role(t, answer) != tc.want):
+				t.Fatalf("got %d %s, want role %s", code, answer, tc.want)
+			}
+		})
+	}
+
+	t.Run("a binary rewritten with its mtime put back", func(t *testing.T) {
+		st, err := os.Stat(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(tool)
+		b = bytes.ReplaceAll(b, []byte(variant), []byte(variant[:len(variant)-4]+"CCCC"))
+		f, err := os.OpenFile(tool, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := os.Chtimes(tool, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if st2, _ := os.Stat(tool); st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) {
+			t.Fatal("the rewrite changed size or mtime")
+		}
+		code, answer := run(t, url, 4804, "", tool)
+		if code != http.StatusForbidden {
+			t.Fatalf("got %d %s, want 403", code, answer)
+		}
+		if !strings.Contains(answer, "CCCC") {
+			t.Fatalf("the rewritten binary ran the old code: %s", answer)
+		}
+	})
+
+	t.Run("a bind mount over the matched path in an unprivileged user namespace", func(t *testing.T) {
+		evil := copyExe(t, dir, "evil", "EEEE")
+		// Inside: /proc/self/exe prints the matched path, but runs evil.
+		code, answer := run(t, url, 4802, "", "unshare", "-Urm", "sh", "-c", fmt.Sprintf("mount --bind %s %s && exec %s", evil, good, good))
+		if !strings.Contains(answer, "EEEE") {
+			t.Fatalf("the bind mount did not take: %d %s", code, answer)
+		}
+		if code != http.StatusForbidden {
+			t.Fatalf("got %d %s, want 403", code, answer)
+		}
+	})
+}
+
+// TestPIDReuse: a process that held a socket exits and its PID goes to
+// another process of the same uid; attestation of the socket finds no
+// holder instead of describing the newcomer.
+func TestPIDReuse(t *testing.T) {
+	if os.Geteuid() != 0 {
+		needs(t, "root (to run processes as another uid and steer PID allocation)")
+	}
+	a, _, err := proc.New(proc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := cgroupBase(t, a)
+	cg := makeCgroup(t, base, "system.slice/csci-reuse.service")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srvSide, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srvSide.Close()
+	f, err := c.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	inode := st.Ino
+	const uid = 4810
+	start := func(extra *os.File, cgroup string) *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		if extra != nil {
+			cmd.ExtraFiles = []*os.File{extra}
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if cgroup != "" {
+			if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cmd
+	}
+	holder := start(f, cg)
+	f.Close() // the holder and the test's conn hold the socket now
+	p, err := a.Attest(uid, inode)
+	if err != nil || p.PID != holder.Process.Pid || p.Unit != "csci-reuse.service" {
+		t.Fatalf("holder: %+v, %v", p, err)
+	}
+	pid := holder.Process.Pid
+	holder.Process.Kill()
+	holder.Wait()
+	// Steer the next PID to the holder's (root only; retried, since other
+	// processes on the host may take it first).
+	var reuse *exec.Cmd
+	for i := 0; i < 20 && reuse == nil; i++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Fatalf("ns_last_pid: %v", err)
+		}
+		cmd := start(nil, cg)
+		if cmd.Process.Pid == pid {
+			reuse = cmd
+		} else {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	if reuse == nil {
+		t.Fatalf("could not get PID %d reused", pid)
+	}
+	defer func() { reuse.Process.Kill(); reuse.Wait() }()
+	if p, err := a.Attest(uid, inode); !errors.Is(err, proc.ErrGone) {
+		t.Fatalf("after PID reuse: %+v, %v; want ErrGone", p, err)
+	}
+	if p, err := a.ByPIDHolding(pid, inode); !errors.Is(err, proc.ErrGone) {
+		t.Fatalf("by PID after reuse: %+v, %v; want ErrGone", p, err)
+	}
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// unitFigures is the cost of recognising callers by systemd unit.
+type unitFigures struct {
+	OtherProcesses int `json:"other_processes"`
+	// SameUID: the other processes run as the load generator's uid (the
+	// attestor scans that uid's processes: the worst case); otherwise as
+	// nobody (65534), like other services on a host.
+	SameUID   bool       `json:"other_processes_same_uid"`
+	Cold      comparison `json:"cold_sequence"`
+	KeepAlive comparison `json:"keep_alive"`
+	// UIDCold is the same cold load against a sidecar whose client is
+	// matched by uids: the sock_diag lookup alone (bounded and coalesced
+	// by imds), which a unit match also needs.
+	UIDCold figures `json:"uid_client_cold_sequence"`
+	// IdentifyUs is the extra p50 of a cold sequence over the uids
+	// client's: what attestation (the /proc scan, pidfd, cgroup) adds to
+	// one new connection.
+	IdentifyUs float64 `json:"identify_per_connection_us"`
+	Skipped    string  `json:"skipped,omitempty"`
+}
+
+// unitRun measures a sidecar whose client is matched by systemd_unit: the
+// bench process moves itself into a cgroup named like a unit
+// (system.slice/credsidecar-bench.service, v1 name=systemd or v2) while
+// `others` other processes of its uid run (the attestor scans that uid's
+// /proc/PID/fd), then runs the cold SDK sequence and keep-alive load
+// against it and against the bare server. Needs root; skipped otherwise.
+func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, rep *report, sameUID bool, progress func(string, ...any)) error {
+	const others = 1000
+	u := &unitFigures{OtherProcesses: others, SameUID: sameUID}
+	if sameUID {
+		rep.UnitSameUID = u
+	} else {
+		rep.Unit = u
+	}
+	mnt := "/sys/fs/cgroup/systemd"
+	if _, err := os.Stat(mnt + "/cgroup.procs"); err != nil {
+		mnt = "/sys/fs/cgroup"
+	}
+	if os.Geteuid() != 0 {
+		u.Skipped = "needs root (to place the load generator in a unit's cgroup)"
+		return nil
+	}
+	orig, err := ownCgroup()
+	if err != nil {
+		u.Skipped = err.Error()
+		return nil
+	}
+	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(`systemd_unit: credsidecar-bench.service`), false)
+	if err != nil {
+		return err
+	}
+	defer side.stop()
+	uidSide, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-uid-%v", sameUID), unitConfig(fmt.Sprintf("uids: [%d]", os.Geteuid())), false)
+	if err != nil {
+		return err
+	}
+	defer uidSide.stop()
+	progress("starting %d other processes", others)
+	var sleeps []*exec.Cmd
+	defer func() {
+		for _, c := range sleeps {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	for range others {
+		c := exec.Command("sleep", "3600")
+		if !sameUID {
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		}
+		if err := c.Start(); err != nil {
+			return fmt.Errorf("start other processes: %w", err)
+		}
+		sleeps = append(sleeps, c)
+	}
+	cg := filepath.Join(mnt, "system.slice", "credsidecar-bench.service")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		u.Skipped = fmt.Sprintf("cannot make a cgroup: %v", err)
+		return nil
+	}
+	defer os.Remove(cg)
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), pid, 0); err != nil {
+		u.Skipped = fmt.Sprintf("cannot join the cgroup: %v", err)
+		return nil
+	}
+	defer os.WriteFile(filepath.Join(mnt, orig, "cgroup.procs"), pid, 0)
+
+	token, err := imdsToken(side.addr)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+side.addr+"/latest/meta-data/iam/security-credentials/app", nil)
+	req.Header.Set("X-aws-ec2-metadata-token", token)
+	if _, err := fetch(req); err != nil {
+		return fmt.Errorf("the unit-matched client was refused: %w", err)
+	}
+	each := max(o.coldDuration/time.Duration(o.rounds), 200*time.Millisecond)
+	coldBare, coldUnit, coldUID := &result{}, &result{}, &result{}
+	for round := range o.rounds {
+		progress("unit-matched cold sequences round %d/%d, %s each", round+1, o.rounds, each)
+		coldBare.merge(coldSequence(ctx, bare.addr, bare.addr, o.coldConns, each))
+		coldUnit.merge(coldSequence(ctx, side.addr, side.addr, o.coldConns, each))
+		coldUID.merge(coldSequence(ctx, uidSide.addr, uidSide.addr, o.coldConns, each))
+	}
+	u.Cold = compare(coldBare, coldUnit)
+	u.UIDCold = figuresOf(coldUID)
+	u.IdentifyUs = u.Cold.Sidecar.P50us - u.UIDCold.P50us
+	credReq := func(addr string) []byte {
+		return []byte("GET /latest/meta-data/iam/security-credentials/app HTTP/1.1\r\nHost: " + addr +
+			"\r\nX-aws-ec2-metadata-token: " + token + "\r\n\r\n")
+	}
+	progress("unit-matched keep-alive, %s each", each)
+	bareTok, err := imdsToken(bare.addr)
+	if err != nil {
+		return err
+	}
+	bareReq := []byte(strings.Replace(string(credReq(bare.addr)), token, bareTok, 1))
+	u.KeepAlive = compare(keepAlive(ctx, bare.addr, bareReq, o.conns, each), keepAlive(ctx, side.addr, credReq(side.addr), o.conns, each))
+	return ctx.Err()
+}
+
+// ownCgroup is this process's path in the hierarchy systemd tracks by.
+func ownCgroup() (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	var unified string
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "name=systemd" {
+			return parts[2], nil
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified = parts[2]
+		}
+	}
+	if unified == "" {
+		return "", fmt.Errorf("no name=systemd or unified cgroup")
+	}
+	return unified, nil
+}
+
+func unitConfig(match string) string {
+	return `listen: ["127.0.0.1:0"]
+admin_listen: "127.0.0.1:0"
+region: us-east-1
+imds: { tokens: required }
+sts:
+  mode: local
+  max_qps: 100000
+  local: { listen: "127.0.0.1:0", account_id: "000000000000", caller: credsidecar }
+roles:
+  - name: app
+    arn: arn:aws:iam::000000000000:role/app
+    duration: 1h
+    session_name: "bench-{{.Client}}"
+clients:
+  - name: bench-unit
+    match: { ` + match + ` }
+    roles: [app]
+`
+}
+
+func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
+	if u == nil {
+		return
+	}
+	if u.Skipped != "" {
+		fmt.Fprintf(w, "systemd_unit client: skipped (%s)\n\n", u.Skipped)
+		return
+	}
+	whose := "of uid 65534"
+	if u.SameUID {
+		whose = "of the load generator's own uid: the worst case, all scanned"
+	}
+	fmt.Fprintf(w, "systemd_unit client (the load generator runs in system.slice/credsidecar-bench.service; %d other processes %s)\n", u.OtherProcesses, whose)
+	fmt.Fprintf(w, "  cold SDK sequence   sidecar %8.0f seq/s, bare %8.0f seq/s: ratio %.3f (goal >= 0.80); p50 %s vs %s\n",
+		u.Cold.Sidecar.RPS, u.Cold.Bare.RPS, u.Cold.Ratio, fmtDur(u.Cold.Sidecar.P50us), fmtDur(u.Cold.Bare.P50us))
+	fmt.Fprintf(w, "  keep-alive          sidecar %8.0f req/s, bare %8.0f req/s: ratio %.3f (attested once per connection)\n",
+		u.KeepAlive.Sidecar.RPS, u.KeepAlive.Bare.RPS, u.KeepAlive.Ratio)
+	fmt.Fprintf(w, "  uids client, same load %8.0f seq/s, p50 %s (sock_diag alone, coalesced under load)\n", u.UIDCold.RPS, fmtDur(u.UIDCold.P50us))
+	fmt.Fprintf(w, "  attestation per new connection: %s (cold p50 over the uids client's)\n\n", fmtDur(u.IdentifyUs))
+}
