@@ -19,7 +19,7 @@ func (s *Server) refuse(w http.ResponseWriter, ep endpoint, start time.Time, q c
 		if q.c == nil {
 			// Refused before the caller was built (the Host check):
 			// building it costs no lookup.
-			q.c = s.caller(q.r, ep.flags&bearer != 0)
+			q.c = s.caller(q.r, q.ci, ep.flags&bearer != 0)
 		}
 		s.audit(q, ep.name, id, nil, status, err)
 	}
@@ -34,7 +34,7 @@ func (s *Server) audit(q call, ep string, id agent.Identity, creds *agent.Creden
 	if s.auditor == nil {
 		return
 	}
-	ci, _ := q.r.Context().Value(connKey{}).(*connInfo)
+	ci := q.ci
 	c := q.c
 	rec := audit.Record{
 		Time: s.clk.Now(), Endpoint: ep, Client: id.Client(),
@@ -74,21 +74,7 @@ func auditKey(uid int64, addr netip.Addr) string {
 	if uid >= 0 {
 		return "uid:" + strconv.FormatInt(uid, 10)
 	}
-	a := addr.Unmap()
-	bits := 64
-	switch {
-	case a.Is4() && a.IsLoopback():
-		bits = 8
-	case a.Is4():
-		bits = 32
-	case a.IsLoopback():
-		bits = 128
-	}
-	p, err := a.Prefix(bits)
-	if err != nil {
-		return "addr:invalid"
-	}
-	return "net:" + p.String()
+	return networkKey(addr)
 }
 
 // reasonOf is a refusal's reason in the audit record: finer than the

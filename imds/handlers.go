@@ -114,7 +114,9 @@ type endpoint struct {
 // once, against one config snapshot. It is passed by value: no allocation
 // per request.
 type call struct {
-	r  *http.Request
+	r *http.Request
+	// ci is the connection's state, looked up once (nil in recorder tests).
+	ci *connInfo
 	c  *agent.Caller
 	id agent.Identity
 	// role is the role named in the path ("" = the default role).
@@ -159,7 +161,7 @@ var (
 func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		q := call{r: r}
+		q := call{r: r, ci: connOf(r)}
 		if ep.flags&audited != 0 {
 			q.role = mux.Vars(r)["role"]
 		}
@@ -167,7 +169,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			s.refuse(w, ep, start, q, agent.Identity{}, errHost)
 			return
 		}
-		q.c = s.caller(r, ep.flags&bearer != 0)
+		q.c = s.caller(r, q.ci, ep.flags&bearer != 0)
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
 		if err := s.limit(q.c, id); err != nil {
@@ -175,7 +177,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 			return
 		}
 		if ep.flags&imdsToken != 0 {
-			if err := s.tokenPolicy(r, q.c, id); err != nil {
+			if err := s.tokenPolicy(r, q.ci, q.c, id); err != nil {
 				s.refuse(w, ep, start, q, id, err)
 				return
 			}
@@ -195,7 +197,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 				// Only a request actually served to a client makes its
 				// connection one the limiter keeps (a refused or public
 				// request changes no state).
-				markTrusted(r, id.Client())
+				markTrusted(q.ci, id.Client())
 			}
 		}
 		if ep.flags&audited != 0 {
@@ -206,7 +208,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 
 // tokenPolicy applies imds.tokens and the IMDSv2 token binding: a token
 // opens only what the caller it was issued to may open.
-func (s *Server) tokenPolicy(r *http.Request, c *agent.Caller, id agent.Identity) error {
+func (s *Server) tokenPolicy(r *http.Request, ci *connInfo, c *agent.Caller, id agent.Identity) error {
 	tok, hasTok := r.Header[tokenHeader]
 	if !hasTok {
 		if id.Config().IMDS.Tokens == config.TokensRequired {
@@ -214,7 +216,7 @@ func (s *Server) tokenPolicy(r *http.Request, c *agent.Caller, id agent.Identity
 		}
 		return nil
 	}
-	if len(tok) != 1 || !s.tokenValid(r, tok[0], id.Client(), c) {
+	if len(tok) != 1 || !s.tokenValid(ci, tok[0], id.Client(), c) {
 		return errBadIMDSv2
 	}
 	return nil
@@ -319,7 +321,7 @@ func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credent
 	}
 	tok := s.tokens.issue(s.clk.Now().Add(time.Duration(ttl)*time.Second), q.id.Client(), q.c.Addr)
 	if hops := q.id.Config().IMDS.HopLimit; hops > 0 {
-		if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok && ci.conn != nil {
+		if ci := q.ci; ci != nil && ci.conn != nil {
 			if err := setHopLimit(ci.conn, hops); err != nil {
 				// Fail closed: a token must not travel further than allowed.
 				s.log.Error("cannot apply imds.hop_limit; token refused", zap.Error(err))
@@ -334,9 +336,8 @@ func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credent
 
 // tokenValid verifies an IMDSv2 token, remembering the last one verified
 // on the connection (its address is fixed; the client is compared).
-func (s *Server) tokenValid(r *http.Request, tok, client string, c *agent.Caller) bool {
+func (s *Server) tokenValid(ci *connInfo, tok, client string, c *agent.Caller) bool {
 	now := s.clk.Now()
-	ci, _ := r.Context().Value(connKey{}).(*connInfo)
 	if ci != nil {
 		if m := ci.token.Load(); m != nil && m.token == tok && m.client == client && now.Unix() < m.exp {
 			return true

@@ -99,10 +99,12 @@ func networkKey(addr netip.Addr) string {
 		bits = 8
 	case a.Is4():
 		bits = 32
+	case a.IsLoopback():
+		bits = 128 // ::1 is one address
 	}
 	p, err := a.Prefix(bits)
 	if err != nil {
-		return "addr:" + a.String()
+		return "addr:invalid"
 	}
 	return "net:" + p.String()
 }

@@ -203,9 +203,8 @@ type connInfo struct {
 // markTrusted tells the connection limiter, once per connection, that the
 // connection carried a request served to client: it is closed to make room
 // only after every untrusted one (within the client's share).
-func markTrusted(r *http.Request, client string) {
-	ci, ok := r.Context().Value(connKey{}).(*connInfo)
-	if !ok || ci.trusted.Load() {
+func markTrusted(ci *connInfo, client string) {
+	if ci == nil || ci.trusted.Load() {
 		return
 	}
 	ci.trusted.Store(true)
@@ -282,9 +281,17 @@ func (ci *connInfo) peekUID() int64 {
 	return -1
 }
 
-// caller builds the agent's view of who is asking.
-func (s *Server) caller(r *http.Request, withToken bool) *agent.Caller {
-	ci, ok := r.Context().Value(connKey{}).(*connInfo)
+// connOf is the request's connection state (nil outside a server built
+// with ConnContext, e.g. a recorder in tests). The adapter looks it up once
+// per request and hands it on.
+func connOf(r *http.Request) *connInfo {
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	return ci
+}
+
+// caller builds the agent's view of who is asking on connection ci.
+func (s *Server) caller(r *http.Request, ci *connInfo, withToken bool) *agent.Caller {
+	ok := ci != nil
 	var tok []string
 	if withToken {
 		tok = r.Header["Authorization"]
