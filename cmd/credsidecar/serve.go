@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/credsidecar/credsidecar/agent"
-	"github.com/credsidecar/credsidecar/attest/docker"
 	"github.com/credsidecar/credsidecar/attest/proc"
 	"github.com/credsidecar/credsidecar/audit"
 	"github.com/credsidecar/credsidecar/config"
@@ -67,9 +66,9 @@ type daemon struct {
 	sourceOK func() bool
 	// procs attests host processes (nil where unavailable).
 	procs *proc.Attestor
-	// docker resolves container addresses (nil unless a client matches
-	// on containers at start).
-	docker *docker.Resolver
+	// ctrs resolves container addresses while a client matches on
+	// containers.
+	ctrs *containers
 }
 
 // serve runs the daemon until ctx ends: bind every listener, build the
@@ -174,13 +173,13 @@ func (d *daemon) build(ctx context.Context) error {
 		return fmt.Errorf("identity providers: %w", err)
 	}
 	procs := d.workload(cfg)
-	ctrs, err := d.containers(cfg)
-	if err != nil {
+	d.ctrs = &containers{log: log.Named("docker"), count: d.metrics.Identifications()}
+	if err := d.ctrs.set(cfg); err != nil {
 		return err
 	}
 	d.imds, err = imds.New(imds.Options{
 		Agent: d.agent, Config: cfg, Logger: log.Named("imds"), Metrics: d.metrics,
-		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Socket: imds.SockDiagSocket(), Process: procs, Containers: ctrs, Audit: auditor, JWT: d.jwt,
+		ListenAddrs: cfg.Listen, UIDLookup: uidLookup(), Socket: imds.SockDiagSocket(), Process: procs, Containers: d.ctrs, Audit: auditor, JWT: d.jwt,
 	})
 	if err != nil {
 		return err
@@ -248,7 +247,7 @@ func (d *daemon) run(ctx context.Context, hooks serveHooks) error {
 		g.Go(func() error { return httpserver.Serve(s.srv, s.l) })
 	}
 	g.Go(func() error { return d.watcher.Run(gctx, d.apply, d.reloadFailed) })
-	g.Go(func() error { return d.runDocker(gctx) })
+	g.Go(func() error { return d.ctrs.run(gctx) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -413,13 +412,14 @@ func (d *daemon) apply(next *config.Config) {
 		d.reloadFailed(fmt.Errorf("identity providers: %w", err))
 		return
 	}
+	if err := d.ctrs.set(cfg); err != nil {
+		d.reloadFailed(err)
+		return
+	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
 	if d.procs != nil {
 		d.procs.SetHash(cfg.NeedsExeHash())
-	}
-	if cfg.NeedsContainers() && d.docker == nil {
-		d.log.Warn("a client now matches on container, but the Docker resolver starts only with the process: restart the sidecar (until then container conditions fail closed)")
 	}
 	d.credConns.SetLimits(credentialConns(cfg), cfg.Limits.MaxConnectionsPerSource)
 	d.cfg = cfg

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/credsidecar/credsidecar/agent"
 	"github.com/credsidecar/credsidecar/attest/docker"
 	"github.com/credsidecar/credsidecar/attest/proc"
 	"github.com/credsidecar/credsidecar/config"
@@ -38,32 +43,106 @@ func (d *daemon) workload(cfg *config.Config) imds.ProcessAttestor {
 	return pa
 }
 
-// containers builds the Docker resolver when a client matches on
-// containers (the API is asked nothing otherwise). dockerd being down is a
-// warning, not a failure: container conditions fail closed until it
-// answers, and Run keeps retrying.
-func (d *daemon) containers(cfg *config.Config) (imds.ContainerResolver, error) {
-	if !cfg.NeedsContainers() {
-		return nil, nil
-	}
-	count := d.metrics.Identifications()
-	r, err := docker.New(docker.Options{
-		Host: cfg.Docker.HostOrDefault(), Logger: d.log.Named("docker"),
-		Outcome: func(o string) { count("container", o) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("docker.host: %w", err)
-	}
-	d.docker = r
-	return r, nil
+// containers is the daemon's container lookup: it keeps a Docker resolver
+// running exactly while some client matches on containers, on the
+// docker.host of the current config, so a reload that adds the first
+// container client (or moves docker.host) takes effect without a restart,
+// and a config without container conditions asks the API nothing.
+type containers struct {
+	log   *zap.Logger
+	count func(kind, outcome string)
+
+	mu      sync.Mutex
+	parent  context.Context // set by run; nil before
+	host    string          // the running resolver's docker.host
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when the running resolver's Run returned
+	cur     atomic.Pointer[docker.Resolver]
 }
 
-// runDocker keeps the resolver's map until ctx ends.
-func (d *daemon) runDocker(ctx context.Context) error {
-	if d.docker == nil {
+// errNoContainerClient is the lookup's answer while no client matches on
+// containers: container conditions fail closed (none exist to pass).
+var errNoContainerClient = errors.New("container lookup is off: no client matches on container")
+
+// Resolve names the container of the connection from remote to local,
+// through the running resolver.
+func (c *containers) Resolve(local, remote netip.AddrPort) (*agent.Container, error) {
+	r := c.cur.Load()
+	if r == nil {
+		return nil, errNoContainerClient
+	}
+	return r.Resolve(local, remote)
+}
+
+// set makes the running resolver follow cfg: started when a client
+// matches on containers, replaced when docker.host changed, stopped when
+// no client needs it. A resolver built before run starts runs with it.
+func (c *containers) set(cfg *config.Config) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	want := ""
+	if cfg.NeedsContainers() {
+		want = cfg.Docker.HostOrDefault()
+	}
+	if want == c.host && (want == "") == (c.cur.Load() == nil) {
 		return nil
 	}
-	return d.docker.Run(ctx, time.After)
+	var next *docker.Resolver
+	if want != "" {
+		r, err := docker.New(docker.Options{
+			Host: want, Logger: c.log,
+			Outcome: func(o string) { c.count("container", o) },
+		})
+		if err != nil {
+			return fmt.Errorf("docker.host: %w", err)
+		}
+		next = r
+	}
+	c.stopLocked()
+	c.host = want
+	c.cur.Store(next)
+	if next != nil && c.parent != nil {
+		c.startLocked(next)
+	}
+	return nil
+}
+
+// startLocked runs r until it is stopped or the daemon ends.
+func (c *containers) startLocked(r *docker.Resolver) {
+	ctx, cancel := context.WithCancel(c.parent)
+	done := make(chan struct{})
+	c.cancel, c.stopped = cancel, done
+	go func() {
+		defer close(done)
+		r.Run(ctx, time.After)
+	}()
+}
+
+// stopLocked stops the running resolver and waits for it.
+func (c *containers) stopLocked() {
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	<-c.stopped
+	c.cancel, c.stopped = nil, nil
+}
+
+// run keeps the resolver (if any) running until ctx ends, and lets later
+// reloads start one.
+func (c *containers) run(ctx context.Context) error {
+	c.mu.Lock()
+	c.parent = ctx
+	if r := c.cur.Load(); r != nil {
+		c.startLocked(r)
+	}
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopLocked()
+	c.parent = nil
+	return nil
 }
 
 // dockerReachable is check-config's warning when a client matches on
