@@ -215,14 +215,12 @@ type Lease struct {
 
 // VerifyLease is Verify returning a Lease on the identity.
 func (a *Authenticator) VerifyLease(ctx context.Context, token string, source func() string) (Lease, error) {
-	// The generation before the lookup: a change racing with it makes the
-	// lease stale at once rather than hiding the change.
-	gen := a.gen.Load()
-	e, err := a.verify(ctx, token, source)
+	d := Digest(token)
+	e, err := a.verify(ctx, d, token, source)
 	if err != nil {
 		return Lease{}, err
 	}
-	return a.leaseOf(e, gen), nil
+	return a.leaseOf(d, e), nil
 }
 
 // Valid reports whether l may still stand for its token: taken in the
@@ -231,22 +229,28 @@ func (a *Authenticator) Valid(l *Lease) bool {
 	return l.ID != nil && l.gen == a.gen.Load() && a.clk.Now().UnixNano() < l.until
 }
 
-// leaseOf is the lease on cached token e: until the earliest of its exp,
-// its review's end and its provider's next key refresh (reached through
-// Verify, so hit kicks that refresh as it would without leases).
-func (a *Authenticator) leaseOf(e *cached, gen uint64) Lease {
-	until := e.id.Expiry.UnixNano()
+// leaseOf is the lease on cached token e (digest d): until the earliest of
+// its exp, its review's end and its provider's next key refresh (reached
+// through Verify, so hit kicks that refresh as it would without leases).
+// The generation is read first and e checked after it, so a change that
+// raced with the verification either shows in the check or ends the lease
+// through the generation; an entry already gone gets a lease that is over.
+func (a *Authenticator) leaseOf(d [32]byte, e *cached) Lease {
+	l := Lease{ID: e.id, gen: a.gen.Load()}
+	if c, ok := a.cache.Peek(d); !ok || c != e || (*a.provs.Load())[e.id.Issuer] != e.prov || !e.prov.keys.Load().Has(e.id.KeyThumbprint) {
+		return l
+	}
+	l.until = e.id.Expiry.UnixNano()
 	if e.prov.review != nil {
-		until = min(until, e.reviewed.Load()+int64(a.opts.ReviewTTL))
+		l.until = min(l.until, e.reviewed.Load()+int64(a.opts.ReviewTTL))
 	}
 	if e.prov.url != "" {
-		until = min(until, e.prov.fetchedAt().Add(a.opts.RefreshInterval).UnixNano())
+		l.until = min(l.until, e.prov.fetchedAt().Add(a.opts.RefreshInterval).UnixNano())
 	}
-	return Lease{ID: e.id, gen: gen, until: until}
+	return l
 }
 
-func (a *Authenticator) verify(ctx context.Context, token string, source func() string) (*cached, error) {
-	d := Digest(token)
+func (a *Authenticator) verify(ctx context.Context, d [32]byte, token string, source func() string) (*cached, error) {
 	now := a.clk.Now()
 	provs := *a.provs.Load()
 	if e, ok := a.cache.Get(d); ok {
