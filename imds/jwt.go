@@ -2,6 +2,7 @@ package imds
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -55,7 +56,8 @@ func (v *jwtViews) of(id *jwtauth.Identity) *agent.JWT {
 type connJWT struct {
 	lease  jwtauth.Lease
 	j      *agent.JWT
-	caller agent.Caller // Token is the token; JWT returns j
+	digest [32]byte     // the token's SHA-256 (the agent's static token lookup)
+	caller agent.Caller // Token is the token; JWT returns j; TokenDigest is &digest
 }
 
 func (m *connJWT) jwt() (*agent.JWT, error) { return m.j, nil }
@@ -137,8 +139,8 @@ func (jc *jwtCall) verify() (*agent.JWT, error) {
 	}
 	jc.j = s.views.of(l.ID)
 	if jc.ci != nil {
-		m := &connJWT{lease: l, j: jc.j, caller: *jc.c}
-		m.caller.JWT = m.jwt
+		m := &connJWT{lease: l, j: jc.j, digest: sha256.Sum256([]byte(jc.token)), caller: *jc.c}
+		m.caller.JWT, m.caller.TokenDigest = m.jwt, &m.digest
 		jc.ci.jwt.Store(m)
 	}
 	return jc.j, nil
