@@ -168,10 +168,13 @@ type report struct {
 	RSSIdleSessKB int         `json:"rss_sessions_idle_kb,omitempty"`
 	RSSSessKB     int         `json:"rss_sessions_kb,omitempty"`
 	Profile       string      `json:"cpu_profile,omitempty"`
-	// JWTKeepAlive and JWTNewToken are jwtRun's (nil with -jwt=false).
-	JWTKeepAlive *comparison `json:"jwt_keep_alive,omitempty"`
-	JWTNewToken  *figures    `json:"jwt_new_token,omitempty"`
-	ColdProfile  string      `json:"cold_cpu_profile,omitempty"`
+	// JWTKeepAlive and JWTNewToken are jwtRun's (nil with -jwt=false);
+	// JWTStaticToken is its control: the same sidecar and request size
+	// with a static token client.
+	JWTKeepAlive   *comparison `json:"jwt_keep_alive,omitempty"`
+	JWTStaticToken *comparison `json:"jwt_static_token_keep_alive,omitempty"`
+	JWTNewToken    *figures    `json:"jwt_new_token,omitempty"`
+	ColdProfile    string      `json:"cold_cpu_profile,omitempty"`
 	// Unit is the systemd_unit client's run (unit.go).
 	Unit        *unitFigures `json:"systemd_unit,omitempty"`
 	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
