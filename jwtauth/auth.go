@@ -159,6 +159,13 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 	}
 	next := make(map[string]*provider, len(cfg.IdentityProviders))
 	var errs []error
+	// New key files of unchanged providers are swapped in only once every
+	// provider built: a config rejected further down changes nothing.
+	type swap struct {
+		to   *provider
+		keys *KeySet
+	}
+	var swaps []swap
 	for i := range cfg.IdentityProviders {
 		pc := &cfg.IdentityProviders[i]
 		fp := providerFingerprint(cfg, pc)
@@ -174,8 +181,7 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 			if op := byName[pc.Name]; op != nil && op.fp == fp && op.file != "" {
 				// Same settings, new file contents: cached tokens stay
 				// valid while their key is still in the set.
-				op.keys.Store(p.keys.Load())
-				a.gen.Add(1)
+				swaps = append(swaps, swap{op, p.keys.Load()})
 				p = op
 			}
 			next[pc.Issuer] = p
@@ -184,6 +190,9 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 	if len(errs) > 0 {
 		// A bad config never replaces a good one.
 		return errors.Join(errs...)
+	}
+	for _, sw := range swaps {
+		sw.to.keys.Store(sw.keys)
 	}
 	a.provs.Store(&next)
 	a.gen.Add(1)
