@@ -2,15 +2,14 @@ package agent
 
 import (
 	"context"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/credsidecar/credsidecar/agent/sched"
 	"github.com/credsidecar/credsidecar/internal/clock"
-	"github.com/credsidecar/credsidecar/internal/cut"
 )
 
 // entry is one cached session. Its credentials are swapped atomically, so
@@ -55,6 +54,20 @@ type current struct {
 	refreshAt time.Time
 }
 
+// newEntry is a not yet cached session of role r for caller c of cl.
+func (a *Agent) newEntry(st *state, cl *client, r *role, id sessionID, c *Caller) *entry {
+	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name, tags: id.tags}
+	if r.via != nil {
+		// Each hop is cached too; a renewal asks the cache for the previous
+		// hop's current credentials rather than reusing ones that may have
+		// expired since. (A warm-up's previous hop is fetched as a
+		// caller's would be: chains are short and rare.)
+		cc := *c
+		e.via = func(ctx context.Context) (*Credentials, error) { return a.get(ctx, st, cl, r.via, &cc) }
+	}
+	return e
+}
+
 // load returns the entry's credentials and refresh point (nil if none yet).
 func (e *entry) load() (*Credentials, time.Time) {
 	c := e.cur.Load()
@@ -82,31 +95,11 @@ func (e *entry) touch(a *Agent, now time.Time) {
 	a.lru.Get(e.key)
 }
 
-// refreshAt is the refresh policy: renew no earlier than half the lifetime
-// and no later than two thirds of it or refreshMargin before expiry,
-// whichever comes first; if that is before the half-life point, at half-life
-// (so short sessions do not renew in a loop). Jitter spreads a fleet.
-func refreshAt(now, exp time.Time, jitter float64) time.Time {
-	life := exp.Sub(now)
-	if life <= 0 {
-		return now
-	}
-	earliest := now.Add(life / 2)
-	latest := now.Add(life * 2 / 3)
-	if m := exp.Add(-refreshMargin); m.Before(latest) {
-		latest = m
-	}
-	if latest.Before(earliest) {
-		latest = earliest
-	}
-	return earliest.Add(time.Duration(jitter * float64(latest.Sub(earliest))))
-}
-
 // install makes creds the entry's current credentials, caches the entry, and
 // arms its renewal.
 func (a *Agent) install(e *entry, creds *Credentials) {
 	now := a.clk.Now()
-	at := refreshAt(now, creds.Expiration, a.rnd())
+	at := sched.RefreshAt(now, creds.Expiration, a.rnd())
 	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
@@ -163,6 +156,10 @@ func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
 func (a *Agent) onEvict(key string, e *entry) {
 	a.entries.CompareAndDelete(key, e)
 	a.uncount(e)
+	if ns := e.lastUsedNs.Load(); ns > 0 {
+		// Its client asked here: remembered for the next warm-up's choice.
+		a.noteAsked(e.client, time.Unix(0, ns))
+	}
 	e.mu.Lock()
 	e.gone = true
 	if e.timer != nil {
@@ -229,7 +226,7 @@ func (a *Agent) renewLocked(e *entry) {
 	if a.ctx.Err() != nil {
 		return
 	}
-	_, err, _ := a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, false) })
+	_, err, _ := a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, sched.Renewal) })
 	e.mu.Lock()
 	e.pending = false
 	if err == nil || e.gone {
@@ -241,9 +238,7 @@ func (a *Agent) renewLocked(e *entry) {
 	e.pending = true
 	e.mu.Unlock()
 	a.metrics.RefreshFailure()
-	ceiling := float64(backoffBase) * math.Pow(2, float64(min(n-1, 16)))
-	ceiling = min(ceiling, float64(backoffCap))
-	delay := time.Duration(a.rnd() * ceiling)
+	delay := sched.Backoff(n, a.rnd())
 	failedAt := a.clk.Now()
 	a.arm(e, delay, func(e *entry) {
 		e.mu.Lock()
@@ -257,30 +252,4 @@ func (a *Agent) renewLocked(e *entry) {
 		}
 		a.renew(e)
 	})
-}
-
-// warmUp fetches each client's default-role session in the background, so
-// an SDK's first call (one second, one attempt for botocore and JS) hits.
-func (a *Agent) warmUp(st *state) {
-	for _, cl := range st.clients {
-		r := st.roles[cl.defaultRole]
-		id, ok := cl.sessions[cl.defaultRole]
-		if r == nil || !ok {
-			continue // per-caller session names cannot be known in advance
-		}
-		if _, ok := a.entries.Load(id.key); ok {
-			continue
-		}
-		if !a.track() {
-			return
-		}
-		go func() {
-			defer a.wg.Done()
-			ctx, cancel := withClockTimeout(a.ctx, a.clk, a.timeout)
-			defer cancel()
-			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {
-				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.String("error", cut.String(err.Error(), maxLoggedError)))
-			}
-		}()
-	}
 }

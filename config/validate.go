@@ -34,7 +34,7 @@ const (
 	// DaemonSet node holds tens of pods, a host tens of units), few enough
 	// that a restart costs at most a few seconds of the default STS budget
 	// (64 fetches at sts.max_qps 10, half the burst kept for callers).
-	DefaultWarmMax = 64
+	DefaultWarmMax     = 64
 	DefaultDuration    = time.Hour
 	DefaultSessionName = "{{.Client}}"
 )
