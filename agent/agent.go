@@ -34,7 +34,7 @@ const (
 const (
 	// waitWindow: a hit waits for a renewal only when its credentials have
 	// less than this left.
-	waitWindow = 5 * time.Minute
+	waitWindow = sched.WaitWindow
 	// backoffCap bounds the retry delay after a failed renewal.
 	backoffCap = sched.BackoffCap
 	// touchEvery limits how often a hit updates the LRU's recency (which

@@ -33,9 +33,6 @@ type Node interface {
 }
 
 const (
-	// warmWorkers bounds the warm-up's fetches in flight: the STS budget
-	// paces them anyway; a few hide STS's latency.
-	warmWorkers = 4
 	// recentMax bounds how many clients' last request the agent remembers
 	// for the warm-up (beyond those with cached sessions).
 	recentMax = 4096
@@ -109,7 +106,7 @@ func (a *Agent) warmUp(st *state) {
 		a.log.Info("warm-up", zap.Int("clients", len(st.clients)), zap.Int("chosen", len(picks)), zap.Int("warm_max", limit))
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		for range min(warmWorkers, len(picks)) {
+		for range min(sched.WarmWorkers, len(picks)) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

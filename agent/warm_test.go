@@ -49,7 +49,7 @@ func TestWarmUpIsBounded(t *testing.T) {
 		}
 		defer a.Close()
 		synctest.Wait() // the warm-up has chosen and spent the burst
-		for range 60 { // a minute: the budget allows 600 calls
+		for range 60 {  // a minute: the budget allows 600 calls
 			clk.AdvanceSettling(time.Second, synctest.Wait)
 		}
 		synctest.Wait()

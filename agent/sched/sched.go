@@ -21,6 +21,12 @@ const (
 	// calls after a failed renewal (full jitter).
 	BackoffBase = time.Second
 	BackoffCap  = 2 * time.Minute
+	// WaitWindow: a caller waits for a renewal (in the Caller lane) only
+	// when the cached credentials have less than this left.
+	WaitWindow = 5 * time.Minute
+	// WarmWorkers bounds a warm-up's fetches in flight: the STS budget
+	// paces them anyway; a few hide STS's latency.
+	WarmWorkers = 4
 )
 
 // RefreshAt is the refresh policy: renew no earlier than half the lifetime
