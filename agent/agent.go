@@ -514,6 +514,7 @@ func (a *Agent) retrieve(e *entry, lane sched.Lane) (*Credentials, error) {
 	}
 	if err != nil {
 		a.metrics.STSRequest(op, resultOf(err))
+		a.noteOutcome(err)
 		a.remember(e.key, err)
 		a.log.Warn("credential request failed",
 			zap.String("client", e.client), zap.String("role", e.role.cfg.Name),
@@ -521,6 +522,7 @@ func (a *Agent) retrieve(e *entry, lane sched.Lane) (*Credentials, error) {
 		return nil, err
 	}
 	a.metrics.STSRequest(op, "success")
+	a.noteOutcome(nil)
 	a.install(e, creds)
 	return creds, nil
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,34 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		zap.String("key_id_last4", creds.KeyIDSuffix()))
 }
 
+// noteOutcome keeps the source's streak of consecutive retryable
+// failures: STS failing for one session is failing for all of them, so a
+// session failing for the first time mid-outage backs off as if it had
+// failed all along (sched.Backoff), instead of adding a fresh burst of
+// quick retries to a failing STS. Any success ends the streak.
+func (a *Agent) noteOutcome(err error) {
+	var se *SourceError
+	switch {
+	case err == nil:
+		a.fair.streak.Store(0)
+	case errors.As(err, &se) && !se.Retryable:
+		// A refusal says nothing about STS's health.
+	default:
+		a.fair.streak.Add(1)
+	}
+}
+
+// rememberUntil extends key's negative-cache entry (written by retrieve's
+// failure) to until.
+func (a *Agent) rememberUntil(key string, until time.Time) {
+	a.negMu.Lock()
+	defer a.negMu.Unlock()
+	if n, ok := a.neg.Peek(key); ok && n.until.Before(until) {
+		n.until = until
+		a.neg.Add(key, n)
+	}
+}
+
 // arm replaces the entry's timer.
 func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
 	e.mu.Lock()
@@ -226,20 +255,43 @@ func (a *Agent) renewLocked(e *entry) {
 	if a.ctx.Err() != nil {
 		return
 	}
-	_, err, _ := a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, sched.Renewal) })
+	err := errNotProbing
+	if a.probeDue() {
+		_, err, _ = a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, sched.Renewal) })
+	}
 	e.mu.Lock()
 	e.pending = false
 	if err == nil || e.gone {
 		e.mu.Unlock()
 		return
 	}
-	e.failures++
-	n := e.failures
+	skipped := err == errNotProbing
+	if !skipped {
+		e.failures++
+	}
+	// A session's first failure in an outage backs off as far as the
+	// source's streak: its retries add load, not news.
+	n := max(e.failures, int(min(a.fair.streak.Load(), 64)))
 	e.pending = true
 	e.mu.Unlock()
-	a.metrics.RefreshFailure()
-	delay := sched.Backoff(n, a.rnd())
 	failedAt := a.clk.Now()
+	var left time.Duration
+	if creds := e.credsNow(); creds != nil {
+		left = creds.Expiration.Sub(failedAt)
+	}
+	delay := sched.Backoff(n, left, a.rnd())
+	if !skipped {
+		a.metrics.RefreshFailure()
+		a.probed(failedAt.Add(delay))
+	}
+	if left > 0 {
+		// Callers near expiry, served the cached credentials, ask again
+		// only when this retry is due: their foreground fetches would be
+		// one more call per session every cache.error_ttl on a failing
+		// STS, the fleet's largest load in an outage (bench/fleet).
+		// Callers with nothing valid cached still retry every error_ttl.
+		a.rememberUntil(e.key, failedAt.Add(delay))
+	}
 	a.arm(e, delay, func(e *entry) {
 		e.mu.Lock()
 		e.pending = false
@@ -252,4 +304,33 @@ func (a *Agent) renewLocked(e *entry) {
 		}
 		a.renew(e)
 	})
+}
+
+// errNotProbing: a renewal was not tried because STS is failing and
+// another session's retry is the one probing it.
+var errNotProbing = errors.New("not probing: STS is failing and another renewal probes it")
+
+// probeDue reports whether a background renewal may call the source now
+// (sched.ProbeDue): always while it is healthy; while it fails, one
+// renewal at a time, when the last probe's backoff is over. It reserves
+// the probe until the call's deadline.
+func (a *Agent) probeDue() bool {
+	f := &a.fair
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := a.clk.Now()
+	if !sched.ProbeDue(int(f.streak.Load()), now, f.nextProbe) {
+		return false
+	}
+	if f.streak.Load() > 0 {
+		f.nextProbe = now.Add(a.timeout)
+	}
+	return true
+}
+
+// probed sets when the next probe of a failing source is due.
+func (a *Agent) probed(next time.Time) {
+	a.fair.mu.Lock()
+	a.fair.nextProbe = next
+	a.fair.mu.Unlock()
 }

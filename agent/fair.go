@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -36,6 +37,12 @@ type fairness struct {
 	held map[string]int
 	// room serializes cache insertions (makeRoom + Add).
 	room sync.Mutex
+	// streak counts the source's consecutive retryable failures, across
+	// sessions (see noteOutcome).
+	streak atomic.Int64
+	// nextProbe is when a background renewal may next try a failing
+	// source (see probeDue).
+	nextProbe time.Time
 }
 
 type budgetWaiter struct {

@@ -257,3 +257,65 @@ func TestWarmOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestOutageProbesOnce: while STS fails, a node's background renewals
+// probe it one at a time (sched.ProbeDue) instead of each session
+// retrying on its own, and every session is still renewed soon after STS
+// is back — no caller is handed expired credentials meanwhile.
+func TestOutageProbesOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFixture(t, 1).clk
+		src := newFakeSource(clk)
+		a, err := New(Options{Source: src, Clock: clk, Rand: func() float64 { return 0.5 }}, parseConfig(t, manyClients(20, 20, 1000, "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		synctest.Wait()
+		if n := src.calls.Load(); n != 20 {
+			t.Fatalf("%d sessions warmed, want 20", n)
+		}
+		use := func() {
+			for i := range 20 {
+				creds, err := a.Credentials(context.Background(), tokenCaller(fmt.Sprintf("token-%d", i)), "")
+				if err != nil {
+					t.Fatalf("c%d: %v", i, err)
+				}
+				if !clk.Now().Before(creds.Expiration) {
+					t.Fatalf("c%d: expired credentials handed out", i)
+				}
+			}
+		}
+		use()
+		clk.AdvanceSettling(25*time.Minute, synctest.Wait) // short of the refresh points
+		use()
+		before := src.calls.Load()
+		src.setFail(throttled)
+		for range 20 {
+			clk.AdvanceSettling(time.Minute, synctest.Wait)
+			use()
+		}
+		during := src.calls.Load() - before
+		src.setFail(nil)
+		for range 5 {
+			clk.AdvanceSettling(time.Minute, synctest.Wait)
+			use()
+		}
+		t.Logf("20 sessions, a 20-minute outage across their refresh points: %d STS calls during it", during)
+		// Unprobed, each of the 20 would retry on its own: about 8 quick
+		// retries each before reaching the cap, then one per half cap.
+		if during > 40 {
+			t.Fatalf("%d STS calls during the outage: the sessions did not share the probing", during)
+		}
+		var fresh int
+		for i := range 20 {
+			creds := mustCreds(t, a, tokenCaller(fmt.Sprintf("token-%d", i)), "")
+			if creds.Issued.After(t0.Add(45 * time.Minute)) {
+				fresh++
+			}
+		}
+		if fresh != 20 {
+			t.Fatalf("%d of 20 sessions renewed within 5 minutes of the outage's end", fresh)
+		}
+	})
+}

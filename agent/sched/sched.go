@@ -17,10 +17,11 @@ import (
 const (
 	// RefreshMargin: a session is renewed no later than this before expiry.
 	RefreshMargin = 20 * time.Minute
-	// BackoffBase and BackoffCap bound the retry delay between logical
-	// calls after a failed renewal (full jitter).
-	BackoffBase = time.Second
-	BackoffCap  = 2 * time.Minute
+	// BackoffBase, BackoffCap and BackoffFloor bound the retry delay
+	// between logical calls after a failed renewal (see Backoff).
+	BackoffBase  = time.Second
+	BackoffCap   = 5 * time.Minute
+	BackoffFloor = 10 * time.Second
 	// WaitWindow: a caller waits for a renewal (in the Caller lane) only
 	// when the cached credentials have less than this left.
 	WaitWindow = 5 * time.Minute
@@ -51,13 +52,30 @@ func RefreshAt(now, exp time.Time, jitter float64) time.Time {
 }
 
 // Backoff is the delay before retrying a renewal after its failures-th
-// consecutive failure (1 = the first): capped exponential backoff with full
-// jitter (jitter in [0,1)), so a fleet that failed together does not retry
-// together.
-func Backoff(failures int, jitter float64) time.Duration {
+// consecutive failure (1 = the first), with left the time the cached
+// credentials have left: capped exponential backoff with full jitter
+// (jitter in [0,1)), so a fleet that failed together does not retry
+// together. The ceiling is also at most a quarter of the time left (but
+// not under BackoffFloor): a session far from expiry retries rarely — an
+// outage's retries are mostly of such sessions, and they are the fleet's
+// load on a failing STS — and one near expiry retries often enough to be
+// renewed soon after STS is back, with most of its time left.
+func Backoff(failures int, left time.Duration, jitter float64) time.Duration {
 	ceiling := float64(BackoffBase) * math.Pow(2, float64(min(max(failures, 1)-1, 16)))
-	ceiling = min(ceiling, float64(BackoffCap))
+	ceiling = min(ceiling, float64(BackoffCap), float64(max(BackoffFloor, left/4)))
 	return time.Duration(jitter * ceiling)
+}
+
+// ProbeDue reports whether a background renewal may call STS at now,
+// given the streak of consecutive failed calls and when the last failed
+// probe's backoff ends (next). While STS is healthy (streak 0) every
+// renewal may; while it fails, one renewal probes it at a time and the
+// others wait their own backoff without calling: their calls would fail
+// with the probe's, so a node's load on a failing STS is one call per
+// backoff, not one per session. Callers' foreground fetches are not
+// gated (the negative cache bounds them).
+func ProbeDue(streak int, now, next time.Time) bool {
+	return streak == 0 || !now.Before(next)
 }
 
 // Lane is who is asking for a token of the STS budget, in order of

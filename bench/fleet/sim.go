@@ -253,7 +253,10 @@ type node struct {
 	warm     []int32 // the warm-up's remaining picks, in order
 	inFlight int     // warm-up fetches in flight
 	wakeAt   int64   // a wake is scheduled at this time (0: none)
-	gen      uint32
+	streak   int     // consecutive failed calls (the agent's source streak)
+	// nextProbe: while streak > 0, renewals call STS only from then on
+	nextProbe int64
+	gen       uint32
 }
 
 type sim struct {
@@ -388,6 +391,16 @@ func (s *sim) handle(e event) {
 	case evRefresh, evRetry:
 		if x.pending {
 			return
+		}
+		if (e.kind == evRefresh || e.lane == sched.Renewal) && !sched.ProbeDue(nd.streak, s.time(e.at), s.time(nd.nextProbe)) {
+			// STS is failing and another session probes it: back off
+			// without calling.
+			x.failedCycle = true
+			s.backoff(e.node, e.sess, e.at)
+			return
+		}
+		if (e.kind == evRefresh || e.lane == sched.Renewal) && nd.streak > 0 {
+			nd.nextProbe = e.at + int64(10*time.Second) // the probe's deadline
 		}
 		x.pending = true
 		lane := e.lane
@@ -551,12 +564,14 @@ func (s *sim) call(n, id int32, now int64, lane sched.Lane) {
 			}
 		}
 		x.pending = false
+		nd.streak = 0
 		s.install(n, id, done)
 		return
 	}
-	// Failed: the agent's backoff, or — within WaitWindow of expiry,
-	// where callers wait for a renewal — the callers' next request once
-	// the negative cache (error_ttl) lets it through, whichever is first.
+	// Failed: the agent's backoff (sched.Backoff, by time left). Callers
+	// within WaitWindow of expiry ask in the foreground, but the negative
+	// cache holds them until that same retry is due: one call either way,
+	// in the Caller lane when they are the ones asking.
 	x.pending = false
 	x.failures++
 	x.failedCycle = true
@@ -564,13 +579,28 @@ func (s *sim) call(n, id int32, now int64, lane sched.Lane) {
 		x.expired = true
 		s.res.Expired++
 	}
-	next, lane := done+int64(sched.Backoff(x.failures, s.rnd.Float64())), sched.Renewal
-	if x.exp == 0 || x.exp-done < int64(sched.WaitWindow) {
-		if fg := done + int64(s.p.ErrorTTL); fg < next {
-			next, lane = fg, sched.Caller
-		}
+	nd.streak++
+	nd.nextProbe = s.backoff(n, id, done)
+}
+
+// backoff arms session id's retry after a failure (or a skipped probe)
+// at now, as the agent's renewLocked does, and returns when it is due.
+func (s *sim) backoff(n, id int32, now int64) int64 {
+	nd, x := &s.nodes[n], &s.ss[id]
+	left := time.Duration(x.exp - now)
+	if x.exp == 0 {
+		left = 0
+	}
+	next, lane := now+int64(sched.Backoff(max(x.failures, min(nd.streak, 64)), left, s.rnd.Float64())), sched.Renewal
+	if left < sched.WaitWindow {
+		lane = sched.Caller
+	}
+	if left <= 0 {
+		// Nothing valid cached: callers retry every error_ttl.
+		next = min(next, now+int64(s.p.ErrorTTL))
 	}
 	s.schedule(event{at: next, kind: evRetry, lane: lane, node: n, sess: id, gen: x.gen})
+	return next
 }
 
 func (s *sim) finish() {
