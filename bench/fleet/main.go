@@ -19,13 +19,17 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -59,34 +63,19 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-quota must be positive, not %g", *quota)
 	}
 	start := time.Now()
-	fmt.Fprintf(out, "Fleet model: %d sessions of 1h per node, defaults (sts.max_qps 10, cache.warm_max 64, error_ttl 5s), STS latency 100ms, quota %g calls/s.\n\n", *sessions, *quota)
-	fmt.Fprintln(out, "| nodes | scenario | mean calls/s | p99 | peak | peak in the hour after | under quota | least time left (healthy) | sessions expired | first call p50 / p99 / max, >1s |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	// Every run is independent: run them on all cores, print in order.
+	var jobs []job
 	for _, n := range sizes {
 		for _, sc := range []Scenario{Steady, Outage, Rollout, Restart} {
 			p := DefaultParams(n)
 			p.Sessions, p.Seed, p.Day = *sessions, *seed, *day
 			p.At = min(p.At, p.Day/2)
-			r, err := Run(p, sc)
-			if err != nil {
-				return err
-			}
-			under := "yes"
-			if float64(r.Peak) > *quota {
-				under = "no"
-			}
-			first := "—"
-			if len(r.FirstCall) > 0 {
-				first = fmt.Sprintf("%s / %s / %s, %.1f%%", ms(r.FirstCallQuantile(0.5)), ms(r.FirstCallQuantile(0.99)), ms(r.FirstCall[len(r.FirstCall)-1]), 100*r.FirstCallOver(time.Second))
-			}
-			fmt.Fprintf(out, "| %d | %s | %.1f | %.0f | %d | %d | %s | %s | %d | %s |\n", n, sc, r.Mean, r.P99, r.Peak, r.PeakAfter, under, r.MinLeftHealthy.Round(time.Second), r.Expired, first)
+			jobs = append(jobs, job{p: p, sc: sc})
 		}
 	}
+	tradeoffFrom := len(jobs)
 	if *tradeoff {
 		n := sizes[len(sizes)-1]
-		fmt.Fprintf(out, "\nRestart storm, %d nodes × %d sessions, first calls within 10s of the restart:\n\n", n, *sessions)
-		fmt.Fprintln(out, "| sts.max_qps | cache.warm_max | peak calls/s | mean calls/s, first minute | first call p50 / p99 / max | first calls > 1s |")
-		fmt.Fprintln(out, "|---|---|---|---|---|---|")
 		for _, qps := range []float64{10, 2, 1, 0.5} {
 			for _, wm := range []int{64, 0} {
 				p := DefaultParams(n)
@@ -95,16 +84,82 @@ func run(args []string, out io.Writer) error {
 				// it issued, 30 to 40 minutes later) are over within the
 				// hour: simulate just that.
 				p.Day, p.At = 70*time.Minute, 10*time.Minute
-				r, err := Run(p, Restart)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(out, "| %g | %d | %d | %.0f | %s / %s / %s | %.1f%% |\n", qps, wm, r.PeakAfter, r.firstMinute, ms(r.FirstCallQuantile(0.5)), ms(r.FirstCallQuantile(0.99)), ms(r.FirstCall[len(r.FirstCall)-1]), 100*r.FirstCallOver(time.Second))
+				jobs = append(jobs, job{p: p, sc: Restart})
 			}
+		}
+	}
+	if err := runAll(jobs); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Fleet model: %d sessions of 1h per node, defaults (sts.max_qps 10, cache.warm_max 64, error_ttl 5s), STS latency 100ms, quota %g calls/s.\n\n", *sessions, *quota)
+	fmt.Fprintln(out, "| nodes | scenario | mean calls/s | p99 | peak | peak in the hour after | under quota | least time left (healthy) | sessions expired | first call p50 / p99 / max, >1s |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, j := range jobs[:tradeoffFrom] {
+		r := j.r
+		under := "yes"
+		if float64(r.Peak) > *quota {
+			under = "no"
+		}
+		first := "—"
+		if len(r.FirstCall) > 0 {
+			first = fmt.Sprintf("%s / %s / %s, %.1f%%", ms(r.FirstCallQuantile(0.5)), ms(r.FirstCallQuantile(0.99)), ms(r.FirstCall[len(r.FirstCall)-1]), 100*r.FirstCallOver(time.Second))
+		}
+		fmt.Fprintf(out, "| %d | %s | %.1f | %.0f | %d | %d | %s | %s | %d | %s |\n", j.p.Nodes, j.sc, r.Mean, r.P99, r.Peak, r.PeakAfter, under, r.MinLeftHealthy.Round(time.Second), r.Expired, first)
+	}
+	if *tradeoff {
+		fmt.Fprintf(out, "\nRestart storm, %d nodes × %d sessions, first calls within 10s of the restart:\n\n", sizes[len(sizes)-1], *sessions)
+		fmt.Fprintln(out, "| sts.max_qps | cache.warm_max | peak calls/s | mean calls/s, first minute | first call p50 / p99 / max | first calls > 1s |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|")
+		for _, j := range jobs[tradeoffFrom:] {
+			r := j.r
+			fmt.Fprintf(out, "| %g | %d | %d | %.0f | %s / %s / %s | %.1f%% |\n", j.p.MaxQPS, j.p.WarmMax, r.PeakAfter, r.firstMinute, ms(r.FirstCallQuantile(0.5)), ms(r.FirstCallQuantile(0.99)), ms(r.FirstCall[len(r.FirstCall)-1]), 100*r.FirstCallOver(time.Second))
 		}
 	}
 	fmt.Fprintf(out, "\n(%s of wall time)\n", time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// job is one simulated run and its result.
+type job struct {
+	p  Params
+	sc Scenario
+	r  *Result
+}
+
+// runAll runs jobs on GOMAXPROCS goroutines, largest first (so the last
+// to finish is a small one).
+func runAll(jobs []job) error {
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Compare(jobs[b].p.Nodes*int(jobs[b].p.Day/time.Minute), jobs[a].p.Nodes*int(jobs[a].p.Day/time.Minute))
+	})
+	next := make(chan int, len(jobs))
+	for _, i := range order {
+		next <- i
+	}
+	close(next)
+	errs := make(chan error, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r, err := Run(jobs[i].p, jobs[i].sc)
+				if err != nil {
+					errs <- fmt.Errorf("%d nodes, %s: %w", jobs[i].p.Nodes, jobs[i].sc, err)
+					return
+				}
+				jobs[i].r = r
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 func ms(d time.Duration) string {
