@@ -69,19 +69,23 @@ func (a *Agent) noteAsked(client string, at time.Time) {
 		return
 	}
 	if len(w.recent) >= recentMax {
-		// Forget the stalest (rare: only when a new client asks while
-		// recentMax are remembered).
-		var stalest string
-		var min int64
-		for c, t := range w.recent {
-			if stalest == "" || t < min {
-				stalest, min = c, t
-			}
+		// Forget the stalest half in one pass: a reload that drops
+		// thousands of sessions notes each, and must not scan the map
+		// for every one.
+		times := make([]int64, 0, len(w.recent))
+		for _, t := range w.recent {
+			times = append(times, t)
 		}
-		if min > ns {
+		slices.Sort(times)
+		cut := times[len(times)/2]
+		if ns < cut {
 			return
 		}
-		delete(w.recent, stalest)
+		for c, t := range w.recent {
+			if t < cut {
+				delete(w.recent, c)
+			}
+		}
 	}
 	w.recent[client] = ns
 }

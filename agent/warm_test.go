@@ -319,3 +319,21 @@ func TestOutageProbesOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestRecentIsBounded: the memory of who asked keeps the most recent and
+// stays bounded however many clients come and go.
+func TestRecentIsBounded(t *testing.T) {
+	a := &Agent{}
+	for i := range 3 * recentMax {
+		a.noteAsked(fmt.Sprintf("c%d", i), t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := len(a.warming.recent); n > recentMax {
+		t.Fatalf("%d clients remembered, bound %d", n, recentMax)
+	}
+	if _, ok := a.warming.recent[fmt.Sprintf("c%d", 3*recentMax-1)]; !ok {
+		t.Fatal("the most recent client was forgotten")
+	}
+	if _, ok := a.warming.recent["c0"]; ok {
+		t.Fatal("the stalest client is still remembered")
+	}
+}
