@@ -16,11 +16,40 @@ import (
 // manyClients is a config of n token clients c0…c(n-1) sharing role app,
 // with the given cache.warm_max and sts.max_qps, plus extra clients.
 func manyClients(n, warmMax int, qps float64, extra string) string {
+	return manyClientsMatching(n, warmMax, qps, extra, "token: token-%d")
+}
+
+// manyUIDClients is manyClients matching uids 1000+i instead of tokens:
+// with uidNode, all of them can be seen to hold on the node.
+func manyUIDClients(n, warmMax int, qps float64) string {
+	return manyClientsMatching(n, warmMax, qps, "", "uids: [%d]")
+}
+
+// uidNode has a process of every uid.
+type uidNode struct{ fakeNode }
+
+func (uidNode) UIDs() ([]uint32, bool) {
+	var out []uint32
+	for u := range uint32(20000) {
+		out = append(out, u)
+	}
+	return out, true
+}
+
+func uidCaller(i int) *Caller {
+	return &Caller{UID: func() (uint32, error) { return uint32(1000 + i), nil }}
+}
+
+func manyClientsMatching(n, warmMax int, qps float64, extra, match string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cache: {warm_max: %d}\nsts: {mode: local, max_qps: %g}\nroles:\n  - {name: app, duration: 1h}\n  - {name: other, duration: 1h}\nclients:\n", warmMax, qps)
 	b.WriteString(extra)
 	for i := range n {
-		fmt.Fprintf(&b, "  - {name: c%d, match: {token: token-%d}, roles: [app]}\n", i, i)
+		m := fmt.Sprintf(match, i)
+		if strings.HasPrefix(match, "uids") {
+			m = fmt.Sprintf(match, 1000+i)
+		}
+		fmt.Fprintf(&b, "  - {name: c%d, match: {%s}, roles: [app]}\n", i, m)
 	}
 	return b.String()
 }
@@ -36,14 +65,15 @@ func (f *fakeSource) sessionsAsked() []string {
 	return out
 }
 
-// TestWarmUpIsBounded: a config of 10 000 clients costs warm_max STS calls
-// at start, not 10 000 — the first warm_max in file order when nothing
-// tells the clients apart.
+// TestWarmUpIsBounded: a config of 10 000 clients that all hold on the
+// node costs warm_max STS calls at start, not 10 000 — the first warm_max
+// in file order; 10 000 token clients, which nothing tells apart, cost
+// none (TestWarmSkipsUnknownInLargeConfigs).
 func TestWarmUpIsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := newFixture(t, 1).clk
 		src := newFakeSource(clk)
-		a, err := New(Options{Source: src, Clock: clk, Rand: func() float64 { return 0.5 }}, parseConfig(t, manyClients(10000, 64, 10, "")))
+		a, err := New(Options{Source: src, Clock: clk, Node: uidNode{}, Rand: func() float64 { return 0.5 }}, parseConfig(t, manyUIDClients(10000, 64, 10)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +109,7 @@ func TestCallerDoesNotWaitBehindWarmUp(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				clk := newFixture(t, 1).clk
 				src := newFakeSource(clk)
-				a, err := New(Options{Source: src, Clock: clk, FetchTimeout: time.Hour}, parseConfig(t, manyClients(10000, 64, qps, "")))
+				a, err := New(Options{Source: src, Clock: clk, Node: uidNode{}, FetchTimeout: time.Hour}, parseConfig(t, manyUIDClients(10000, 64, qps)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -90,7 +120,7 @@ func TestCallerDoesNotWaitBehindWarmUp(t *testing.T) {
 				start := clk.Now()
 				done := make(chan error, 1)
 				go func() {
-					_, err := a.Credentials(context.Background(), tokenCaller("token-9000"), "")
+					_, err := a.Credentials(context.Background(), uidCaller(9000), "")
 					done <- err
 				}()
 				for step := 0; ; step++ {
@@ -129,7 +159,7 @@ func TestReloadWarmsWithinTheCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := newFixture(t, 1).clk
 		src := newFakeSource(clk)
-		a, err := New(Options{Source: src, Clock: clk}, parseConfig(t, manyClients(1000, 8, 100, "")))
+		a, err := New(Options{Source: src, Clock: clk, Node: uidNode{}}, parseConfig(t, manyUIDClients(1000, 8, 100)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,14 +170,14 @@ func TestReloadWarmsWithinTheCap(t *testing.T) {
 			t.Fatalf("%d calls at start, want 8", n)
 		}
 		// Unchanged: nothing to fetch.
-		a.Apply(parseConfig(t, manyClients(1000, 8, 100, "")))
+		a.Apply(parseConfig(t, manyUIDClients(1000, 8, 100)))
 		synctest.Wait()
 		clk.AdvanceSettling(time.Second, synctest.Wait)
 		if n := src.calls.Load(); n != 8 {
 			t.Fatalf("%d calls after a reload that changed nothing, want 8", n)
 		}
 		// The role changed: its sessions are dropped and the 8 refetched.
-		changed := strings.Replace(manyClients(1000, 8, 100, ""), "{name: app, duration: 1h}", "{name: app, duration: 2h}", 1)
+		changed := strings.Replace(manyUIDClients(1000, 8, 100), "{name: app, duration: 1h}", "{name: app, duration: 2h}", 1)
 		a.Apply(parseConfig(t, changed))
 		synctest.Wait()
 		clk.AdvanceSettling(time.Second, synctest.Wait)
@@ -155,7 +185,7 @@ func TestReloadWarmsWithinTheCap(t *testing.T) {
 			t.Fatalf("%d calls after a reload that changed the role, want 16", n)
 		}
 		// A new client listed first is warmed within the cap.
-		first := "  - {name: newcomer, match: {token: new-token}, roles: [other]}\n"
+		first := "  - {name: newcomer, match: {uids: [99]}, roles: [other]}\n"
 		a.Apply(parseConfig(t, strings.Replace(changed, "clients:\n", "clients:\n"+first, 1)))
 		synctest.Wait()
 		clk.AdvanceSettling(time.Second, synctest.Wait)
@@ -250,6 +280,10 @@ func TestWarmOrder(t *testing.T) {
 		{0, nil},
 		{1, []int{4}},
 		{3, []int{4, 3, 2}},
+		// Five could be here: over a limit of 4, the unknown ones are
+		// left out; within a limit of 5, there is no choice to make.
+		{4, []int{4, 3, 2}},
+		{5, []int{4, 3, 2, 0, 6}},
 		{10, []int{4, 3, 2, 0, 6}},
 	} {
 		if got := sched.WarmOrder(cands, tc.limit); !slices.Equal(got, tc.want) {
@@ -335,5 +369,32 @@ func TestRecentIsBounded(t *testing.T) {
 	}
 	if _, ok := a.warming.recent["c0"]; ok {
 		t.Fatal("the stalest client is still remembered")
+	}
+}
+
+// TestWarmSkipsUnknownInLargeConfigs: a DaemonSet's config lists the
+// whole cluster's token clients, and nothing on the node tells which are
+// this node's: warming the first warm_max in file order would spend
+// warm_max STS calls per restart for other nodes' clients, so none is
+// warmed. A small config is warmed whole, as there is no choice to make.
+func TestWarmSkipsUnknownInLargeConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		clients int
+		want    int64
+	}{{10000, 0}, {64, 64}} {
+		synctest.Test(t, func(t *testing.T) {
+			clk := newFixture(t, 1).clk
+			src := newFakeSource(clk)
+			a, err := New(Options{Source: src, Clock: clk}, parseConfig(t, manyClients(tc.clients, 64, 1000, "")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			synctest.Wait()
+			clk.AdvanceSettling(time.Second, synctest.Wait)
+			if n := src.calls.Load(); n != tc.want {
+				t.Fatalf("%d token clients: %d warmed, want %d", tc.clients, n, tc.want)
+			}
+		})
 	}
 }

@@ -170,24 +170,37 @@ type Candidate struct {
 
 // WarmOrder picks at most limit of cands to warm, in the order to warm
 // them: first the clients asked for on this node, most recent first; then
-// those whose conditions can be seen to hold here; then those nothing can
-// tell about — each in file order. Clients that can be seen not to hold
-// here are never warmed, even if they asked before (what made them hold
-// is gone). It returns indexes into cands and costs O(len(cands)) plus
-// sorting the asked ones.
+// those whose conditions can be seen to hold here, in file order. Clients
+// nothing can tell about (a bearer token, a JWT) are warmed too, in file
+// order, only when every client that could be here fits under the limit —
+// when there is no choice to make. In a larger config they are most
+// likely other nodes' (a DaemonSet's config lists the whole cluster), and
+// warming the first few in file order would spend limit STS calls per
+// restart for nobody. Clients that can be seen not to hold here are never
+// warmed, even if they asked before (what made them hold is gone). It
+// returns indexes into cands and costs O(len(cands)) plus sorting the
+// asked ones.
 func WarmOrder(cands []Candidate, limit int) []int {
 	if limit <= 0 {
 		return nil
 	}
 	var asked []int
+	possible := 0
 	for i, c := range cands {
-		if c.Seen != Never && !c.LastAsked.IsZero() {
-			asked = append(asked, i)
+		if c.Seen != Never {
+			possible++
+			if !c.LastAsked.IsZero() {
+				asked = append(asked, i)
+			}
 		}
 	}
 	sortByRecency(asked, cands)
 	out := asked[:min(len(asked), limit)]
-	for _, want := range []Seen{Holds, Unknown} {
+	fill := []Seen{Holds}
+	if possible <= limit {
+		fill = append(fill, Unknown)
+	}
+	for _, want := range fill {
 		for i, c := range cands {
 			if len(out) >= limit {
 				return out
