@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
+	"github.com/credsidecar/credsidecar/agent/sched"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/internal/cut"
@@ -28,17 +29,14 @@ const (
 	maxLoggedError = 1024
 )
 
-// Refresh policy, in one place (see refreshAt).
+// Refresh policy: the decisions are in package sched (RefreshAt, Backoff,
+// Grant, WarmOrder); these are the agent's own knobs around them.
 const (
 	// waitWindow: a hit waits for a renewal only when its credentials have
 	// less than this left.
-	waitWindow = 5 * time.Minute
-	// refreshMargin: renew no later than this before expiry...
-	refreshMargin = 20 * time.Minute
-	// backoffBase and backoffCap bound the retry delay between logical
-	// calls after a failed renewal (full jitter).
-	backoffBase = time.Second
-	backoffCap  = 2 * time.Minute
+	waitWindow = sched.WaitWindow
+	// backoffCap bounds the retry delay after a failed renewal.
+	backoffCap = sched.BackoffCap
 	// touchEvery limits how often a hit updates the LRU's recency (which
 	// takes the LRU's lock): often enough for eviction order, rarely
 	// enough to keep the hot path lock-free.
@@ -78,9 +76,12 @@ type Options struct {
 	FetchTimeout time.Duration
 	// Rand returns a float in [0,1) for jitter; defaults to math/rand/v2.
 	Rand func() float64
-	// Warm fetches each client's default-role session at start and after a
-	// reload (default true in production; tests may turn it off).
+	// DisableWarm turns off the warm-up (see warm.go) whatever
+	// cache.warm_max says; tests of other things turn it off.
 	DisableWarm bool
+	// Node tells the warm-up what runs on this node (nil: nothing is
+	// known, and clients are warmed by recency and file order).
+	Node Node
 }
 
 // Agent hands out credentials. Create it with New; it is safe for
@@ -107,6 +108,8 @@ type Agent struct {
 
 	// fair shares the STS budget and the cache among clients (fair.go).
 	fair fairness
+	// warming remembers who asked and runs the warm-up (warm.go).
+	warming warming
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -137,6 +140,7 @@ func New(opts Options, cfg *config.Config) (*Agent, error) {
 		timeout: opts.FetchTimeout,
 		rnd:     opts.Rand,
 		warm:    !opts.DisableWarm,
+		warming: warming{node: opts.Node},
 	}
 	if a.clk == nil {
 		a.clk = clock.Real{}
@@ -388,15 +392,7 @@ func (a *Agent) get(ctx context.Context, st *state, cl *client, r *role, c *Call
 	if n, ok := a.negativeHit(id.key); ok {
 		return nil, a.callerError(r, n)
 	}
-	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name, tags: id.tags}
-	if r.via != nil {
-		// Each hop is cached too; a renewal asks the cache for the previous
-		// hop's current credentials rather than reusing ones that may have
-		// expired since.
-		cc := *c
-		e.via = func(ctx context.Context) (*Credentials, error) { return a.get(ctx, st, cl, r.via, &cc) }
-	}
-	creds, err := a.fetch(ctx, e)
+	creds, err := a.fetch(ctx, a.newEntry(st, cl, r, id, c))
 	if err != nil {
 		return nil, a.callerError(r, err)
 	}
@@ -455,7 +451,7 @@ func (a *Agent) fetch(ctx context.Context, e *entry) (*Credentials, error) {
 					return creds, nil
 				}
 			}
-			return a.retrieve(e, true)
+			return a.retrieve(e, sched.Caller)
 		})
 		select {
 		case res := <-ch:
@@ -477,10 +473,11 @@ func (a *Agent) fetch(ctx context.Context, e *entry) (*Credentials, error) {
 	}
 }
 
-// retrieve calls the source once and installs the result. Foreground calls
-// (misses, callers waiting near expiry) may use the whole STS budget;
-// background renewals leave headroom for them.
-func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
+// retrieve calls the source once and installs the result, after taking a
+// token of the STS budget in lane's turn (lanePaid: the caller took it).
+// Callers (misses, callers waiting near expiry) may use the whole budget;
+// renewals and warm-up fetches leave headroom for them.
+func (a *Agent) retrieve(e *entry, lane sched.Lane) (*Credentials, error) {
 	if !a.track() {
 		return nil, &SourceError{Code: "ShuttingDown", Message: "the sidecar is shutting down", Retryable: true}
 	}
@@ -499,8 +496,13 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		}
 		req.Via = via
 	}
-	if err := a.waitBudget(ctx, e.client, foreground); err != nil {
-		return nil, &SourceError{Code: "Throttled", Message: "local STS request budget (sts.max_qps) exhausted", Retryable: true, Err: err}
+	if lane == sched.Caller {
+		a.noteAsked(e.client, a.clk.Now())
+	}
+	if lane != lanePaid {
+		if err := a.waitBudget(ctx, e.client, lane); err != nil {
+			return nil, &SourceError{Code: "Throttled", Message: "local STS request budget (sts.max_qps) exhausted", Retryable: true, Err: err}
+		}
 	}
 	op := req.Operation()
 	creds, err := a.src.Retrieve(ctx, req)
@@ -512,6 +514,7 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 	}
 	if err != nil {
 		a.metrics.STSRequest(op, resultOf(err))
+		a.noteOutcome(err)
 		a.remember(e.key, err)
 		a.log.Warn("credential request failed",
 			zap.String("client", e.client), zap.String("role", e.role.cfg.Name),
@@ -519,6 +522,7 @@ func (a *Agent) retrieve(e *entry, foreground bool) (*Credentials, error) {
 		return nil, err
 	}
 	a.metrics.STSRequest(op, "success")
+	a.noteOutcome(nil)
 	a.install(e, creds)
 	return creds, nil
 }

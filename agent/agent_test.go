@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/credsidecar/credsidecar/agent/sched"
 	"github.com/credsidecar/credsidecar/config"
 )
 
@@ -245,7 +246,7 @@ func TestRefreshPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, j := range []float64{0, 0.5, 0.999} {
-			at := refreshAt(t0, t0.Add(tc.life), j).Sub(t0)
+			at := sched.RefreshAt(t0, t0.Add(tc.life), j).Sub(t0)
 			if at < tc.lo || at > tc.hi {
 				t.Errorf("life %s jitter %.3f: refresh at %s, want within [%s, %s]", tc.life, j, at, tc.lo, tc.hi)
 			}
@@ -534,12 +535,12 @@ func TestBackgroundRenewalsYieldToMisses(t *testing.T) {
 		now := f.clk.Now()
 		lim.ReserveN(now, 3) // one token left, under half the burst
 		done := make(chan error, 1)
-		go func() { done <- f.a.waitBudget(context.Background(), "renewer", false) }()
+		go func() { done <- f.a.waitBudget(context.Background(), "renewer", sched.Renewal) }()
 		waitFor(t, func() bool { return f.clk.Pending() > 0 })
 		if tok := lim.TokensAt(now); tok < 0.99 {
 			t.Fatalf("the background renewal spent the last tokens (%.2f left)", tok)
 		}
-		if err := f.a.waitBudget(context.Background(), "miss", true); err != nil { // a miss may take it
+		if err := f.a.waitBudget(context.Background(), "miss", sched.Caller); err != nil { // a miss may take it
 			t.Fatal(err)
 		}
 		f.clk.Advance(3 * time.Second) // refill to half the burst

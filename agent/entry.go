@@ -2,15 +2,15 @@ package agent
 
 import (
 	"context"
-	"math"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/credsidecar/credsidecar/agent/sched"
 	"github.com/credsidecar/credsidecar/internal/clock"
-	"github.com/credsidecar/credsidecar/internal/cut"
 )
 
 // entry is one cached session. Its credentials are swapped atomically, so
@@ -55,6 +55,20 @@ type current struct {
 	refreshAt time.Time
 }
 
+// newEntry is a not yet cached session of role r for caller c of cl.
+func (a *Agent) newEntry(st *state, cl *client, r *role, id sessionID, c *Caller) *entry {
+	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name, tags: id.tags}
+	if r.via != nil {
+		// Each hop is cached too; a renewal asks the cache for the previous
+		// hop's current credentials rather than reusing ones that may have
+		// expired since. (A warm-up's previous hop is fetched as a
+		// caller's would be: chains are short and rare.)
+		cc := *c
+		e.via = func(ctx context.Context) (*Credentials, error) { return a.get(ctx, st, cl, r.via, &cc) }
+	}
+	return e
+}
+
 // load returns the entry's credentials and refresh point (nil if none yet).
 func (e *entry) load() (*Credentials, time.Time) {
 	c := e.cur.Load()
@@ -82,31 +96,11 @@ func (e *entry) touch(a *Agent, now time.Time) {
 	a.lru.Get(e.key)
 }
 
-// refreshAt is the refresh policy: renew no earlier than half the lifetime
-// and no later than two thirds of it or refreshMargin before expiry,
-// whichever comes first; if that is before the half-life point, at half-life
-// (so short sessions do not renew in a loop). Jitter spreads a fleet.
-func refreshAt(now, exp time.Time, jitter float64) time.Time {
-	life := exp.Sub(now)
-	if life <= 0 {
-		return now
-	}
-	earliest := now.Add(life / 2)
-	latest := now.Add(life * 2 / 3)
-	if m := exp.Add(-refreshMargin); m.Before(latest) {
-		latest = m
-	}
-	if latest.Before(earliest) {
-		latest = earliest
-	}
-	return earliest.Add(time.Duration(jitter * float64(latest.Sub(earliest))))
-}
-
 // install makes creds the entry's current credentials, caches the entry, and
 // arms its renewal.
 func (a *Agent) install(e *entry, creds *Credentials) {
 	now := a.clk.Now()
-	at := refreshAt(now, creds.Expiration, a.rnd())
+	at := sched.RefreshAt(now, creds.Expiration, a.rnd())
 	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
@@ -142,6 +136,34 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		zap.String("key_id_last4", creds.KeyIDSuffix()))
 }
 
+// noteOutcome keeps the source's streak of consecutive retryable
+// failures: STS failing for one session is failing for all of them, so a
+// session failing for the first time mid-outage backs off as if it had
+// failed all along (sched.Backoff), instead of adding a fresh burst of
+// quick retries to a failing STS. Any success ends the streak.
+func (a *Agent) noteOutcome(err error) {
+	var se *SourceError
+	switch {
+	case err == nil:
+		a.fair.streak.Store(0)
+	case errors.As(err, &se) && !se.Retryable:
+		// A refusal says nothing about STS's health.
+	default:
+		a.fair.streak.Add(1)
+	}
+}
+
+// rememberUntil extends key's negative-cache entry (written by retrieve's
+// failure) to until.
+func (a *Agent) rememberUntil(key string, until time.Time) {
+	a.negMu.Lock()
+	defer a.negMu.Unlock()
+	if n, ok := a.neg.Peek(key); ok && n.until.Before(until) {
+		n.until = until
+		a.neg.Add(key, n)
+	}
+}
+
 // arm replaces the entry's timer.
 func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
 	e.mu.Lock()
@@ -163,6 +185,10 @@ func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
 func (a *Agent) onEvict(key string, e *entry) {
 	a.entries.CompareAndDelete(key, e)
 	a.uncount(e)
+	if ns := e.lastUsedNs.Load(); ns > 0 {
+		// Its client asked here: remembered for the next warm-up's choice.
+		a.noteAsked(e.client, time.Unix(0, ns))
+	}
 	e.mu.Lock()
 	e.gone = true
 	if e.timer != nil {
@@ -229,22 +255,43 @@ func (a *Agent) renewLocked(e *entry) {
 	if a.ctx.Err() != nil {
 		return
 	}
-	_, err, _ := a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, false) })
+	err := errNotProbing
+	if a.probeDue() {
+		_, err, _ = a.flight.Do(e.key, func() (any, error) { return a.retrieve(e, sched.Renewal) })
+	}
 	e.mu.Lock()
 	e.pending = false
 	if err == nil || e.gone {
 		e.mu.Unlock()
 		return
 	}
-	e.failures++
-	n := e.failures
+	skipped := err == errNotProbing
+	if !skipped {
+		e.failures++
+	}
+	// A session's first failure in an outage backs off as far as the
+	// source's streak: its retries add load, not news.
+	n := max(e.failures, int(min(a.fair.streak.Load(), 64)))
 	e.pending = true
 	e.mu.Unlock()
-	a.metrics.RefreshFailure()
-	ceiling := float64(backoffBase) * math.Pow(2, float64(min(n-1, 16)))
-	ceiling = min(ceiling, float64(backoffCap))
-	delay := time.Duration(a.rnd() * ceiling)
 	failedAt := a.clk.Now()
+	var left time.Duration
+	if creds := e.credsNow(); creds != nil {
+		left = creds.Expiration.Sub(failedAt)
+	}
+	delay := sched.Backoff(n, left, a.rnd())
+	if !skipped {
+		a.metrics.RefreshFailure()
+		a.probed(failedAt.Add(delay))
+	}
+	if left > 0 {
+		// Callers near expiry, served the cached credentials, ask again
+		// only when this retry is due: their foreground fetches would be
+		// one more call per session every cache.error_ttl on a failing
+		// STS, the fleet's largest load in an outage (bench/fleet).
+		// Callers with nothing valid cached still retry every error_ttl.
+		a.rememberUntil(e.key, failedAt.Add(delay))
+	}
 	a.arm(e, delay, func(e *entry) {
 		e.mu.Lock()
 		e.pending = false
@@ -259,28 +306,31 @@ func (a *Agent) renewLocked(e *entry) {
 	})
 }
 
-// warmUp fetches each client's default-role session in the background, so
-// an SDK's first call (one second, one attempt for botocore and JS) hits.
-func (a *Agent) warmUp(st *state) {
-	for _, cl := range st.clients {
-		r := st.roles[cl.defaultRole]
-		id, ok := cl.sessions[cl.defaultRole]
-		if r == nil || !ok {
-			continue // per-caller session names cannot be known in advance
-		}
-		if _, ok := a.entries.Load(id.key); ok {
-			continue
-		}
-		if !a.track() {
-			return
-		}
-		go func() {
-			defer a.wg.Done()
-			ctx, cancel := withClockTimeout(a.ctx, a.clk, a.timeout)
-			defer cancel()
-			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {
-				a.log.Warn("warm-up fetch failed", zap.String("client", cl.name), zap.String("role", r.cfg.Name), zap.String("error", cut.String(err.Error(), maxLoggedError)))
-			}
-		}()
+// errNotProbing: a renewal was not tried because STS is failing and
+// another session's retry is the one probing it.
+var errNotProbing = errors.New("not probing: STS is failing and another renewal probes it")
+
+// probeDue reports whether a background renewal may call the source now
+// (sched.ProbeDue): always while it is healthy; while it fails, one
+// renewal at a time, when the last probe's backoff is over. It reserves
+// the probe until the call's deadline.
+func (a *Agent) probeDue() bool {
+	f := &a.fair
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := a.clk.Now()
+	if !sched.ProbeDue(int(f.streak.Load()), now, f.nextProbe) {
+		return false
 	}
+	if f.streak.Load() > 0 {
+		f.nextProbe = now.Add(a.timeout)
+	}
+	return true
+}
+
+// probed sets when the next probe of a failing source is due.
+func (a *Agent) probed(next time.Time) {
+	a.fair.mu.Lock()
+	a.fair.nextProbe = next
+	a.fair.mu.Unlock()
 }

@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/credsidecar/credsidecar/agent/sched"
 )
 
 // fairness shares the two scarce things among clients: the STS request
@@ -25,10 +30,19 @@ type fairness struct {
 	ring   []string
 	turn   int
 	armed  bool // a dispatch is scheduled on the agent's clock
+	// renewalsWaiting counts background renewals sleeping for tokens:
+	// warm-up fetches let them go first.
+	renewalsWaiting int
 	// held counts cached sessions per client.
 	held map[string]int
 	// room serializes cache insertions (makeRoom + Add).
 	room sync.Mutex
+	// streak counts the source's consecutive retryable failures, across
+	// sessions (see noteOutcome).
+	streak atomic.Int64
+	// nextProbe is when a background renewal may next try a failing
+	// source (see probeDue).
+	nextProbe time.Time
 }
 
 type budgetWaiter struct {
@@ -36,25 +50,41 @@ type budgetWaiter struct {
 	granted bool
 }
 
-// waitBudget takes one token of the STS request budget, on the agent's
-// clock. A miss (foreground) takes a token at once when nobody is queued,
-// else queues for its client's turn. A background renewal spends freely
-// only while nobody is queued and at least half the burst is left, so
-// renewals never starve callers' misses; when misses are queued it queues
-// for its own client's turn like one, so one client's backlog of misses
-// cannot starve every other client's renewals either (their sessions would
-// run into the SDKs' stale window).
-func (a *Agent) waitBudget(ctx context.Context, client string, foreground bool) error {
-	if !foreground {
-		if queued, err := a.waitBackground(ctx); !queued {
+// waitBudget takes one token of the STS budget, on the agent's clock, in
+// lane's turn (sched.Grant decides). A caller (a miss) takes a token at
+// once when nobody is queued, else queues for its client's turn. A
+// background renewal spends freely only while nobody is queued and at
+// least half the burst is left, so renewals never starve callers' misses;
+// when misses are queued it queues for its own client's turn like one, so
+// one client's backlog of misses cannot starve every other client's
+// renewals either (their sessions would run into the SDKs' stale window).
+// A warm-up fetch never queues: it takes only tokens that no caller and
+// no renewal is waiting for.
+func (a *Agent) waitBudget(ctx context.Context, client string, lane sched.Lane) error {
+	switch lane {
+	case sched.Renewal:
+		if queued, err := a.waitBackground(ctx, lane); !queued {
 			return err
+		}
+	case sched.Warm:
+		for {
+			queued, err := a.waitBackground(ctx, lane)
+			if !queued {
+				return err
+			}
+			// Callers are queued: wait a token's time and look again,
+			// never taking a token one of them could have.
+			lim := a.budget.Load()
+			if err := a.sleep(ctx, tokenTime(lim)); err != nil {
+				return err
+			}
 		}
 	}
 	f := &a.fair
 	f.mu.Lock()
 	lim := a.budget.Load()
 	now := a.clk.Now()
-	if len(f.ring) == 0 && lim.TokensAt(now) >= 1 {
+	if sched.Grant(sched.Caller, sched.Budget{Tokens: lim.TokensAt(now), Burst: lim.Burst(), CallersQueued: len(f.ring) > 0}) {
 		lim.AllowN(now, 1)
 		f.mu.Unlock()
 		return nil
@@ -85,6 +115,15 @@ func (a *Agent) waitBudget(ctx context.Context, client string, foreground bool) 
 		f.dropLocked(client, w)
 		return ctx.Err()
 	}
+}
+
+// tokenTime is how long the budget takes to make one token (at least a
+// millisecond, so a wait loop always advances the clock).
+func tokenTime(lim *rate.Limiter) time.Duration {
+	if lim.Limit() <= 0 {
+		return time.Second
+	}
+	return max(time.Duration(float64(time.Second)/float64(lim.Limit())), time.Millisecond)
 }
 
 // armDispatchLocked schedules a dispatch for when the next token is there.
@@ -154,38 +193,55 @@ func (f *fairness) dropLocked(client string, w *budgetWaiter) {
 	}
 }
 
-// waitBackground is a renewal's wait while nobody is queued: it keeps half
-// the burst for misses. It reports queued when misses are waiting, and the
-// renewal should take its client's turn among them instead.
-func (a *Agent) waitBackground(ctx context.Context) (queued bool, err error) {
+// waitBackground is a renewal's or a warm-up fetch's wait while nobody
+// is queued: it keeps half the burst for misses, and a warm-up fetch also
+// lets waiting renewals go first. It reports queued when misses are
+// waiting: a renewal should then take its client's turn among them, a
+// warm-up fetch wait for them to be served.
+func (a *Agent) waitBackground(ctx context.Context, lane sched.Lane) (queued bool, err error) {
+	f := &a.fair
 	for {
 		lim := a.budget.Load()
-		reserve := 0.0
-		if lim.Burst() > 1 {
-			reserve = float64(lim.Burst()) / 2
-		}
-		f := &a.fair
 		f.mu.Lock()
 		now := a.clk.Now()
-		if len(f.ring) > 0 {
+		b := sched.Budget{Tokens: lim.TokensAt(now), Burst: lim.Burst(), CallersQueued: len(f.ring) > 0, RenewalsWaiting: f.renewalsWaiting > 0}
+		if b.CallersQueued {
 			f.mu.Unlock()
 			return true, nil
 		}
-		if lim.TokensAt(now) >= 1+reserve {
+		if sched.Grant(lane, b) {
 			lim.AllowN(now, 1)
 			f.mu.Unlock()
 			return false, nil
 		}
+		if lane == sched.Renewal {
+			f.renewalsWaiting++
+		}
 		f.mu.Unlock()
 		if lim.Limit() <= 0 {
+			a.doneWaiting(lane)
 			return false, errors.New("sts.max_qps allows no request at all")
 		}
-		need := 1 + reserve - lim.TokensAt(now)
-		wait := time.Duration(need / float64(lim.Limit()) * float64(time.Second))
-		if err := a.sleep(ctx, max(wait, time.Millisecond)); err != nil {
+		wait := sched.Wait(b, float64(lim.Limit()))
+		if lane == sched.Warm && b.RenewalsWaiting {
+			wait = max(wait, tokenTime(lim))
+		}
+		err := a.sleep(ctx, max(wait, time.Millisecond))
+		a.doneWaiting(lane)
+		if err != nil {
 			return false, err
 		}
 	}
+}
+
+// doneWaiting ends a renewal's turn in the count warm-up fetches yield to.
+func (a *Agent) doneWaiting(lane sched.Lane) {
+	if lane != sched.Renewal {
+		return
+	}
+	a.fair.mu.Lock()
+	a.fair.renewalsWaiting--
+	a.fair.mu.Unlock()
 }
 
 // makeRoom evicts one session when the cache is full and client is about

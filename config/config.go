@@ -71,6 +71,9 @@ type IMDS struct {
 type Cache struct {
 	MaxEntries int      `yaml:"max_entries"`
 	ErrorTTL   Duration `yaml:"error_ttl"`
+	// WarmMax bounds the sessions fetched ahead of any caller at start and
+	// after a reload (DefaultWarmMax when the key is absent; 0 = none).
+	WarmMax int `yaml:"warm_max"`
 }
 
 // Limits configures per-caller request rate limiting (off when PerClientRPS is 0).

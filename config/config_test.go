@@ -82,7 +82,7 @@ func TestExample(t *testing.T) {
 			checkEqual(t, "AdminListen", c.AdminListen, "127.0.0.1:8170")
 			checkEqual(t, "Region", c.Region, "us-east-1")
 			checkEqual(t, "IMDS", c.IMDS, config.IMDS{Tokens: config.TokensRequired})
-			checkEqual(t, "Cache", c.Cache, config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second)})
+			checkEqual(t, "Cache", c.Cache, config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second), WarmMax: 64})
 			checkEqual(t, "STS.Mode", c.STS.Mode, config.ModeLocal)
 			checkEqual(t, "STS.MaxQPS", c.STS.MaxQPS, 10.0)
 			checkEqual(t, "STS.Local", c.STS.Local, config.Local{
@@ -152,7 +152,7 @@ func TestDefaults(t *testing.T) {
 			Region:            "us-east-1",
 			IMDS:              config.IMDS{Tokens: "required"},
 			InsecureFileModes: config.InsecureFileModesRefuse,
-			Cache:             config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second)},
+			Cache:             config.Cache{MaxEntries: 10000, ErrorTTL: config.Duration(5 * time.Second), WarmMax: config.DefaultWarmMax},
 			STS: config.STS{Mode: "local", MaxQPS: 10, Local: config.Local{
 				Listen: "127.0.0.1:8171", AccountID: "000000000000", Caller: "credsidecar",
 			}},
@@ -226,12 +226,12 @@ func TestDefaults(t *testing.T) {
 		{
 			name: "explicit values are kept",
 			yaml: "listen: [\"169.254.169.254:80\", \"[fd00:ec2::254]:80\"]\nadmin_listen: \"localhost:9000\"\n" +
-				"imds: {tokens: optional, hop_limit: 2}\ncache: {max_entries: 5, error_ttl: 1s}\nsts: {max_qps: 0.5}\n",
+				"imds: {tokens: optional, hop_limit: 2}\ncache: {max_entries: 5, error_ttl: 1s, warm_max: 0}\nsts: {max_qps: 0.5}\n",
 			want: defaults(func(c *config.Config) {
 				c.Listen = []string{"169.254.169.254:80", "[fd00:ec2::254]:80"}
 				c.AdminListen = "localhost:9000"
 				c.IMDS = config.IMDS{Tokens: "optional", HopLimit: 2}
-				c.Cache = config.Cache{MaxEntries: 5, ErrorTTL: config.Duration(time.Second)}
+				c.Cache = config.Cache{MaxEntries: 5, ErrorTTL: config.Duration(time.Second)} // warm_max: 0 written out is kept
 				c.STS.MaxQPS = 0.5
 			}),
 		},
@@ -667,6 +667,8 @@ func TestInvalidValues(t *testing.T) {
 		{"bad sts endpoint", "sts: {mode: aws, endpoint: \"sts.amazonaws.com\"}\n", want{1, "is not an http(s) URL"}},
 		{"short account id", "sts:\n  local:\n    account_id: 12345\n", want{3, "must be 12 digits"}},
 		{"negative max entries", "cache:\n  max_entries: -1\n", want{2, "cache.max_entries must be at least 1"}},
+		{"negative warm max", "cache:\n  warm_max: -1\n", want{2, "cache.warm_max must be a count of sessions, 0 or more (0 = no warm-up), not -1"}},
+		{"warm max not a number", "cache:\n  warm_max: lots\n", want{2, "cannot unmarshal"}},
 		{"hop limit", "imds: {hop_limit: 65}\n", want{1, "imds.hop_limit must be 1..64"}},
 		{"infinite rps", "limits:\n  per_client_rps: .inf\n", want{2, "must be finite"}},
 		{"role name", "roles: [{name: _app}]\n", want{1, `role name "_app" is invalid`}},

@@ -125,6 +125,10 @@ func Parse(data []byte) (*Config, error) {
 	}
 	v := validator{root: root}
 	c.fillDefaults()
+	if !v.has("cache", "warm_max") {
+		// Here, not in fillDefaults: 0 written out means no warm-up.
+		c.Cache.WarmMax = DefaultWarmMax
+	}
 	v.validate(c)
 	if len(v.problems) > 0 {
 		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })

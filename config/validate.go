@@ -30,6 +30,11 @@ const (
 	DefaultMaxEntries  = 10000
 	DefaultErrorTTL    = 5 * time.Second
 	DefaultMaxQPS      = 10
+	// DefaultWarmMax: enough for every client a node usually runs (a
+	// DaemonSet node holds tens of pods, a host tens of units), few enough
+	// that a restart costs at most a few seconds of the default STS budget
+	// (64 fetches at sts.max_qps 10, half the burst kept for callers).
+	DefaultWarmMax     = 64
 	DefaultDuration    = time.Hour
 	DefaultSessionName = "{{.Client}}"
 )
@@ -142,6 +147,29 @@ func (v *validator) line(path ...any) int {
 	return best
 }
 
+// has reports whether the mapping keys of path are all in the file (an
+// absent key takes its default; a zero written out is kept).
+func (v *validator) has(path ...string) bool {
+	n := v.root
+	for _, k := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return false
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return false
+		}
+		n = next
+	}
+	return true
+}
+
 func (v *validator) errf(path []any, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Line: v.line(path...), Msg: fmt.Sprintf(format, args...)})
 }
@@ -170,6 +198,9 @@ func (v *validator) validate(c *Config) {
 	}
 	if c.Cache.ErrorTTL < 0 {
 		v.errf(p("cache", "error_ttl"), "cache.error_ttl must not be negative")
+	}
+	if c.Cache.WarmMax < 0 {
+		v.errf(p("cache", "warm_max"), "cache.warm_max must be a count of sessions, 0 or more (0 = no warm-up), not %d", c.Cache.WarmMax)
 	}
 	if c.Limits.PerClientRPS < 0 || c.Limits.Burst < 0 || !finite(c.Limits.PerClientRPS) {
 		v.errf(p("limits"), "limits.per_client_rps and limits.burst must be finite and not negative")

@@ -155,7 +155,7 @@ func (d *daemon) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics}, cfg); err != nil {
+	if d.agent, err = agent.New(agent.Options{Source: src, Logger: log.Named("agent"), Metrics: d.metrics, Node: hostNode{}}, cfg); err != nil {
 		return err
 	}
 	d.metrics.CacheGauges(d.agent.Len, d.agent.EarliestExpiry)
