@@ -264,7 +264,7 @@ func (a *Agent) renewLocked(e *entry) {
 func (a *Agent) warmUp(st *state) {
 	for _, cl := range st.clients {
 		r := st.roles[cl.defaultRole]
-		id, ok := cl.sessions[cl.defaultRole]
+		id, ok := cl.memoized(cl.defaultRole)
 		if r == nil || !ok {
 			continue // per-caller session names cannot be known in advance
 		}
