@@ -183,19 +183,28 @@ func (ix *index) first(c *Caller, limit int, u *uidMemo, wa *attrs) *client {
 			}
 		}
 		// A lazy attribute is asked for once the search reaches the
-		// first client filed under it.
-		switch {
-		case pendUID && ix.firstUID <= at:
+		// first client filed under it (the earliest such first).
+		lazy, lazyAt := -1, at
+		for i, p := range [...]struct {
+			pending bool
+			first   int
+		}{{pendUID, ix.firstUID}, {pendProc, ix.firstProc}, {pendCtr, ix.firstCtr}} {
+			if p.pending && p.first <= lazyAt {
+				lazy, lazyAt = i, p.first
+			}
+		}
+		switch lazy {
+		case 0:
 			pendUID = false
 			if uid, ok := u.get(); ok {
 				streams = appendHits(streams, ix.uid[uid])
 			}
 			continue
-		case pendProc && ix.firstProc <= at:
+		case 1:
 			pendProc = false
 			streams = ix.procHits(streams, wa)
 			continue
-		case pendCtr && ix.firstCtr <= at:
+		case 2:
 			pendCtr = false
 			streams = ix.ctrHits(streams, wa)
 			continue
