@@ -250,39 +250,52 @@ func (pc *propCaller) reset() { pc.uid, pc.proc, pc.ctr, pc.jw = 0, 0, 0, 0 }
 
 func TestIndexAgreesWithScan(t *testing.T) {
 	for seed := range uint64(400) {
-		r := rand.New(rand.NewPCG(seed, 16))
-		yml := propIndexConfig(r)
-		cfg, err := config.Parse([]byte(yml))
+		checkIndexSeed(t, seed)
+	}
+}
+
+// FuzzIndexAgreesWithScan explores more configs and callers than the
+// test's fixed seeds.
+func FuzzIndexAgreesWithScan(f *testing.F) {
+	f.Add(uint64(2))
+	f.Fuzz(func(t *testing.T, seed uint64) { checkIndexSeed(t, seed) })
+}
+
+// checkIndexSeed draws a config and 40 callers from seed and compares the
+// index with the scan for each.
+func checkIndexSeed(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 16))
+	yml := propIndexConfig(r)
+	cfg, err := config.Parse([]byte(yml))
+	if err != nil {
+		t.Fatalf("seed %d: %v\n%s", seed, err, yml)
+	}
+	if err := cfg.Resolve(func(string) (string, bool) { return "", false }, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := compile(cfg)
+	for k := range 40 {
+		pc := newPropCaller(r)
+		want, wantKind := scanIdentify(st, pc.c)
+		wantAsked := pc.asked()
+		pc.reset()
+		got, gerr := st.identify(pc.c)
+		gotKind := Kind(0)
+		if gerr != nil {
+			gotKind = gerr.Kind
+		}
+		if got != want || gotKind != wantKind {
+			t.Fatalf("seed %d caller %d: index says %q (%v), scan says %q (%v)\n%s", seed, k, nameOf(got), gotKind, nameOf(want), wantKind, yml)
+		}
+		if a := pc.asked(); a != wantAsked {
+			t.Fatalf("seed %d caller %d: index asked for %s, scan for %s\n%s", seed, k, a, wantAsked, yml)
+		}
+		ex, err := ExplainTrust(cfg, pc.c, "")
 		if err != nil {
-			t.Fatalf("seed %d: %v\n%s", seed, err, yml)
+			t.Fatalf("seed %d caller %d: %v\n%s", seed, k, err, yml)
 		}
-		if err := cfg.Resolve(func(string) (string, bool) { return "", false }, nil); err != nil {
-			t.Fatal(err)
-		}
-		st := compile(cfg)
-		for k := range 40 {
-			pc := newPropCaller(r)
-			want, wantKind := scanIdentify(st, pc.c)
-			wantAsked := pc.asked()
-			pc.reset()
-			got, gerr := st.identify(pc.c)
-			gotKind := Kind(0)
-			if gerr != nil {
-				gotKind = gerr.Kind
-			}
-			if got != want || gotKind != wantKind {
-				t.Fatalf("seed %d caller %d: index says %q (%v), scan says %q (%v)\n%s", seed, k, nameOf(got), gotKind, nameOf(want), wantKind, yml)
-			}
-			if a := pc.asked(); a != wantAsked {
-				t.Fatalf("seed %d caller %d: index asked for %s, scan for %s\n%s", seed, k, a, wantAsked, yml)
-			}
-			ex, err := ExplainTrust(cfg, pc.c, "")
-			if err != nil {
-				t.Fatalf("seed %d caller %d: %v\n%s", seed, k, err, yml)
-			}
-			if ex.Client != nameOf(want) {
-				t.Fatalf("seed %d caller %d: explain says %q, scan %q", seed, k, ex.Client, nameOf(want))
-			}
+		if ex.Client != nameOf(want) {
+			t.Fatalf("seed %d caller %d: explain says %q, scan %q", seed, k, ex.Client, nameOf(want))
 		}
 	}
 }
