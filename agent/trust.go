@@ -237,6 +237,9 @@ func sessionName(r *role, d sessionData) string {
 	if r.defaultName && d.jwtDefault != "" {
 		return stsrules.SanitizeSessionName(d.jwtDefault)
 	}
+	if name, ok := r.cfg.QuickSessionName(d.Client, d.Role); ok {
+		return stsrules.SanitizeSessionName(name)
+	}
 	var b strings.Builder
 	if r.cfg.SessionTemplate == nil || r.cfg.SessionTemplate.Execute(&b, d) != nil {
 		return stsrules.SanitizeSessionName(d.Client)

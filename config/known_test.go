@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,3 +103,61 @@ func TestUnknownKeysAsStrictDecoder(t *testing.T) {
 		t.Fatalf("only %d configs compared", n)
 	}
 }
+
+// TestValidName: the hand-written check is the regular expression it
+// replaced.
+func TestValidName(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}$`)
+	alphabet := "aZ09_.@+=,-/ é\x00\n"
+	var names []string
+	var gen func(prefix string, depth int)
+	gen = func(prefix string, depth int) {
+		names = append(names, prefix)
+		if depth == 3 {
+			return
+		}
+		for _, r := range alphabet {
+			gen(prefix+string(r), depth+1)
+		}
+	}
+	gen("", 0)
+	names = append(names, strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 65), "a"+strings.Repeat("-", 63))
+	for _, n := range names {
+		if got, want := validName(n), re.MatchString(n); got != want {
+			t.Errorf("validName(%q) = %v, the expression says %v", n, got, want)
+		}
+	}
+}
+
+// TestQuickSessionName: where it applies, the quick rendering is the
+// template's own; templates reading anything else are left to it.
+func TestQuickSessionName(t *testing.T) {
+	for tmpl, quick := range map[string]bool{
+		"{{.Client}}": true, "bench-{{.Client}}": true, "{{.Role}}-{{.Client}}-x": true, "plain": true,
+		"{{- .Client -}} x": true, "": true, "{{.UID}}": false, "{{.Client | printf \"%s\"}}": false,
+		"{{printf \"%s\" .Client}}": false, "{{$x := .Client}}{{$x}}": false, "{{if .Client}}a{{end}}": false,
+		"{{.Client}}{{/* c */}}": true, "{{define \"t\"}}x{{end}}{{.Client}}": true,
+	} {
+		cfg, err := Parse([]byte("roles: [{name: r, session_name: " + strconvQuote(tmpl) + "}]\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", tmpl, err)
+		}
+		r := cfg.Roles[0]
+		got, ok := r.QuickSessionName("cl.ient", "ro-le")
+		if ok != quick {
+			t.Errorf("%q: quick = %v, want %v", tmpl, ok, quick)
+		}
+		if !ok {
+			continue
+		}
+		var b strings.Builder
+		if err := r.SessionTemplate.Execute(&b, sessionData{Client: "cl.ient", Role: "ro-le"}); err != nil {
+			t.Fatal(err)
+		}
+		if got != b.String() {
+			t.Errorf("%q: quick %q, template %q", tmpl, got, b.String())
+		}
+	}
+}
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
