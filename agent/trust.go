@@ -426,5 +426,8 @@ func sessionFor(r *role, d sessionData) sessionID {
 			key += "#" + tagsDigest(ht)
 		}
 	}
-	return sessionID{key: key, name: name, tags: tags}
+	// The name is kept as a part of the key: one string per session, not
+	// two (every client of a large config memoizes one).
+	at := len(r.fingerprint) + 1
+	return sessionID{key: key, name: key[at : at+len(name)], tags: tags}
 }
