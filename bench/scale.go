@@ -165,7 +165,7 @@ func scaleRunAll(ctx context.Context, o *options, bin, dir string, rep *report, 
 		}
 		sf.Runs = append(sf.Runs, r)
 	}
-	return scaleLoad(dir, jwks, sf, progress)
+	return scaleLoad(dir, jwks, 10000, sf, progress)
 }
 
 // waitEntries waits until the sidecar caches n sessions, or its count
@@ -224,12 +224,11 @@ func (noSource) Retrieve(context.Context, agent.Request) (*agent.Credentials, er
 }
 
 // scaleLoad times, in this process, what the daemon does to load a config
-// of 10 000 clients (config.Load: read, parse, validate, resolve; then the
+// of n clients (config.Load: read, parse, validate, resolve; then the
 // agent compiles it) and to reload one (config.Load, config.Reconcile,
 // agent.Apply), each scaleLoads times, alternating two configs that differ
 // in a role's duration so every reload changes something.
-func scaleLoad(dir, jwks string, sf *scaleFigures, progress func(string, ...any)) error {
-	const n = 10000
+func scaleLoad(dir, jwks string, n int, sf *scaleFigures, progress func(string, ...any)) error {
 	sf.LoadClients = n
 	a := scaleConfig(n, false, jwks)
 	b := strings.Replace(a, "duration: 1h", "duration: 2h", 1)
