@@ -338,7 +338,7 @@ func (a *Agent) CredentialsFor(ctx context.Context, id Identity, c *Caller, role
 		roleName = cl.defaultRole
 	}
 	r := st.roles[roleName]
-	if r == nil || !cl.roles[roleName] {
+	if r == nil || !cl.allows(roleName) {
 		// Same answer for "does not exist" and "not yours": no caller
 		// learns which roles exist.
 		// The name comes from the URL: bounded, as every log line and

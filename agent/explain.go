@@ -73,7 +73,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 	// A token no client holds may be a JWT that jwt clients take.
 	var j *JWT
 	jwtErr := errors.New("the token is a client's own token (match.token), not checked as a JWT")
-	if c.HasToken && !tokenKnown && len(st.jwtClients) > 0 {
+	if c.HasToken && !tokenKnown && st.jwt.n > 0 {
 		jwtErr = errors.New("the front end verifies no JWTs")
 		if c.JWT != nil {
 			j, jwtErr = c.JWT()
@@ -150,7 +150,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 		ex.Role = agentCl.defaultRole
 	}
 	r := st.roles[ex.Role]
-	if r == nil || !agentCl.roles[ex.Role] {
+	if r == nil || !agentCl.allows(ex.Role) {
 		// The agent's answer (one message for "no such role" and "not
 		// yours").
 		ex.Refusal = errorf(KindRoleNotAllowed, nil, "no such role for this caller: %q", ex.Role)

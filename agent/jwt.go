@@ -185,12 +185,7 @@ func (st *state) jwtMatching(j *JWT) []*client {
 	if v, ok := j.memo.Load(mk); ok {
 		return v.([]*client)
 	}
-	var out []*client
-	for _, cl := range st.jwtClients {
-		if cl.jwt.matches(j) {
-			out = append(out, cl)
-		}
-	}
+	out := st.jwt.matching(j)
 	j.memo.Store(mk, out)
 	return out
 }

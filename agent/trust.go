@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"net/netip"
 	"slices"
 	"sort"
@@ -18,31 +19,49 @@ import (
 // reload builds a new one and swaps a pointer.
 type state struct {
 	cfg     *config.Config
-	clients []*client
+	clients []*client // in file order
 	roles   map[string]*role
 	// byToken indexes token-bearing clients by token digest (file order
-	// within each list); tokenless lists the clients without a token
-	// condition. identify walks the two in file order, so it costs the same
-	// with ten clients or ten thousand.
-	byToken   map[[32]byte][]*client
-	tokenless []*client
-	// jwtClients are the clients whose match has jwt, in file order.
-	jwtClients []*client
+	// within each list).
+	byToken map[[32]byte][]*client
+	// plain finds the candidates among the clients with neither a token nor
+	// a jwt condition (index.go).
+	plain index
+	// jwt finds the candidates among the clients whose match has jwt.
+	jwt jwtIndex
 }
 
 type client struct {
-	idx         int // position in the file: first match wins
-	name        string
-	tokenHash   []byte // sha256 of the token; nil when the match has none
-	cidrs       []netip.Prefix
-	uids        []uint32
-	wl          *workloadMatch // nil when the match has no workload condition
-	jwt         *jwtMatch      // nil when the match has no jwt
-	roles       map[string]bool
+	idx       int // position in the file: first match wins
+	name      string
+	tokenHash []byte // sha256 of the token; nil when the match has none
+	// cidrs, uids and roles are the config's own slices (never modified).
+	cidrs []config.Prefix
+	uids  []uint32
+	wl    *workloadMatch // nil when the match has no workload condition
+	jwt   *jwtMatch      // nil when the match has no jwt
+	// roles are the client's roles, the first its default: few, so a
+	// slice (a map per client cost hundreds of bytes each).
+	roles       []string
 	defaultRole string
-	// sessionKeys memoizes the session key and name per role when the
-	// role's session_name does not depend on the caller's uid or address.
-	sessions map[string]sessionID
+	// sessions[i] memoizes the session of roles[i] when that role's
+	// session does not depend on the caller (key "" otherwise); nil when
+	// none does.
+	sessions []sessionID
+}
+
+// allows reports whether the client may have role rn.
+func (cl *client) allows(rn string) bool { return slices.Contains(cl.roles, rn) }
+
+// memoized returns the client's session of role rn when it is the same
+// for every caller of the client (the warm-up's and the cached path's).
+func (cl *client) memoized(rn string) (sessionID, bool) {
+	for i, r := range cl.roles {
+		if r == rn && i < len(cl.sessions) {
+			return cl.sessions[i], cl.sessions[i].key != ""
+		}
+	}
+	return sessionID{}, false
 }
 
 type sessionID struct {
@@ -111,7 +130,7 @@ func compile(cfg *config.Config) *state {
 	}
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
-		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, roles: map[string]bool{}, sessions: map[string]sessionID{}, wl: compileWorkload(cc.Match.Workload)}
+		c := &client{idx: len(st.clients), name: cc.Name, uids: cc.Match.UIDs, cidrs: cc.Match.SourceCIDRs, roles: cc.Roles, wl: compileWorkload(&cc.Match.Workload)}
 		if cc.Match.JWT != nil {
 			c.jwt = compileJWTMatch(cc.Match.JWT)
 		}
@@ -128,30 +147,32 @@ func compile(cfg *config.Config) *state {
 				continue
 			}
 		}
-		for _, p := range cc.Match.SourceCIDRs {
-			c.cidrs = append(c.cidrs, p.Prefix)
-		}
-		for _, rn := range cc.Roles {
-			c.roles[rn] = true
-		}
 		if len(cc.Roles) > 0 {
 			c.defaultRole = cc.Roles[0]
 		}
-		for rn := range c.roles {
+		for j, rn := range c.roles {
 			r := st.roles[rn]
 			if r == nil || chainVaries(r, c.jwt != nil) {
 				continue
 			}
-			c.sessions[rn] = sessionFor(r, sessionData{Client: c.name, Role: rn})
+			if c.sessions == nil {
+				c.sessions = make([]sessionID, len(c.roles))
+			}
+			if k := slices.Index(c.roles, rn); k < j {
+				c.sessions[j] = c.sessions[k] // a role listed twice
+				continue
+			}
+			c.sessions[j] = sessionFor(r, sessionData{Client: c.name, Role: rn})
 		}
 		st.clients = append(st.clients, c)
-		if c.tokenHash != nil {
+		switch {
+		case c.tokenHash != nil:
 			d := [32]byte(c.tokenHash)
 			st.byToken[d] = append(st.byToken[d], c)
-		} else if c.jwt != nil {
-			st.jwtClients = append(st.jwtClients, c)
-		} else {
-			st.tokenless = append(st.tokenless, c)
+		case c.jwt != nil:
+			st.jwt.add(c)
+		default:
+			st.plain.add(c)
 		}
 	}
 	return st
@@ -216,6 +237,9 @@ func sessionName(r *role, d sessionData) string {
 	if r.defaultName && d.jwtDefault != "" {
 		return stsrules.SanitizeSessionName(d.jwtDefault)
 	}
+	if name, ok := r.cfg.QuickSessionName(d.Client, d.Role); ok {
+		return stsrules.SanitizeSessionName(name)
+	}
 	var b strings.Builder
 	if r.cfg.SessionTemplate == nil || r.cfg.SessionTemplate.Execute(&b, d) != nil {
 		return stsrules.SanitizeSessionName(d.Client)
@@ -236,76 +260,88 @@ var (
 // trust: when it matches no client, or every client it matches fails its
 // other conditions, the caller is refused (401). Token-less clients listed
 // before the first client holding that token still win, as file order says.
+// Exact-valued conditions are indexed (index.go): the cost does not grow
+// with the number of such clients.
 func (st *state) identify(c *Caller) (*client, *Error) {
-	var withToken []*client
-	if c.HasToken {
-		if len(st.byToken) > 0 {
-			// (Skipped when no client holds a token: a JWT-only trust
-			// config pays no digest here.)
-			withToken = st.byToken[c.tokenDigest()]
+	u := uidMemo{c: c}
+	wa := attrs{c: c}
+	if !c.HasToken {
+		if cl := st.plain.first(c, math.MaxInt, &u, &wa); cl != nil {
+			return cl, nil
 		}
-		if len(withToken) == 0 {
-			if len(st.jwtClients) == 0 || c.JWT == nil {
-				return nil, errBadToken
-			}
-			// No client holds the token itself: it may be a JWT that a
-			// jwt client accepts. One that fails verification, or that
-			// no client's jwt condition takes, is a bad token (401).
-			j, err := c.JWT()
-			if err != nil {
-				return nil, &Error{Kind: KindBadToken, Msg: errBadToken.Msg, Err: err}
-			}
-			if withToken = st.jwtMatching(j); len(withToken) == 0 {
-				return nil, errBadToken
-			}
+		return nil, errNoClient
+	}
+	var withToken []*client
+	if len(st.byToken) > 0 {
+		// (Skipped when no client holds a token: a JWT-only trust
+		// config pays no digest here.)
+		withToken = st.byToken[c.tokenDigest()]
+	}
+	if len(withToken) == 0 {
+		if st.jwt.n == 0 || c.JWT == nil {
+			return nil, errBadToken
+		}
+		// No client holds the token itself: it may be a JWT that a
+		// jwt client accepts. One that fails verification, or that
+		// no client's jwt condition takes, is a bad token (401).
+		j, err := c.JWT()
+		if err != nil {
+			return nil, &Error{Kind: KindBadToken, Msg: errBadToken.Msg, Err: err}
+		}
+		if withToken = st.jwtMatching(j); len(withToken) == 0 {
+			return nil, errBadToken
 		}
 	}
-	var uid uint32
-	var uidDone, uidOK bool
-	wa := attrs{c: c}
-	i, j := 0, 0
-	for i < len(withToken) || j < len(st.tokenless) {
-		var cl *client
-		if j >= len(st.tokenless) || (i < len(withToken) && withToken[i].idx < st.tokenless[j].idx) {
-			cl, i = withToken[i], i+1
-		} else {
-			if c.HasToken && i > 0 {
-				// Past a client holding the caller's token: no fallback.
-				j = len(st.tokenless)
-				continue
-			}
-			cl, j = st.tokenless[j], j+1
-		}
-		if len(cl.cidrs) > 0 && !containsAddr(cl.cidrs, c.Addr) {
-			continue
-		}
-		if len(cl.uids) > 0 {
-			if !uidDone {
-				uidDone = true
-				if c.UID != nil {
-					if u, err := c.UID(); err == nil {
-						uid, uidOK = u, true
-					}
-				}
-			}
-			if !uidOK || !slices.Contains(cl.uids, uid) {
-				continue
-			}
-		}
-		if cl.wl != nil {
-			if key, _ := cl.wl.check(&wa); key != "" {
-				continue
-			}
-		}
+	// Token-less clients only before the first client holding the token:
+	// past it, no fallback.
+	if cl := st.plain.first(c, withToken[0].idx, &u, &wa); cl != nil {
 		return cl, nil
 	}
-	if c.HasToken {
-		return nil, errBadToken
+	for _, cl := range withToken {
+		if cl.holds(c, &u, &wa) {
+			return cl, nil
+		}
 	}
-	return nil, errNoClient
+	return nil, errBadToken
 }
 
-func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+// holds reports whether cl's address, uid and workload conditions hold for
+// the caller (its token or jwt condition was checked by the lookup that
+// found it), in the order a plain scan would check them, so that the lazy
+// attributes are asked for exactly as a scan would.
+func (cl *client) holds(c *Caller, u *uidMemo, wa *attrs) bool {
+	if len(cl.cidrs) > 0 && !containsAddr(cl.cidrs, c.Addr) {
+		return false
+	}
+	if len(cl.uids) > 0 {
+		uid, ok := u.get()
+		if !ok || !slices.Contains(cl.uids, uid) {
+			return false
+		}
+	}
+	return cl.wl == nil || cl.wl.holds(wa)
+}
+
+// uidMemo asks for the caller's uid at most once per trust decision.
+type uidMemo struct {
+	c        *Caller
+	done, ok bool
+	uid      uint32
+}
+
+func (u *uidMemo) get() (uint32, bool) {
+	if !u.done {
+		u.done = true
+		if u.c.UID != nil {
+			if uid, err := u.c.UID(); err == nil {
+				u.uid, u.ok = uid, true
+			}
+		}
+	}
+	return u.uid, u.ok
+}
+
+func containsAddr(ps []config.Prefix, a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range ps {
 		if p.Contains(a) {
@@ -317,7 +353,7 @@ func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
 
 // session returns the key and session name of role r for caller cl.
 func (st *state) session(cl *client, r *role, c *Caller) sessionID {
-	if id, ok := cl.sessions[r.cfg.Name]; ok {
+	if id, ok := cl.memoized(r.cfg.Name); ok {
 		return id
 	}
 	var j *JWT
@@ -390,5 +426,8 @@ func sessionFor(r *role, d sessionData) sessionID {
 			key += "#" + tagsDigest(ht)
 		}
 	}
-	return sessionID{key: key, name: name, tags: tags}
+	// The name is kept as a part of the key: one string per session, not
+	// two (every client of a large config memoizes one).
+	at := len(r.fingerprint) + 1
+	return sessionID{key: key, name: key[at : at+len(name)], tags: tags}
 }

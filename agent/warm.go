@@ -131,7 +131,7 @@ func (a *Agent) warmUp(st *state) {
 func (a *Agent) warmChoice(st *state, limit int) []*client {
 	var eligible []*client
 	for _, cl := range st.clients {
-		if _, ok := cl.sessions[cl.defaultRole]; ok && st.roles[cl.defaultRole] != nil {
+		if _, ok := cl.memoized(cl.defaultRole); ok && st.roles[cl.defaultRole] != nil {
 			// (Per-caller session names cannot be known in advance.)
 			eligible = append(eligible, cl)
 		}
@@ -177,7 +177,7 @@ func (a *Agent) warmChoice(st *state, limit int) []*client {
 // waiting in the warm-up's.
 func (a *Agent) warmOne(st *state, cl *client) {
 	r := st.roles[cl.defaultRole]
-	id := cl.sessions[cl.defaultRole]
+	id, _ := cl.memoized(cl.defaultRole)
 	if a.cached(id.key) {
 		return
 	}
@@ -269,7 +269,7 @@ func (f *nodeFacts) seen(cl *client) sched.Seen {
 	if cl.wl != nil {
 		w := cl.wl.w
 		if w.NeedsProcess() {
-			pm := workloadMatch{w: config.Workload{SystemdUnit: w.SystemdUnit, SystemdUserUnit: w.SystemdUserUnit, CGroup: w.CGroup, Exe: w.Exe}}
+			pm := workloadMatch{w: &config.Workload{SystemdUnit: w.SystemdUnit, SystemdUserUnit: w.SystemdUserUnit, CGroup: w.CGroup, Exe: w.Exe}}
 			if w.ExeSHA256 != "" {
 				part(sched.Unknown) // executables are not hashed for this
 			}
@@ -281,7 +281,7 @@ func (f *nodeFacts) seen(cl *client) sched.Seen {
 			}
 		}
 		if w.Container != nil {
-			cm := workloadMatch{w: config.Workload{Container: w.Container}}
+			cm := workloadMatch{w: &config.Workload{Container: w.Container}}
 			part(judge(f.ctrsOK, slices.ContainsFunc(f.ctrs, func(c Container) bool {
 				key, _ := cm.check(&attrs{ctrDone: true, ctr: &c})
 				return key == ""

@@ -43,10 +43,10 @@ type Container struct {
 
 // workloadMatch is a client's conditions on its process or container.
 type workloadMatch struct {
-	w config.Workload
+	w *config.Workload // the config's own (never modified)
 }
 
-func compileWorkload(w config.Workload) *workloadMatch {
+func compileWorkload(w *config.Workload) *workloadMatch {
 	if w.Empty() {
 		return nil
 	}
@@ -94,16 +94,84 @@ func (a *attrs) container() (*Container, error) {
 	return a.ctr, a.ctrErr
 }
 
+// holds reports whether every workload condition holds (the request
+// path: no message is built).
+func (m *workloadMatch) holds(a *attrs) bool { return m.eval(a).key == "" }
+
 // check returns "" when every workload condition holds, else the failing
 // key and why (for explain).
 func (m *workloadMatch) check(a *attrs) (key, why string) {
-	w := &m.w
+	f := m.eval(a)
+	return f.key, f.why()
+}
+
+// mismatch is the first workload condition that failed, with what its
+// message needs; the message is built only for explain (a refusal on the
+// request path must not cost a Sprintf per client tried).
+type mismatch struct {
+	key  string // "" when every condition holds
+	kind mismatchKind
+	// what, pattern and val are the attribute, the condition and the
+	// caller's value; pid the process's.
+	what, pattern, val string
+	pid                int
+	err                error
+	ctr                *Container
+	label              string
+}
+
+type mismatchKind uint8
+
+const (
+	noProcess mismatchKind = iota
+	unknownAttr
+	attrMismatch
+	noHash
+	hashMismatch
+	noContainer
+	noLabel
+	labelMismatch
+	nameMismatch
+	imageMismatch
+)
+
+func (f mismatch) why() string {
+	if f.key == "" {
+		return ""
+	}
+	switch f.kind {
+	case noProcess:
+		return fmt.Sprintf("the caller's process is unknown (%v)", f.err)
+	case unknownAttr:
+		return fmt.Sprintf("the caller's %s is unknown (pid %d); %s %q", f.what, f.pid, f.key, f.pattern)
+	case attrMismatch:
+		return fmt.Sprintf("%s %q (pid %d) does not match %q", f.what, f.val, f.pid, f.pattern)
+	case noHash:
+		return fmt.Sprintf("the caller's executable could not be hashed (pid %d)", f.pid)
+	case hashMismatch:
+		return fmt.Sprintf("the executable's SHA-256 %s (pid %d) is not %s", f.val, f.pid, strings.ToLower(f.pattern))
+	case noContainer:
+		return fmt.Sprintf("the caller's container is unknown (%v)", f.err)
+	case noLabel:
+		return fmt.Sprintf("container %q has no label %q of its own", f.ctr.Name, f.label)
+	case labelMismatch:
+		return fmt.Sprintf("container %q has label %s=%q, not %q", f.ctr.Name, f.label, f.val, f.pattern)
+	case nameMismatch:
+		return fmt.Sprintf("container name %q does not match %q", f.ctr.Name, f.pattern)
+	default:
+		return fmt.Sprintf("container %q's image %q (%s) does not match %q", f.ctr.Name, f.ctr.Image, f.ctr.ImageID, f.pattern)
+	}
+}
+
+// eval finds the first workload condition that fails for the caller.
+func (m *workloadMatch) eval(a *attrs) mismatch {
+	w := m.w
 	if w.NeedsProcess() {
 		p, err := a.process()
 		if err != nil {
-			return firstProcessKey(w), fmt.Sprintf("the caller's process is unknown (%v)", err)
+			return mismatch{key: firstProcessKey(w), kind: noProcess, err: err}
 		}
-		for _, c := range []struct{ key, pattern, val, what string }{
+		for _, c := range [...]struct{ key, pattern, val, what string }{
 			{"systemd_unit", w.SystemdUnit, p.Unit, "unit"},
 			{"systemd_user_unit", w.SystemdUserUnit, p.UserUnit, "user unit"},
 			{"cgroup", w.CGroup, p.Cgroup, "cgroup"},
@@ -113,31 +181,29 @@ func (m *workloadMatch) check(a *attrs) (key, why string) {
 				continue
 			}
 			if c.val == "" {
-				return c.key, fmt.Sprintf("the caller's %s is unknown (pid %d); %s %q", c.what, p.PID, c.key, c.pattern)
+				return mismatch{key: c.key, kind: unknownAttr, what: c.what, pattern: c.pattern, pid: p.PID}
 			}
 			if !glob.Match(c.pattern, c.val) {
-				return c.key, fmt.Sprintf("%s %q (pid %d) does not match %q", c.what, c.val, p.PID, c.pattern)
+				return mismatch{key: c.key, kind: attrMismatch, what: c.what, pattern: c.pattern, val: c.val, pid: p.PID}
 			}
 		}
 		if w.ExeSHA256 != "" {
 			if p.ExeSHA256 == "" {
-				return "exe_sha256", fmt.Sprintf("the caller's executable could not be hashed (pid %d)", p.PID)
+				return mismatch{key: "exe_sha256", kind: noHash, pid: p.PID}
 			}
 			if !strings.EqualFold(p.ExeSHA256, w.ExeSHA256) {
-				return "exe_sha256", fmt.Sprintf("the executable's SHA-256 %s (pid %d) is not %s", p.ExeSHA256, p.PID, strings.ToLower(w.ExeSHA256))
+				return mismatch{key: "exe_sha256", kind: hashMismatch, val: p.ExeSHA256, pattern: w.ExeSHA256, pid: p.PID}
 			}
 		}
 	}
 	if cm := w.Container; cm != nil {
 		ctr, err := a.container()
 		if err != nil {
-			return "container", fmt.Sprintf("the caller's container is unknown (%v)", err)
+			return mismatch{key: "container", kind: noContainer, err: err}
 		}
-		if why := containerMismatch(cm, ctr); why != "" {
-			return "container", why
-		}
+		return containerMismatch(cm, ctr)
 	}
-	return "", ""
+	return mismatch{}
 }
 
 func firstProcessKey(w *config.Workload) string {
@@ -155,24 +221,25 @@ func firstProcessKey(w *config.Workload) string {
 	}
 }
 
-// containerMismatch says why ctr is not what cm asks for ("" if it is).
-func containerMismatch(cm *config.ContainerMatch, ctr *Container) string {
+// containerMismatch is the first condition of cm that ctr fails (key ""
+// when none).
+func containerMismatch(cm *config.ContainerMatch, ctr *Container) mismatch {
 	for k, v := range cm.Labels {
 		got, ok := ctr.Labels[k]
 		if !ok {
-			return fmt.Sprintf("container %q has no label %q of its own", ctr.Name, k)
+			return mismatch{key: "container", kind: noLabel, ctr: ctr, label: k}
 		}
 		if got != v {
-			return fmt.Sprintf("container %q has label %s=%q, not %q", ctr.Name, k, got, v)
+			return mismatch{key: "container", kind: labelMismatch, ctr: ctr, label: k, val: got, pattern: v}
 		}
 	}
 	if cm.Name != "" && !glob.Match(cm.Name, ctr.Name) {
-		return fmt.Sprintf("container name %q does not match %q", ctr.Name, cm.Name)
+		return mismatch{key: "container", kind: nameMismatch, ctr: ctr, pattern: cm.Name}
 	}
 	if cm.Image != "" && !imageMatches(cm.Image, ctr) {
-		return fmt.Sprintf("container %q's image %q (%s) does not match %q", ctr.Name, ctr.Image, ctr.ImageID, cm.Image)
+		return mismatch{key: "container", kind: imageMismatch, ctr: ctr, pattern: cm.Image}
 	}
-	return ""
+	return mismatch{}
 }
 
 // imageMatches compares an image ID or digest exactly (tags move) and a

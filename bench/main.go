@@ -7,6 +7,10 @@
 // connection (token PUT, role list, credentials), single-connection latency,
 // and the sidecar's RSS idle, under load and with many cached sessions.
 //
+// With -scale (the default) it also measures the cost of the config: the
+// cached path with 10 to 10 000 clients listed before the caller's, and
+// the time to load and reload 10 000 clients.
+//
 //	go run ./bench [-duration 10s] [-conns 32] [-json] [-cpuprofile FILE]
 package main
 
@@ -51,6 +55,8 @@ type options struct {
 	coldConns      int
 	singleDuration time.Duration
 	sessions       int
+	scale          bool
+	scaleDuration  time.Duration
 	jsonOut        bool
 	cpuprofile     string
 	coldProfile    string
@@ -74,6 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.coldConns, "cold-conns", 8, "concurrent cold sequences")
 	fs.DurationVar(&o.singleDuration, "single-duration", 0, "single-connection load per server (default duration/4)")
 	fs.IntVar(&o.sessions, "sessions", 10000, "cached sessions for the memory run (0 skips it)")
+	fs.BoolVar(&o.scale, "scale", true, "also measure the cost of the config: the cached path with 10, 1 000 and 10 000 exact-match clients and 1 000 and 10 000 glob clients, and loading and reloading 10 000 clients")
+	fs.DurationVar(&o.scaleDuration, "scale-duration", 0, "keep-alive load per scale config (default duration/2)")
 	fs.BoolVar(&o.jwt, "jwt", true, "also measure a JWT client: cached path against bare, and new tokens' first requests")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener)")
@@ -97,6 +105,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.singleDuration == 0 {
 		o.singleDuration = o.duration / 4
+	}
+	if o.scaleDuration == 0 {
+		o.scaleDuration = o.duration / 2
 	}
 	return o, nil
 }
@@ -178,6 +189,8 @@ type report struct {
 	// Unit is the systemd_unit client's run (unit.go).
 	Unit        *unitFigures `json:"systemd_unit,omitempty"`
 	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
+	// Scale is the cost of the config (scale.go; nil with -scale=false).
+	Scale *scaleFigures `json:"scale,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -221,6 +234,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if o.scale {
+		if err := scaleRunAll(ctx, o, bin, dir, rep, progress); err != nil {
+			return err
+		}
+	}
 	if o.sessions > 0 {
 		if err := sessionsRun(ctx, o, bin, dir, rep, progress); err != nil {
 			return err
@@ -237,6 +255,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.check && (rep.KeepAlive.Ratio < 0.85 || rep.KeepAlive.P99Ratio > 1.25) {
 		return fmt.Errorf("below the floor: throughput ratio %.2f (floor 0.85), p99 %.2f x bare (ceiling 1.25)", rep.KeepAlive.Ratio, rep.KeepAlive.P99Ratio)
+	}
+	if o.check {
+		return scaleCheck(rep.Scale)
 	}
 	return nil
 }
@@ -512,6 +533,7 @@ func printReport(w io.Writer, r *report) {
 	table("single connection, closed loop", "req/s", r.Single, false)
 	printUnit(w, r.Unit)
 	printUnit(w, r.UnitSameUID)
+	printScale(w, r.Scale)
 	fmt.Fprintf(w, "memory (VmRSS)\n")
 	fmt.Fprintf(w, "  sidecar idle                 %s\n", mib(r.RSSIdleKB))
 	fmt.Fprintf(w, "  sidecar under load (peak)    %s   (bare server: %s)\n", mib(r.RSSLoadKB), mib(r.BareRSSLoadKB))

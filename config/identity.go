@@ -141,7 +141,7 @@ func (v *validator) validateIdentityProviders(c *Config) {
 		if ip.MaxTokenLifetime == 0 {
 			ip.MaxTokenLifetime = Duration(DefaultMaxTokenLifetime)
 		}
-		if !nameRE.MatchString(ip.Name) {
+		if !validName(ip.Name) {
 			v.errf(at("name"), "identity provider name %q is invalid (letters, digits and _.@+=,- only)", ip.Name)
 		}
 		if names[ip.Name] {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,11 +116,13 @@ func Parse(data []byte) (*Config, error) {
 		return nil, &Error{Problems: []Problem{{Line: k.Line, Msg: "a mapping key must be a plain string, not a " + kindName(k)}}}
 	}
 	c := &Config{}
-	err := safeYAML(func() error {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		return dec.Decode(c)
-	})
+	// One parse: the tree is decoded as it is, its unknown keys found by
+	// unknownKeys (Node.Decode has no KnownFields).
+	unknown := unknownKeys(root, reflect.TypeFor[Config](), nil)
+	err := safeYAML(func() error { return root.Decode(c) })
+	if len(unknown) > 0 {
+		err = mergeTypeErrors(unknown, err)
+	}
 	if err != nil {
 		return nil, &Error{Problems: yamlProblems(err)}
 	}
@@ -136,6 +139,36 @@ func Parse(data []byte) (*Config, error) {
 	}
 	c.Warnings = v.warnings
 	return c, nil
+}
+
+// mergeTypeErrors adds the unknown-key messages to err's (a *yaml.TypeError
+// or nil), in line order as a strict decoder reports them; any other error
+// is returned as it is.
+func mergeTypeErrors(unknown []string, err error) error {
+	var te *yaml.TypeError
+	if err != nil && !errors.As(err, &te) {
+		return err
+	}
+	msgs := unknown
+	if te != nil {
+		msgs = append(msgs, te.Errors...)
+	}
+	sort.SliceStable(msgs, func(i, j int) bool { return msgLine(msgs[i]) < msgLine(msgs[j]) })
+	return &yaml.TypeError{Errors: msgs}
+}
+
+// msgLine is the N of a yaml.v3 message "line N: ..." (0 without one).
+func msgLine(m string) int {
+	rest, ok := strings.CutPrefix(m, "line ")
+	if !ok {
+		return 0
+	}
+	i := strings.IndexByte(rest, ':')
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:i])
+	return n
 }
 
 // safeYAML runs f, turning a runtime panic inside yaml.v3 into an error:
@@ -200,13 +233,19 @@ func expandedSize(n *yaml.Node, memo map[*yaml.Node]int) int {
 	if n == nil {
 		return 0
 	}
-	if s, ok := memo[n]; ok {
-		if s < 0 { // n is its own ancestor
-			return maxExpandedSize + 1
+	// Only anchored nodes can be reached twice (through aliases), or be
+	// their own ancestor: only they are memoized, which spares a map entry
+	// per node of a large config.
+	anchored := n.Anchor != ""
+	if anchored {
+		if s, ok := memo[n]; ok {
+			if s < 0 { // n is its own ancestor
+				return maxExpandedSize + 1
+			}
+			return s
 		}
-		return s
+		memo[n] = -1
 	}
-	memo[n] = -1
 	size := 1 + len(n.Value)
 	if n.Kind == yaml.AliasNode {
 		size += expandedSize(n.Alias, memo)
@@ -220,7 +259,9 @@ func expandedSize(n *yaml.Node, memo map[*yaml.Node]int) int {
 	if size > maxExpandedSize {
 		size = maxExpandedSize + 1
 	}
-	memo[n] = size
+	if anchored {
+		memo[n] = size
+	}
 	return size
 }
 

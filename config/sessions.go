@@ -2,6 +2,7 @@ package config
 
 import (
 	"strings"
+	"text/template/parse"
 
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
@@ -32,11 +33,15 @@ func (v *validator) checkSessionNames(c *Config) {
 			if !ok || r.SessionTemplate == nil || usesPerCallerFields(r.SessionName) {
 				continue
 			}
-			var b strings.Builder
-			if r.SessionTemplate.Execute(&b, sessionData{Client: cl.Name, Role: rn}) != nil {
-				continue
+			raw, ok := r.QuickSessionName(cl.Name, rn)
+			if !ok {
+				var b strings.Builder
+				if r.SessionTemplate.Execute(&b, sessionData{Client: cl.Name, Role: rn}) != nil {
+					continue
+				}
+				raw = b.String()
 			}
-			name := stsrules.SanitizeSessionName(b.String())
+			name := stsrules.SanitizeSessionName(raw)
 			key := rn + "\x00" + name
 			if first, dup := seen[key]; dup && first.client != cl.Name {
 				v.errf(p("clients", i, "roles", j), "clients %q and %q would share role %q's session %q; make its session_name tell them apart (e.g. include {{.Client}})", first.client, cl.Name, rn, name)
@@ -54,4 +59,45 @@ func usesPerCallerFields(tmpl string) bool {
 		}
 	}
 	return false
+}
+
+// QuickSessionName renders the role's session_name for a caller of client
+// asking for role when the template reads nothing but .Client and .Role
+// (the default, and the common case): by walking its parse tree, without
+// executing it, which a config of ten thousand clients would do for each
+// client when it is validated and again when it is compiled. ok is false
+// for any other template (another field, a function, a pipeline, a
+// sub-template); the result is then the template's to render.
+func (r *Role) QuickSessionName(client, role string) (name string, ok bool) {
+	t := r.SessionTemplate
+	if t == nil || t.Tree == nil || t.Tree.Root == nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, n := range t.Tree.Root.Nodes {
+		switch x := n.(type) {
+		case *parse.TextNode:
+			b.Write(x.Text)
+		case *parse.ActionNode:
+			p := x.Pipe
+			if p == nil || len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+				return "", false
+			}
+			f, isField := p.Cmds[0].Args[0].(*parse.FieldNode)
+			if !isField || len(f.Ident) != 1 {
+				return "", false
+			}
+			switch f.Ident[0] {
+			case "Client":
+				b.WriteString(client)
+			case "Role":
+				b.WriteString(role)
+			default:
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
 }

@@ -90,6 +90,7 @@ func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) 
 	if err := d.build(ctx); err != nil {
 		return err
 	}
+	releaseLoadGarbage(d.cfg)
 	return d.run(ctx, hooks)
 }
 
@@ -428,6 +429,7 @@ func (d *daemon) apply(next *config.Config) {
 		d.log.Warn("config warning", zap.String("warning", w))
 	}
 	d.log.Info("config reloaded", zap.Int("roles", len(cfg.Roles)), zap.Int("clients", len(cfg.Clients)))
+	releaseLoadGarbage(cfg)
 }
 
 func (d *daemon) adminHandler() http.Handler {
