@@ -108,14 +108,21 @@ type figures struct {
 	P99us    float64 `json:"p99_us"`
 	Requests uint64  `json:"count"`
 	Errors   uint64  `json:"errors"`
+	// CPUus is the server's CPU time per request (user + system, from
+	// /proc; 0 where it was not measured).
+	CPUus float64 `json:"server_cpu_us_per_request,omitempty"`
 }
 
 func figuresOf(r *result) figures {
-	return figures{
+	f := figures{
 		RPS: r.rate(), Requests: r.Requests, Errors: r.Errors,
 		P50us: float64(r.hist.quantile(0.50)) / 1e3,
 		P99us: float64(r.hist.quantile(0.99)) / 1e3,
 	}
+	if r.Requests > 0 && r.ServerCPU > 0 {
+		f.CPUus = float64(r.ServerCPU) / 1e3 / float64(r.Requests)
+	}
+	return f
 }
 
 // comparison is bare versus sidecar under one kind of load.
@@ -295,7 +302,7 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 			progress("round %d/%d: %s, %d keep-alive connections, %s", round+1, o.rounds, t.name, o.conns, per)
 			stop := make(chan struct{})
 			peak := sampleRSS(t.p.pid(), stop)
-			t.acc.merge(keepAlive(ctx, t.p.addr, t.req, o.conns, per))
+			t.acc.merge(serverCPU(t.p.pid(), func() *result { return keepAlive(ctx, t.p.addr, t.req, o.conns, per) }))
 			close(stop)
 			peaks[t.name] = max(peaks[t.name], <-peak)
 			if ctx.Err() != nil {
@@ -341,7 +348,7 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 			}
 			for _, t := range order {
 				progress("%s round %d/%d: %s, %s", what, round+1, o.rounds, t.name, each)
-				accs[t.name].merge(load(t.p.addr, t.req, each))
+				accs[t.name].merge(serverCPU(t.p.pid(), func() *result { return load(t.p.addr, t.req, each) }))
 			}
 		}
 		return accs["bare"], accs["sidecar"]
@@ -476,12 +483,16 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "response: %d bytes, the sidecar's IMDS credentials JSON; the bare server writes the same bytes\n\n", r.ResponseBytes)
 	table := func(title, unit string, c comparison, withP99 bool) {
 		fmt.Fprintf(w, "%s\n", title)
-		fmt.Fprintf(w, "  %-9s %12s %10s %10s %8s\n", "", unit, "p50", "p99", "errors")
+		fmt.Fprintf(w, "  %-9s %12s %10s %10s %8s %12s\n", "", unit, "p50", "p99", "errors", "server CPU")
 		for _, row := range []struct {
 			name string
 			f    figures
 		}{{"bare", c.Bare}, {"sidecar", c.Sidecar}} {
-			fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d\n", row.name, row.f.RPS, fmtDur(row.f.P50us), fmtDur(row.f.P99us), row.f.Errors)
+			cpu := "-"
+			if row.f.CPUus > 0 {
+				cpu = fmt.Sprintf("%.1fµs", row.f.CPUus)
+			}
+			fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d %12s\n", row.name, row.f.RPS, fmtDur(row.f.P50us), fmtDur(row.f.P99us), row.f.Errors, cpu)
 		}
 		if withP99 {
 			fmt.Fprintf(w, "  %-9s %12.3f %10s %10s\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio), fmt.Sprintf("%.2fx", c.P99Ratio))

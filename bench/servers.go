@@ -324,6 +324,37 @@ func rssKB(pid int) int {
 	return 0
 }
 
+// cpuTime is the user + system CPU time of pid so far, from /proc (0 where
+// there is no /proc).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	// Fields 14 and 15 of proc(5), utime and stime, in clock ticks
+	// (USER_HZ, 100 on every Linux this runs on).
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// serverCPU runs load and records the CPU time pid used meanwhile.
+func serverCPU(pid int, load func() *result) *result {
+	before := cpuTime(pid)
+	r := load()
+	r.ServerCPU = cpuTime(pid) - before
+	return r
+}
+
 // sampleRSS records the peak RSS of pid until stop is closed.
 func sampleRSS(pid int, stop <-chan struct{}) <-chan int {
 	out := make(chan int, 1)
