@@ -262,6 +262,8 @@ func (a *Agent) renewLocked(e *entry) {
 // warmUp fetches each client's default-role session in the background, so
 // an SDK's first call (one second, one attempt for botocore and JS) hits.
 func (a *Agent) warmUp(st *state) {
+	run := a.beginWarm()
+	defer run.end()
 	for _, cl := range st.clients {
 		r := st.roles[cl.defaultRole]
 		id, ok := cl.sessions[cl.defaultRole]
@@ -274,8 +276,10 @@ func (a *Agent) warmUp(st *state) {
 		if !a.track() {
 			return
 		}
+		run.add()
 		go func() {
 			defer a.wg.Done()
+			defer run.end()
 			ctx, cancel := withClockTimeout(a.ctx, a.clk, a.timeout)
 			defer cancel()
 			if _, err := a.get(ctx, st, cl, r, &Caller{}); err != nil && a.ctx.Err() == nil {
