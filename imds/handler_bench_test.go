@@ -82,3 +82,39 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) WriteHeader(s int)           { d.status = s }
 func (d *discardWriter) Write(p []byte) (int, error) { d.n = len(p); return len(p), nil }
+
+// BenchmarkColdSequence is the server's share of botocore's cold sequence
+// on a new connection: the connection state (ConnContext), the token PUT,
+// the role list and the credentials GET, through the router (the network
+// is not included).
+func BenchmarkColdSequence(b *testing.B) {
+	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
+	f.srv.log = zap.NewNop()
+	h := f.srv.Handler()
+	put := httptest.NewRequest(http.MethodPut, tokenPath, nil)
+	put.RemoteAddr, put.Host = "127.0.0.1:40000", "169.254.169.254"
+	put.Header.Set(tokenTTLHeader, "21600")
+	list := httptest.NewRequest(http.MethodGet, credsPath+"/", nil)
+	list.RemoteAddr, list.Host = put.RemoteAddr, put.Host
+	creds := httptest.NewRequest(http.MethodGet, credsPath+"/app", nil)
+	creds.RemoteAddr, creds.Host = put.RemoteAddr, put.Host
+	w := &discardWriter{h: http.Header{}}
+	var tok []byte
+	tw := bodyWriter{w, &tok}
+	b.ReportAllocs()
+	for range b.N {
+		ctx := f.srv.ConnContext(context.Background(), benchConn{})
+		tok = tok[:0]
+		clear(w.h)
+		h.ServeHTTP(tw, put.WithContext(ctx))
+		for _, r := range []*http.Request{list, creds} {
+			r = r.WithContext(ctx)
+			r.Header = http.Header{tokenHeader: {string(tok)}}
+			clear(w.h)
+			h.ServeHTTP(w, r)
+			if w.status != 200 {
+				b.Fatalf("%s: status %d", r.URL.Path, w.status)
+			}
+		}
+	}
+}
