@@ -61,6 +61,7 @@ type options struct {
 	check          bool
 	tolerance      float64
 	startupRuns    int
+	unit           bool
 	keep           bool
 
 	bareServer   string
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.wrk, "wrk", false, "also drive the keep-alive comparison with wrk (must be installed: apt-get install wrk)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a figure misses its goal (issue 16: keep-alive >= 0.95 x bare and p99 <= 1.10 x, cold sequence >= 0.95 x, single-connection p50 <= 1.05 x, RSS <= 20 MiB idle and <= 24 MiB under load, 10 000 sessions <= 48 MiB, ready <= 100 ms)")
 	fs.Float64Var(&o.tolerance, "tolerance", 0, "judge -check's goals with this relative slack, for noisy machines: 0.05 accepts floors down to 95% of the goal and ceilings up to 105% (default 0: the goals as written)")
+	fs.BoolVar(&o.unit, "unit", true, "also measure systemd_unit clients (as root only)")
 	fs.IntVar(&o.startupRuns, "startup-runs", 5, "starts of serve on the demo config for the readiness figure (0 skips it)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, sidecar logs)")
 	fs.StringVar(&o.bareServer, "bare-server", "", "internal: run as the bare server with this body file")
@@ -399,6 +401,9 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 	rep.Single = compare(oneBare, oneSide)
 
 	for _, same := range []bool{false, true} {
+		if !o.unit {
+			break
+		}
 		if err := unitRun(ctx, o, bin, dir, bare, rep, same, progress); err != nil {
 			return err
 		}
