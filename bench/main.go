@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.jwt, "jwt", true, "also measure a JWT client: cached path against bare, and new tokens' first requests")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener), and one of the bare server to FILE without .pprof + .bare.pprof")
-	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file")
+	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file, and one of the bare server to FILE without .pprof + .bare.pprof")
 	fs.BoolVar(&o.wrk, "wrk", false, "also drive the keep-alive comparison with wrk (must be installed: apt-get install wrk)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a figure misses its goal (issue 16: keep-alive >= 0.95 x bare and p99 <= 1.10 x, cold sequence >= 0.95 x, single-connection p50 <= 1.05 x, RSS <= 20 MiB idle and <= 24 MiB under load, 10 000 sessions <= 48 MiB, ready <= 100 ms)")
 	fs.Float64Var(&o.tolerance, "tolerance", 0, "judge -check's goals with this relative slack, for noisy machines: 0.05 accepts floors down to 95% of the goal and ceilings up to 105% (default 0: the goals as written)")
@@ -195,6 +195,8 @@ type report struct {
 	JWTKeepAlive *comparison `json:"jwt_keep_alive,omitempty"`
 	JWTNewToken  *figures    `json:"jwt_new_token,omitempty"`
 	ColdProfile  string      `json:"cold_cpu_profile,omitempty"`
+	// BareColdProfile is the bare server's, under the same load.
+	BareColdProfile string `json:"bare_cold_cpu_profile,omitempty"`
 	// Unit is the systemd_unit client's run (unit.go).
 	Unit        *unitFigures `json:"systemd_unit,omitempty"`
 	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
@@ -394,6 +396,13 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 			return err
 		}
 		rep.ColdProfile = o.coldProfile
+		bareFile := strings.TrimSuffix(o.coldProfile, ".pprof") + ".bare.pprof"
+		if err := profile(ctx, bare, bareFile, o.coldDuration, progress, func(d time.Duration) {
+			coldSequence(ctx, bare.addr, bare.addr, o.coldConns, d)
+		}); err != nil {
+			return err
+		}
+		rep.BareColdProfile = bareFile
 	}
 
 	oneBare, oneSide := alternate("single connection", o.singleDuration,
@@ -564,7 +573,7 @@ func printReport(w io.Writer, r *report) {
 		fmt.Fprintf(w, "  from exec: median %.1f ms, slowest %.1f ms; the sidecar's own figure (from serve's start): %.1f ms\n\n", s.WallMs, s.WallMaxMs, s.SelfMs)
 	}
 	printGoals(w, r.Goals, r.Tolerance)
-	for _, p := range []string{r.Profile, r.BareProfile, r.ColdProfile} {
+	for _, p := range []string{r.Profile, r.BareProfile, r.ColdProfile, r.BareColdProfile} {
 		if p != "" {
 			fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)\n", p, p)
 		}
