@@ -195,6 +195,14 @@ func (st *state) jwtMatching(j *JWT) []*client {
 	return out
 }
 
+// tokenDigest is the SHA-256 of c.Token, the front end's when it has one.
+func (c *Caller) tokenDigest() [32]byte {
+	if c.TokenDigest != nil {
+		return *c.TokenDigest
+	}
+	return sha256.Sum256([]byte(c.Token))
+}
+
 // callerJWT returns the caller's verified JWT, or nil.
 func callerJWT(c *Caller) *JWT {
 	if c == nil || c.JWT == nil || !c.HasToken {

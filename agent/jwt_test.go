@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -253,5 +254,20 @@ func TestExplainJWTAgreesWithAgent(t *testing.T) {
 	ex, _ := ExplainTrust(cfg, jwtCaller("10.0.0.1", k8sJWT("dev", "x", "p"), nil, nil), "")
 	if why := ex.Clients[1].Why; !strings.Contains(why, `subject "system:serviceaccount:dev:x" does not match`) {
 		t.Fatalf("why = %q", why)
+	}
+}
+
+// TestCallerTokenDigest: a front end's precomputed digest stands for the
+// token in the static token lookup (it vouches that it is Token's).
+func TestCallerTokenDigest(t *testing.T) {
+	f := newFixture(t, 100)
+	d := sha256.Sum256([]byte("alice-token"))
+	withDigest := &Caller{Token: "alice-token", HasToken: true, TokenDigest: &d}
+	if mustCreds(t, f.a, withDigest, "app") != mustCreds(t, f.a, alice, "app") {
+		t.Fatal("the same token with its digest got another session")
+	}
+	other := sha256.Sum256([]byte("no-such-token"))
+	if _, err := f.a.Credentials(context.Background(), &Caller{Token: "alice-token", HasToken: true, TokenDigest: &other}, "app"); kindOf(err) != KindBadToken {
+		t.Fatalf("a digest of an unknown token: %v, want a bad token", err)
 	}
 }

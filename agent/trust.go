@@ -242,7 +242,7 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 		if len(st.byToken) > 0 {
 			// (Skipped when no client holds a token: a JWT-only trust
 			// config pays no digest here.)
-			withToken = st.byToken[sha256.Sum256([]byte(c.Token))]
+			withToken = st.byToken[c.tokenDigest()]
 		}
 		if len(withToken) == 0 {
 			if len(st.jwtClients) == 0 || c.JWT == nil {

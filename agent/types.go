@@ -23,6 +23,11 @@ type Caller struct {
 	// empty token from none.
 	Token    string
 	HasToken bool
+	// TokenDigest, when not nil, is the SHA-256 of Token, computed once by
+	// a front end that sees the token again (a keep-alive connection's
+	// memo), so that the trust decision does not hash a kilobyte-long JWT
+	// on every request.
+	TokenDigest *[32]byte
 	// Addr is the caller's IP address.
 	Addr netip.Addr
 	// UID looks up the uid owning the caller's socket; nil where unknown.

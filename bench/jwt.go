@@ -38,10 +38,13 @@ func (j *jwtSigner) token(pod string) (string, error) {
 }
 
 // jwtConfig is sidecarConfig's throughput shape with one client matched by
-// a JWT (RS256, as Kubernetes signs) instead of the source address.
-func jwtConfig(jwksFile string) string {
+// a JWT (RS256, as Kubernetes signs) instead of the source address, and a
+// control client holding static token (as long as the JWT, so that both
+// requests cost the same to read).
+func jwtConfig(jwksFile, static string) string {
 	return strings.Replace(sidecarConfig(0), "  - name: bench\n    match: { source_cidrs: [\"127.0.0.0/8\"] }\n",
-		"  - name: bench\n    match: { jwt: { provider: cluster, subject: \"system:serviceaccount:bench:*\" } }\n", 1) +
+		"  - name: bench\n    match: { jwt: { provider: cluster, subject: \"system:serviceaccount:bench:*\" } }\n"+
+			"    roles: [app]\n  - name: static\n    match: { token: \""+static+"\" }\n", 1) +
 		"identity_providers:\n  - { name: cluster, issuer: \"" + jwtIssuer + "\", audiences: [credsidecar], jwks_file: " + jwksFile + " }\n"
 }
 
@@ -63,15 +66,16 @@ func jwtRun(ctx context.Context, o *options, bin, dir string, rep *report, progr
 	if err := os.WriteFile(jwksFile, doc, 0o600); err != nil {
 		return err
 	}
-	side, err := startSidecar(ctx, bin, dir, "sidecar-jwt", jwtConfig(jwksFile), false)
-	if err != nil {
-		return err
-	}
-	defer side.stop()
 	tok, err := js.token("bench-0")
 	if err != nil {
 		return err
 	}
+	static := strings.Repeat("s", len(tok))
+	side, err := startSidecar(ctx, bin, dir, "sidecar-jwt", jwtConfig(jwksFile, static), false)
+	if err != nil {
+		return err
+	}
+	defer side.stop()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+side.addr+"/role/app", nil)
 	req.Header.Set("Authorization", tok)
 	body, err := fetch(req)
@@ -84,23 +88,30 @@ func jwtRun(ctx context.Context, o *options, bin, dir string, rep *report, progr
 	}
 	defer bare.stop()
 	progress("jwt: sidecar on %s with a JWT client, bare server on %s, token %d bytes", side.addr, bare.addr, len(tok))
-	ecsReq := func(addr string) []byte {
+	req.Header.Set("Authorization", static)
+	if _, err := fetch(req); err != nil {
+		return fmt.Errorf("static token client: %w", err)
+	}
+	ecsReq := func(addr, tok string) []byte {
 		return []byte("GET /role/app HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: " + tok + "\r\n\r\n")
 	}
-	accs := map[string]*result{"bare": {}, "sidecar": {}}
-	addrs := map[string]string{"bare": bare.addr, "sidecar": side.addr}
-	for _, n := range []string{"bare", "sidecar"} {
-		keepAlive(ctx, addrs[n], ecsReq(addrs[n]), o.conns, o.warmup)
+	// "static" is the control: the same sidecar, a request of the same
+	// size, a static token client.
+	accs := map[string]*result{"bare": {}, "sidecar": {}, "static": {}}
+	reqs := map[string][]byte{"bare": ecsReq(bare.addr, tok), "sidecar": ecsReq(side.addr, tok), "static": ecsReq(side.addr, static)}
+	addrs := map[string]string{"bare": bare.addr, "sidecar": side.addr, "static": side.addr}
+	for _, n := range []string{"bare", "sidecar", "static"} {
+		keepAlive(ctx, addrs[n], reqs[n], o.conns, o.warmup)
 	}
 	per := o.duration / time.Duration(o.rounds)
 	for round := range o.rounds {
-		order := []string{"bare", "sidecar"}
+		order := []string{"bare", "sidecar", "static"}
 		if round%2 == 1 {
-			order = []string{"sidecar", "bare"}
+			order = []string{"static", "sidecar", "bare"}
 		}
 		for _, n := range order {
 			progress("jwt round %d/%d: %s, %d keep-alive connections, %s", round+1, o.rounds, n, o.conns, per)
-			accs[n].merge(keepAlive(ctx, addrs[n], ecsReq(addrs[n]), o.conns, per))
+			accs[n].merge(keepAlive(ctx, addrs[n], reqs[n], o.conns, per))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -108,6 +119,8 @@ func jwtRun(ctx context.Context, o *options, bin, dir string, rep *report, progr
 	}
 	c := compare(accs["bare"], accs["sidecar"])
 	rep.JWTKeepAlive = &c
+	st := compare(accs["bare"], accs["static"])
+	rep.JWTStaticToken = &st
 
 	// New tokens: each first request verifies (RS256) before the cached
 	// session is found.
@@ -149,7 +162,12 @@ func printJWT(w io.Writer, r *report) {
 	fmt.Fprintf(w, "  %-9s %12s %10s %10s %8s\n", "", "req/s", "p50", "p99", "errors")
 	fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d\n", "bare", c.Bare.RPS, fmtDur(c.Bare.P50us), fmtDur(c.Bare.P99us), c.Bare.Errors)
 	fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d\n", "sidecar", c.Sidecar.RPS, fmtDur(c.Sidecar.P50us), fmtDur(c.Sidecar.P99us), c.Sidecar.Errors)
-	fmt.Fprintf(w, "  %-9s %12.3f %10s %10s   (goal >= 0.90)\n\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio), fmt.Sprintf("%.2fx", c.P99Ratio))
+	fmt.Fprintf(w, "  %-9s %12.3f %10s %10s   (goal >= 0.90)\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio), fmt.Sprintf("%.2fx", c.P99Ratio))
+	if st := r.JWTStaticToken; st != nil {
+		fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d   (control: a static token of the same length, same sidecar)\n", "static", st.Sidecar.RPS, fmtDur(st.Sidecar.P50us), fmtDur(st.Sidecar.P99us), st.Sidecar.Errors)
+		fmt.Fprintf(w, "  %-9s %12.3f %10s %10s   (JWT/static %.3f)\n", "ratio", st.Ratio, fmt.Sprintf("%.2fx", st.P50Ratio), fmt.Sprintf("%.2fx", st.P99Ratio), c.Ratio/st.Ratio)
+	}
+	fmt.Fprintln(w)
 	if n := r.JWTNewToken; n != nil {
 		fmt.Fprintf(w, "first request of a new token (verification, one connection, %d tokens): p50 %s, p99 %s, %d errors\n\n",
 			n.Requests, fmtDur(n.P50us), fmtDur(n.P99us), n.Errors)

@@ -191,10 +191,13 @@ type report struct {
 	RSSSessKB     int         `json:"rss_sessions_kb,omitempty"`
 	Profile       string      `json:"cpu_profile,omitempty"`
 	BareProfile   string      `json:"bare_cpu_profile,omitempty"`
-	// JWTKeepAlive and JWTNewToken are jwtRun's (nil with -jwt=false).
-	JWTKeepAlive *comparison `json:"jwt_keep_alive,omitempty"`
-	JWTNewToken  *figures    `json:"jwt_new_token,omitempty"`
-	ColdProfile  string      `json:"cold_cpu_profile,omitempty"`
+	// JWTKeepAlive and JWTNewToken are jwtRun's (nil with -jwt=false);
+	// JWTStaticToken is its control: the same sidecar and request size
+	// with a static token client.
+	JWTKeepAlive   *comparison `json:"jwt_keep_alive,omitempty"`
+	JWTStaticToken *comparison `json:"jwt_static_token_keep_alive,omitempty"`
+	JWTNewToken    *figures    `json:"jwt_new_token,omitempty"`
+	ColdProfile    string      `json:"cold_cpu_profile,omitempty"`
 	// BareColdProfile is the bare server's, under the same load.
 	BareColdProfile string `json:"bare_cold_cpu_profile,omitempty"`
 	// Unit is the systemd_unit client's run (unit.go).

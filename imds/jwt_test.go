@@ -196,6 +196,23 @@ func BenchmarkCachedJWTCredentials(b *testing.B) {
 	benchECS(b, f, s.token("a", "credsidecar", "pod-1"), ecsRolePathFor("role-a"))
 }
 
+// BenchmarkCachedJWTMixedCredentials is BenchmarkCachedJWTCredentials
+// in a trust config that also has a static token client: the agent looks
+// every bearer token up by its SHA-256 first, so a JWT caller then pays
+// that digest too (as static token callers do).
+func BenchmarkCachedJWTMixedCredentials(b *testing.B) {
+	s := newJWTSigner(b)
+	yml := strings.Replace(jwtYAML, "%s", s.path, 1)
+	yml = strings.Replace(yml, "clients:\n", "clients:\n  - {name: static, match: {token: static-token}, roles: [role-b]}\n", 1)
+	auth := jwtauth.New(jwtauth.Options{})
+	defer auth.Close()
+	if err := auth.Apply(parseConfig(b, yml)); err != nil {
+		b.Fatal(err)
+	}
+	f := newFixture(b, yml, fixtureOpts{jwt: auth})
+	benchECS(b, f, s.token("a", "credsidecar", "pod-1"), ecsRolePathFor("role-a"))
+}
+
 // BenchmarkCachedECSTokenCredentials: the same request with a static token.
 func BenchmarkCachedECSTokenCredentials(b *testing.B) {
 	f := newFixture(b, `

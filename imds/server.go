@@ -191,6 +191,8 @@ type connInfo struct {
 	// token memoizes the last IMDSv2 token verified on this connection:
 	// keep-alive clients resend the same one, so the HMAC is computed once.
 	token atomic.Pointer[verifiedToken]
+	// jwt memoizes the last bearer JWT verified on this connection (jwt.go).
+	jwt atomic.Pointer[connJWT]
 
 	// The process and container behind the connection (workload.go).
 	procOnce, ctrOnce sync.Once
@@ -300,6 +302,11 @@ func (s *Server) caller(r *http.Request, ci *connInfo, withToken bool) *agent.Ca
 		// Token-less callers are the connection's: no allocation per request.
 		return &ci.caller
 	}
+	if len(tok) > 0 && s.jwt != nil {
+		if c := s.jwtCaller(ci, tok[0]); c != nil {
+			return c
+		}
+	}
 	c := &agent.Caller{}
 	if ok {
 		c.Addr, c.UID = ci.caller.Addr, ci.caller.UID
@@ -310,7 +317,7 @@ func (s *Server) caller(r *http.Request, ci *connInfo, withToken bool) *agent.Ca
 	if len(tok) > 0 {
 		c.Token, c.HasToken = tok[0], true
 		if s.jwt != nil {
-			c.JWT = s.jwtGetter(r, c, tok[0])
+			c.JWT = s.jwtGetter(r, ci, c, tok[0])
 		}
 	}
 	return c

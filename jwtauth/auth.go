@@ -82,6 +82,10 @@ type Authenticator struct {
 	global *rate.Limiter
 	srcMu  sync.Mutex
 	srcs   *lru.Cache[string, *rate.Limiter]
+	// gen counts the changes that can make a Lease stale before its time
+	// (providers applied, keys replaced, tokens forgotten): a lease holds
+	// the generation it was taken in.
+	gen atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -155,6 +159,13 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 	}
 	next := make(map[string]*provider, len(cfg.IdentityProviders))
 	var errs []error
+	// New key files of unchanged providers are swapped in only once every
+	// provider built: a config rejected further down changes nothing.
+	type swap struct {
+		to   *provider
+		keys *KeySet
+	}
+	var swaps []swap
 	for i := range cfg.IdentityProviders {
 		pc := &cfg.IdentityProviders[i]
 		fp := providerFingerprint(cfg, pc)
@@ -170,7 +181,7 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 			if op := byName[pc.Name]; op != nil && op.fp == fp && op.file != "" {
 				// Same settings, new file contents: cached tokens stay
 				// valid while their key is still in the set.
-				op.keys.Store(p.keys.Load())
+				swaps = append(swaps, swap{op, p.keys.Load()})
 				p = op
 			}
 			next[pc.Issuer] = p
@@ -180,7 +191,11 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 		// A bad config never replaces a good one.
 		return errors.Join(errs...)
 	}
+	for _, sw := range swaps {
+		sw.to.keys.Store(sw.keys)
+	}
 	a.provs.Store(&next)
+	a.gen.Add(1)
 	return nil
 }
 
@@ -190,13 +205,67 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 // tokens one source can have checked per second. A cached token costs a
 // digest and a map lookup.
 func (a *Authenticator) Verify(ctx context.Context, token string, source func() string) (*Identity, error) {
+	l, err := a.VerifyLease(ctx, token, source)
+	return l.ID, err
+}
+
+// Lease is a verified token's identity with the bounds of its reuse: a
+// front end that sees the same token again (an SDK resends it on every
+// request of a keep-alive connection) may take ID without a digest or a
+// cache lookup while Valid holds. A lease ends at the token's exp, at the
+// end of its TokenReview answer's validity, when a jwks_url is due for a
+// refresh, and whenever providers, keys or forgotten tokens change.
+type Lease struct {
+	// ID is the verified identity (shared with the cache).
+	ID    *Identity
+	gen   uint64
+	until int64 // unix nanoseconds: the lease is over from then on
+}
+
+// VerifyLease is Verify returning a Lease on the identity.
+func (a *Authenticator) VerifyLease(ctx context.Context, token string, source func() string) (Lease, error) {
 	d := Digest(token)
+	e, err := a.verify(ctx, d, token, source)
+	if err != nil {
+		return Lease{}, err
+	}
+	return a.leaseOf(d, e), nil
+}
+
+// Valid reports whether l may still stand for its token: taken in the
+// current generation, and before its end.
+func (a *Authenticator) Valid(l *Lease) bool {
+	return l.ID != nil && l.gen == a.gen.Load() && a.clk.Now().UnixNano() < l.until
+}
+
+// leaseOf is the lease on cached token e (digest d): until the earliest of
+// its exp, its review's end and its provider's next key refresh (reached
+// through Verify, so hit kicks that refresh as it would without leases).
+// The generation is read first and e checked after it, so a change that
+// raced with the verification either shows in the check or ends the lease
+// through the generation; an entry already gone gets a lease that is over.
+func (a *Authenticator) leaseOf(d [32]byte, e *cached) Lease {
+	l := Lease{ID: e.id, gen: a.gen.Load()}
+	if c, ok := a.cache.Peek(d); !ok || c != e || (*a.provs.Load())[e.id.Issuer] != e.prov || !e.prov.keys.Load().Has(e.id.KeyThumbprint) {
+		return l
+	}
+	l.until = e.id.Expiry.UnixNano()
+	if e.prov.review != nil {
+		l.until = min(l.until, e.reviewed.Load()+int64(a.opts.ReviewTTL))
+	}
+	if e.prov.url != "" {
+		l.until = min(l.until, e.prov.fetchedAt().Add(a.opts.RefreshInterval).UnixNano())
+	}
+	return l
+}
+
+func (a *Authenticator) verify(ctx context.Context, d [32]byte, token string, source func() string) (*cached, error) {
 	now := a.clk.Now()
 	provs := *a.provs.Load()
 	if e, ok := a.cache.Get(d); ok {
-		id, ok, err := a.hit(ctx, e, provs, token, now)
+		ok, err := a.hit(ctx, e, provs, token, now)
 		if ok {
-			return id, nil
+			return e, nil
 		}
 		a.cache.Remove(d)
 		if err != nil {
@@ -215,19 +284,19 @@ func (a *Authenticator) Verify(ctx context.Context, token string, source func() 
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Identity), nil
+	return v.(*cached), nil
 }
 
 // hit checks a cached token: still unexpired, its provider unchanged, its
 // key still published, its TokenReview fresh. ok false (with no error)
 // means the entry is stale and the token must be verified again.
-func (a *Authenticator) hit(ctx context.Context, e *cached, provs map[string]*provider, token string, now time.Time) (*Identity, bool, error) {
+func (a *Authenticator) hit(ctx context.Context, e *cached, provs map[string]*provider, token string, now time.Time) (bool, error) {
 	if !now.Before(e.id.Expiry) || provs[e.id.Issuer] != e.prov || !e.prov.keys.Load().Has(e.id.KeyThumbprint) {
-		return nil, false, nil
+		return false, nil
 	}
 	if e.prov.review == nil || now.Sub(time.Unix(0, e.reviewed.Load())) < a.opts.ReviewTTL {
 		a.prov(e.prov, now)
-		return e.id, true, nil
+		return true, nil
 	}
 	// The review is stale: ask again (one request per token at a time).
 	_, err, _ := a.flight.Do("review\x00"+token, func() (any, error) {
@@ -244,9 +313,9 @@ func (a *Authenticator) hit(ctx context.Context, e *cached, provs map[string]*pr
 		return nil, err
 	})
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
-	return e.id, true, nil
+	return true, nil
 }
 
 // prov kicks a background refresh of p's keys when they are due.
@@ -256,7 +325,7 @@ func (a *Authenticator) prov(p *provider, now time.Time) {
 	}
 }
 
-func (a *Authenticator) verifyNew(ctx context.Context, d [32]byte, token string, provs map[string]*provider) (*Identity, error) {
+func (a *Authenticator) verifyNew(ctx context.Context, d [32]byte, token string, provs map[string]*provider) (*cached, error) {
 	parsed, err := Parse(token, CallerAlgorithms)
 	if err != nil {
 		return nil, err
@@ -294,7 +363,7 @@ func (a *Authenticator) verifyNew(ctx context.Context, d [32]byte, token string,
 	}
 	a.cache.Add(d, e)
 	a.prov(p, now)
-	return e.id, nil
+	return e, nil
 }
 
 // nodeName is the kubernetes.io.node.name claim of a Kubernetes token.
@@ -321,8 +390,12 @@ func (a *Authenticator) allow(source string) bool {
 	return a.global.AllowN(now, 1)
 }
 
-// Forget drops a cached token (tests and reloads that revoke).
-func (a *Authenticator) Forget(token string) { a.cache.Remove(Digest(token)) }
+// Forget drops a cached token (tests and reloads that revoke), and ends
+// every lease so that no front end keeps using it.
+func (a *Authenticator) Forget(token string) {
+	a.cache.Remove(Digest(token))
+	a.gen.Add(1)
+}
 
 func providerFingerprint(cfg *config.Config, pc *config.IdentityProvider) string {
 	h := fmt.Sprintf("%s\x00%s\x00%q\x00%s\x00%s\x00%d", pc.Name, pc.Issuer, pc.Audiences, pc.JWKSFile, pc.JWKSURL, pc.MaxTokenLifetime)

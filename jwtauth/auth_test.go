@@ -486,3 +486,31 @@ func TestAuthenticatorURLPeriodicRefresh(t *testing.T) {
 		t.Fatalf("token of the key that left the set: %v", err)
 	}
 }
+
+func TestAuthenticatorRejectedApplyChangesNoKeys(t *testing.T) {
+	// A reload whose second provider fails must not have swapped the
+	// first provider's new key file in: a bad config changes nothing.
+	clk := clock.NewFake(testNow)
+	k1, k2 := rsaKey(t, "r1"), ecKey(t, "e1")
+	path := writeJWKS(t, k1)
+	a := newAuth(t, clk, cfgYAML("    jwks_file: "+path+"\n"))
+	t1 := sign(t, k1, claims(), nil)
+	if _, err := a.Verify(context.Background(), t1, src("src")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, jwks(t, k2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "garbage.json")
+	if err := os.WriteFile(bad, []byte("{not a key set"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second := "  - name: other\n    issuer: https://other.example.test\n    audiences: [credsidecar]\n    jwks_file: " + bad + "\n"
+	if err := a.Apply(configtest.Parse(t, cfgYAML("    jwks_file: "+path+"\n"+second))); err == nil {
+		t.Fatal("a provider with a garbage jwks_file was accepted")
+	}
+	a.Forget(t1) // verify t1 against the keys, not the cache
+	if _, err := a.Verify(context.Background(), t1, src("src")); err != nil {
+		t.Fatalf("after a rejected reload, the running key set changed: %v", err)
+	}
+}

@@ -74,6 +74,8 @@ func (a *Authenticator) refresh(ctx context.Context, p *provider) {
 	p.err = nil
 	p.fetched = a.clk.Now()
 	p.keys.Store(ks)
+	// Leases on tokens whose key left the set must end now.
+	a.gen.Add(1)
 }
 
 // refreshAsync refreshes p's keys in the background, one refresh at a time.

@@ -16,7 +16,12 @@
 #     sidecar's `credentials issued` log lines — and that the untrusted
 #     container got 403 (REQUIRE_STS=0: a sidecar without the embedded STS
 #     listener passes on the log lines alone);
-#  5. removes every container, network and image it made.
+#  5. runs the sidecar on the host (host PID namespace) in the compose
+#     sidecar's place: a labelled container gets its role, `explain
+#     --container` names its client, and the host sending from that
+#     container's address (what NET_RAW allows on a shared bridge) is refused,
+#     since the connection is not in the container's own /proc/PID/net/tcp;
+#  6. removes every container, network and image it made.
 #
 # It skips (prints SKIP, exits 0) only when dockerd cannot be started; with
 # CI=true that is a failure instead.
@@ -42,6 +47,8 @@ label="credsidecar-docker-test=$id"
 work=$(mktemp -d /tmp/credsidecar-dt.XXXXXX)
 own_dockerd=""
 compose_up=""
+host_sidecar=""
+host_addrs=""
 
 # sidecar_log prints the sidecar's log so far (whole: a `compose logs | grep -q`
 # pipeline fails under pipefail when grep stops reading early).
@@ -55,6 +62,8 @@ compose() {
 cleanup() {
   local rc=$?
   set +e
+  [ -n "$host_sidecar" ] && { kill "$host_sidecar"; wait "$host_sidecar"; } 2>/dev/null
+  for a in $host_addrs; do ip addr del "$a" dev "$bridge_dev" 2>/dev/null; done
   if [ -n "$compose_up" ]; then
     [ "$rc" -ne 0 ] && { log "sidecar logs:"; compose ps; compose logs --no-color credsidecar 2>&1 | tail -n 60; }
     docker rm -f $(docker ps -aq --filter "label=$label") >/dev/null 2>&1
@@ -280,6 +289,43 @@ docker rm -f "$id-imagelabel2" >/dev/null
 
 sidecar_logs=$(compose logs --no-color credsidecar 2>&1)
 check "nothing was issued to an unknown client" '! grep "\"credentials issued\"" <<<"$sidecar_logs" | grep -vq -e "\"client\":\"web-app\"" -e "\"client\":\"batch-app\"" -e "\"client\":\"reports-app\""'
+
+# --- 5. the sidecar on the host -------------------------------------------------
+# Sharing the host's PID namespace, the sidecar believes a container's
+# address only once the connection's 4-tuple is in that container's own
+# /proc/PID/net/tcp: a process elsewhere sending from a container's address
+# (NET_RAW on a shared bridge; here, simply the host bound to that address)
+# is refused. The compose sidecar steps aside and the host takes 169.254.170.2.
+log "the sidecar on the host, with the 4-tuple check (compose's sidecar stopped)"
+compose stop credsidecar >>"$work/compose.log" 2>&1 || die "docker-compose stop credsidecar failed"
+bridge_dev="br-$(docker network inspect -f '{{.Id}}' "$net" | cut -c1-12)"
+ip addr add 169.254.170.2/32 dev "$bridge_dev" || die "cannot add 169.254.170.2 to $bridge_dev"
+host_addrs="169.254.170.2/32"
+sed -e "s|unix:///var/run/docker.sock|unix://$docker_socket|" -e 's|"127.0.0.1:8170"|"127.0.0.1:0"|' \
+  examples/compose/credsidecar.yaml >"$work/host.yaml"
+"$work/seed/credsidecar" serve --config "$work/host.yaml" --log-level debug >"$work/host-sidecar.log" 2>&1 &
+host_sidecar=$!
+for _ in $(seq 1 60); do grep -q '"docker API ready"' "$work/host-sidecar.log" && break; sleep 0.5; done
+grep -q '"docker API ready"' "$work/host-sidecar.log" || { tail -n 20 "$work/host-sidecar.log"; die "the host sidecar did not reach the Docker API"; }
+o=$(runapp "$id-host" 169.254.170.33 --label credsidecar.client=web-app) || true
+check "through the host sidecar, a labelled container is web: $(arnof "$o")" '[ "$(arnof "$o")" = arn:aws:sts::000000000000:assumed-role/web/compose-web-app ]'
+docker rm -f "$id-host" >/dev/null
+# A labelled container that keeps running (its SDK retries an endpoint
+# nobody serves), and the host sending from its address.
+victim=169.254.170.34
+docker run -d --name "$id-victim" --label "$label" --label credsidecar.client=web-app --network "$net" --ip "$victim" \
+  -e AWS_REGION=us-east-1 -e AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/creds -e APP_WAIT=120s "$app_image" >/dev/null ||
+  die "docker run of the victim container failed"
+explained=$("$work/seed/credsidecar" explain --config "$work/host.yaml" --container "$id-victim" 2>&1) || true
+log "explain --container $id-victim: $(tr '\n' ' ' <<<"$explained" | cut -c1-300)"
+check "explain --container finds the labelled container's client" 'grep -Eq "^ *web-app \(line [0-9]+\): matches" <<<"$explained"'
+ip addr add "$victim/32" dev "$bridge_dev" || die "cannot add $victim to $bridge_dev"
+host_addrs="$host_addrs $victim/32"
+spoof=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface "$victim" http://169.254.170.2/creds) || true
+check "the host sending from the labelled container's address is refused: status $spoof" '[ "$spoof" = 403 ]'
+check "the sidecar said why (the connection is not in the container's TCP table)" 'grep -q "not in the container" "$work/host-sidecar.log"'
+docker rm -f "$id-victim" >/dev/null
+
 if [ -n "$sts_missing" ]; then
   log "NOTE: the embedded STS (sts.local.listen 169.254.170.2:8171) did not answer (sts=unreachable):"
   log "      roles were asserted through the sidecar's 'credentials issued' log lines, not GetCallerIdentity"

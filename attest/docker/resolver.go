@@ -331,7 +331,10 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 		return nil, errSharedNet
 	}
 	if r.procNet && cj.State.Pid > 0 && pidOf(cj.State.Pid, cj.ID) {
-		if ok, err := inTCPTable(cj.State.Pid, remote, local); err == nil && !ok {
+		// A table that cannot be read proves nothing either: fail closed.
+		if ok, err := inTCPTable(cj.State.Pid, remote, local); err != nil {
+			return nil, fmt.Errorf("%w (its TCP table is unreadable: %v)", ErrSpoofed, err)
+		} else if !ok {
 			return nil, ErrSpoofed
 		}
 	}
