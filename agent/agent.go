@@ -117,6 +117,8 @@ type Agent struct {
 	closeMu sync.Mutex
 	closed  bool
 	wg      sync.WaitGroup
+	// warmed tells when the latest warm-up has ended (ready.go).
+	warmed warmSignal
 }
 
 type negative struct {

@@ -97,15 +97,19 @@ func (a *Agent) noteAsked(client string, at time.Time) {
 // waiting for. A later warm-up (a reload) ends this one.
 func (a *Agent) warmUp(st *state) {
 	gen := a.warming.gen.Add(1)
+	run := a.beginWarm() // Warmed's signal: ended when every fetch returned
 	limit := st.cfg.Cache.WarmMax
 	if limit <= 0 || len(st.clients) == 0 {
+		run.end()
 		return
 	}
 	if !a.track() {
+		run.end()
 		return
 	}
 	go func() {
 		defer a.wg.Done()
+		defer run.end()
 		picks := a.warmChoice(st, limit)
 		a.log.Info("warm-up", zap.Int("clients", len(st.clients)), zap.Int("chosen", len(picks)), zap.Int("warm_max", limit))
 		var next atomic.Int64

@@ -91,13 +91,18 @@ type result struct {
 	Requests uint64        `json:"requests"`
 	Errors   uint64        `json:"errors"`
 	Elapsed  time.Duration `json:"-"`
-	hist     hist
+	// ServerCPU is the CPU time (user and system) the server process used
+	// during the load, when measured (serverCPU): per request, it is the
+	// figure least disturbed by other work on a shared machine.
+	ServerCPU time.Duration `json:"-"`
+	hist      hist
 }
 
 func (r *result) merge(o *result) {
 	r.Requests += o.Requests
 	r.Errors += o.Errors
 	r.Elapsed += o.Elapsed
+	r.ServerCPU += o.ServerCPU
 	r.hist.merge(&o.hist)
 }
 

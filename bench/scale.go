@@ -242,7 +242,7 @@ func scaleLoad(dir, jwks string, n int, sf *scaleFigures, progress func(string, 
 	var loads, reloads, loadsCPU, reloadsCPU []time.Duration
 	for range scaleLoads {
 		runtime.GC() // the previous round's garbage is not this one's
-		c0, t0 := cpuTime(), time.Now()
+		c0, t0 := selfCPU(), time.Now()
 		cfg, err := config.Load(files[0])
 		if err != nil {
 			return err
@@ -251,9 +251,9 @@ func scaleLoad(dir, jwks string, n int, sf *scaleFigures, progress func(string, 
 		if err != nil {
 			return err
 		}
-		loads, loadsCPU = append(loads, time.Since(t0)), append(loadsCPU, cpuTime()-c0)
+		loads, loadsCPU = append(loads, time.Since(t0)), append(loadsCPU, selfCPU()-c0)
 		runtime.GC()
-		c0, t0 = cpuTime(), time.Now()
+		c0, t0 = selfCPU(), time.Now()
 		next, err := config.Load(files[1])
 		if err != nil {
 			ag.Close()
@@ -262,7 +262,7 @@ func scaleLoad(dir, jwks string, n int, sf *scaleFigures, progress func(string, 
 		if r := config.Reconcile(cfg, next); r.Config != nil {
 			ag.Apply(r.Config)
 		}
-		reloads, reloadsCPU = append(reloads, time.Since(t0)), append(reloadsCPU, cpuTime()-c0)
+		reloads, reloadsCPU = append(reloads, time.Since(t0)), append(reloadsCPU, selfCPU()-c0)
 		ag.Close()
 	}
 	sf.LoadMs, sf.ReloadMs = medianMs(loads), medianMs(reloads)
@@ -270,8 +270,8 @@ func scaleLoad(dir, jwks string, n int, sf *scaleFigures, progress func(string, 
 	return nil
 }
 
-// cpuTime is this process's user and system CPU time so far.
-func cpuTime() time.Duration {
+// selfCPU is this process's user and system CPU time so far.
+func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +98,18 @@ type process struct {
 	admin string // sidecar only
 	pprof string // sidecar only, with -cpuprofile
 	done  chan struct{}
+	// ready receives the sidecar's "credsidecar ready" line (listeners
+	// serving, warm-up ended), once: when it was read, and the start-up
+	// time the sidecar measured itself.
+	ready chan readyLine
+	// started is when the process was started.
+	started time.Time
+}
+
+// readyLine is the sidecar's readiness log line.
+type readyLine struct {
+	at        time.Time
+	startupMs float64
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
@@ -171,27 +184,36 @@ func startSidecar(ctx context.Context, bin, dir, name, cfg string, pprof bool) (
 		return nil, err
 	}
 	cmd.Stdout = logFile
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, started: started, done: make(chan struct{}), ready: make(chan readyLine, 1)}
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		found := false
+		found, sawReady := false, false
 		for sc.Scan() {
 			line := sc.Bytes()
 			logFile.Write(append(line, '\n'))
-			if found {
+			if found && sawReady {
 				continue
 			}
 			var m struct {
-				Msg    string   `json:"msg"`
-				Listen []string `json:"listen"`
-				Admin  string   `json:"admin_listen"`
+				Msg       string   `json:"msg"`
+				Listen    []string `json:"listen"`
+				Admin     string   `json:"admin_listen"`
+				StartupMs float64  `json:"startup_ms"`
 			}
-			if json.Unmarshal(line, &m) == nil && m.Msg == "credsidecar serving" && len(m.Listen) > 0 {
+			if json.Unmarshal(line, &m) != nil {
+				continue
+			}
+			if m.Msg == "credsidecar ready" && !sawReady {
+				sawReady = true
+				p.ready <- readyLine{at: time.Now(), startupMs: m.StartupMs}
+			}
+			if !found && m.Msg == "credsidecar serving" && len(m.Listen) > 0 {
 				found = true
 				p.addr, p.admin = m.Listen[0], m.Admin
 				ready <- nil
@@ -259,7 +281,8 @@ func startBare(ctx context.Context, dir string, body []byte, token string) (*pro
 		p.stop()
 		return nil, fmt.Errorf("bare server: %w", err)
 	}
-	p.addr = strings.TrimSpace(line)
+	// "ADDR PPROF-ADDR": the bare server's own pprof listener comes second.
+	p.addr, p.pprof, _ = strings.Cut(strings.TrimSpace(line), " ")
 	return p, nil
 }
 
@@ -296,7 +319,16 @@ func serveBare(bodyFile string, tokenLen int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(l.Addr().String())
+	// A pprof listener of its own (never on the measured port), so that
+	// -cpuprofile profiles the bare server under the same load too.
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	pm := http.NewServeMux()
+	pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go http.Serve(pl, pm)
+	fmt.Println(l.Addr().String() + " " + pl.Addr().String())
 	// The sidecar's own server constructor: the baseline differs from the
 	// sidecar only in its handler.
 	srv := httpserver.New(httpserver.Options{Handler: h})
@@ -322,6 +354,37 @@ func rssKB(pid int) int {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the user + system CPU time of pid so far, from /proc (0 where
+// there is no /proc).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	// Fields 14 and 15 of proc(5), utime and stime, in clock ticks
+	// (USER_HZ, 100 on every Linux this runs on).
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// serverCPU runs load and records the CPU time pid used meanwhile.
+func serverCPU(pid int, load func() *result) *result {
+	before := cpuTime(pid)
+	r := load()
+	r.ServerCPU = cpuTime(pid) - before
+	return r
 }
 
 // sampleRSS records the peak RSS of pid until stop is closed.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -50,35 +51,56 @@ const (
 	epOther     = "other"
 )
 
-// routes registers the hottest routes first: gorilla/mux tries them in order.
+// route is one path of the contract: a path template whose only variable
+// is a trailing {role} segment, the method it answers, and the endpoint.
+type route struct {
+	path, method string
+	ep           endpoint
+}
+
+// routeTable lists the routes hottest first: gorilla/mux tries them in
+// order.
+func (s *Server) routeTable() []route {
+	var out []route
+	add := func(path, method string, ep endpoint) {
+		if prefix, ok := strings.CutSuffix(path, "{role}"); ok {
+			ep.rolePrefix = prefix
+		}
+		out = append(out, route{path: path, method: method, ep: ep})
+	}
+	imdsGet := func(name string, flags epFlags, h handler) endpoint {
+		return endpoint{name: name, flags: flags | imdsToken, ctype: textType, handle: h}
+	}
+	add(credsPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDS)))
+	add(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
+	add(tokenPath, http.MethodPut, endpoint{name: epToken, ctype: textType, handle: s.putToken})
+	add(ecsCredsPath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
+	add(credsPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
+	add(credsExtPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDSExtended)))
+	add(credsExtPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
+	add(iamInfoPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.iamInfo))
+	// Region, AZ and instance id go to any caller: SDKs read the region
+	// before they have credentials.
+	add(regionPath, http.MethodGet, imdsGet(epMetadata, 0, metadata(func(c *config.Config) string { return c.Region })))
+	add(azPath, http.MethodGet, imdsGet(epMetadata, 0, metadata(func(c *config.Config) string { return c.Region + "a" })))
+	add(instanceIDPat, http.MethodGet, imdsGet(epMetadata, 0, metadata(instanceID)))
+	// The identity document names the account: trusted callers only.
+	add(identityPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.identityDocument))
+	return out
+}
+
+// routes registers routeTable on a gorilla/mux router, each path with and
+// without a trailing slash (as EC2 accepts both).
 func (s *Server) routes() *mux.Router {
 	// SkipClean: gorilla/mux would otherwise answer a path that is not
 	// clean ("//", "/./", "/../") with a bare 301 redirect; such paths are
 	// no path of the contract and get the JSON 404 like any other.
 	r := mux.NewRouter().SkipClean(true)
-	both := func(path string, methods string, ep endpoint) {
-		h := s.adapt(ep)
-		r.HandleFunc(path, h).Methods(methods)
-		r.HandleFunc(path+"/", h).Methods(methods)
+	for _, rt := range s.routeTable() {
+		h := s.adapt(rt.ep)
+		r.HandleFunc(rt.path, h).Methods(rt.method)
+		r.HandleFunc(rt.path+"/", h).Methods(rt.method)
 	}
-	imdsGet := func(name string, flags epFlags, h handler) endpoint {
-		return endpoint{name: name, flags: flags | imdsToken, ctype: textType, handle: h}
-	}
-	both(credsPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDS)))
-	both(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
-	both(tokenPath, http.MethodPut, endpoint{name: epToken, ctype: textType, handle: s.putToken})
-	both(ecsCredsPath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
-	both(credsPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
-	both(credsExtPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDSExtended)))
-	both(credsExtPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
-	both(iamInfoPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.iamInfo))
-	// Region, AZ and instance id go to any caller: SDKs read the region
-	// before they have credentials.
-	both(regionPath, http.MethodGet, imdsGet(epMetadata, 0, metadata(func(c *config.Config) string { return c.Region })))
-	both(azPath, http.MethodGet, imdsGet(epMetadata, 0, metadata(func(c *config.Config) string { return c.Region + "a" })))
-	both(instanceIDPat, http.MethodGet, imdsGet(epMetadata, 0, metadata(instanceID)))
-	// The identity document names the account: trusted callers only.
-	both(identityPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.identityDocument))
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.fail(w, epOther, time.Time{}, errNotFound)
 	})
@@ -86,6 +108,13 @@ func (s *Server) routes() *mux.Router {
 		s.fail(w, epOther, time.Time{}, errMethod)
 	})
 	return r
+}
+
+// roleOf is the {role} segment of a path the router matched against
+// prefix+"{role}" or prefix+"{role}/": read from the path itself rather
+// than from mux.Vars, which costs a context and a map lookup per request.
+func roleOf(path, prefix string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(path, prefix), "/")
 }
 
 // epFlags say which of the adapter's steps an endpoint takes.
@@ -108,6 +137,9 @@ type endpoint struct {
 	flags  epFlags
 	ctype  []string // Content-Type of a success
 	handle handler
+	// rolePrefix is the path before the {role} segment ("" when the path
+	// names no role: the caller's default role).
+	rolePrefix string
 }
 
 // call is one request after the adapter's checks: who is asking, identified
@@ -162,8 +194,8 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		q := call{r: r, ci: connOf(r)}
-		if ep.flags&audited != 0 {
-			q.role = mux.Vars(r)["role"]
+		if ep.rolePrefix != "" {
+			q.role = roleOf(r.URL.Path, ep.rolePrefix)
 		}
 		if !s.hostAllowed(r) {
 			s.refuse(w, ep, start, q, agent.Identity{}, errHost)

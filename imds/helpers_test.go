@@ -215,6 +215,8 @@ type fixtureOpts struct {
 	audit Auditor
 	// jwt is the server's JWT verifier (nil: none).
 	jwt JWTVerifier
+	// metrics replaces the recording fake (benchmarks use the real set).
+	metrics Metrics
 }
 
 // fixture is an assembled server: config, real agent, Server, and (when
@@ -268,6 +270,9 @@ func buildFixture(t testing.TB, yml string, o fixtureOpts, ln net.Listener) *fix
 		ag = o.wrap(ag)
 	}
 	opts := Options{Agent: ag, Config: f.cfg, Logger: log.Named("imds"), Clock: o.clock, Metrics: f.metrics, UIDLookup: o.uid, Audit: o.audit, JWT: o.jwt}
+	if o.metrics != nil {
+		opts.Metrics = o.metrics
+	}
 	if ln != nil {
 		f.addr = ln.Addr().String()
 		f.url = "http://" + f.addr

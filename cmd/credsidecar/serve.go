@@ -43,6 +43,8 @@ const shutdownGrace = 10 * time.Second
 // cleanup releases.
 type daemon struct {
 	log *zap.Logger
+	// started is when serve began (the readiness figure counts from it).
+	started time.Time
 	// cfg is the config in force; only the watcher's goroutine changes it.
 	cfg     *config.Config
 	watcher *config.Watcher
@@ -76,7 +78,7 @@ type daemon struct {
 // started, whichever step failed; run returns only once every goroutine
 // it started has ended.
 func serve(ctx context.Context, path string, log *zap.Logger, hooks serveHooks) error {
-	d := &daemon{log: log, metrics: metrics.New()}
+	d := &daemon{log: log, started: time.Now(), metrics: metrics.New()}
 	defer d.close()
 	if err := d.load(path); err != nil {
 		return err
@@ -281,6 +283,18 @@ func (d *daemon) run(ctx context.Context, hooks serveHooks) error {
 		zap.String("sts_mode", mode), zap.String("version", version))
 	d.ready.Store(true)
 	notifyReady(log)
+	g.Go(func() error {
+		// Ready in the sense of the start-up goal: listeners bound and
+		// serving, and the warm-up's fetches returned, so the first SDK
+		// calls are hits.
+		select {
+		case <-d.agent.Warmed():
+			log.Info("credsidecar ready", zap.Float64("startup_ms", float64(time.Since(d.started).Microseconds())/1e3),
+				zap.Int("sessions_cached", d.agent.Len()))
+		case <-gctx.Done():
+		}
+		return nil
+	})
 	g.Go(func() error { runWatchdog(gctx, log); return nil })
 	if hooks.ready != nil {
 		hooks.ready(bound, d.lns.admin.Addr().String(), stsAddr)

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestGoals: each printed figure is judged against its goal, tolerance
+// relaxes floors and ceilings alike, and figures that were not measured
+// have no goal.
+func TestGoals(t *testing.T) {
+	r := &report{
+		KeepAlive: comparison{Ratio: 0.93, P99Ratio: 1.12},
+		Cold:      comparison{Ratio: 0.96},
+		Single:    comparison{P50Ratio: 1.0},
+		RSSIdleKB: 19 << 10, RSSLoadKB: 25 << 10,
+		Startup: &startupFigures{WallMs: 40},
+	}
+	byName := func(gs []goal) map[string]bool {
+		m := map[string]bool{}
+		for _, g := range gs {
+			m[g.Name] = g.Met
+		}
+		return m
+	}
+	strict := byName(goalsOf(r, 0))
+	want := map[string]bool{
+		"keep-alive throughput": false, "keep-alive p99": false, "cold SDK sequence throughput": true,
+		"single-connection p50": true, "RSS idle": true, "RSS under keep-alive load": false,
+		"serve ready on the demo config (median)": true,
+	}
+	for name, met := range want {
+		if got, ok := strict[name]; !ok || got != met {
+			t.Errorf("%s: met %v (present %v), want %v", name, got, ok, met)
+		}
+	}
+	if len(strict) != len(want) {
+		t.Errorf("goals %v: the sessions goal needs the 10 000-session run", strict)
+	}
+	// 5% slack: 0.93 >= 0.95*0.95, 1.12 <= 1.10*1.05, 25 <= 24*1.05.
+	if m := missed(goalsOf(r, 0.05)); m != "" {
+		t.Errorf("with -tolerance 0.05, missed: %s", m)
+	}
+	if m := missed(goalsOf(r, 0)); !strings.Contains(m, "keep-alive throughput 0.930") {
+		t.Errorf("missed = %q", m)
+	}
+	r.Sessions, r.RSSSessKB = goalSessionsCount, 60<<10
+	if m := missed(goalsOf(r, 0.05)); !strings.Contains(m, "10000 clients") {
+		t.Errorf("the sessions goal is not judged: %q", m)
+	}
+}
+
+func TestToleranceFlag(t *testing.T) {
+	for _, bad := range []string{"-1", "1", "1.5"} {
+		if _, err := parseFlags([]string{"-tolerance", bad}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "-tolerance") {
+			t.Errorf("-tolerance %s: %v", bad, err)
+		}
+	}
+	o, err := parseFlags([]string{"-tolerance", "0.05"}, &strings.Builder{})
+	if err != nil || o.tolerance != 0.05 {
+		t.Fatalf("%+v %v", o, err)
+	}
+}

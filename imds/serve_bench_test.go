@@ -1,0 +1,166 @@
+package imds
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credsidecar/credsidecar/internal/connlimit"
+	"github.com/credsidecar/credsidecar/internal/httpserver"
+	"github.com/credsidecar/credsidecar/metrics"
+)
+
+// BenchmarkServeKeepAlive is keep-alive connections on 127.0.0.1 asking
+// for cached IMDS credentials in closed loops, against stacks that
+// add the sidecar's pieces one by one to the bench's bare server (the
+// same http.Server settings, a handler writing the same bytes):
+//
+//	bare      the bare handler
+//	limited   + the connection limiter and ConnContext (as serve wires them)
+//	direct    + the sidecar's adapter, without the router
+//	sidecar   + gorilla/mux: the credential listener as served
+//
+// ns/op includes the client and the kernel; the differences between rows
+// are the server's pieces.
+func BenchmarkServeKeepAlive(b *testing.B) {
+	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
+	f.srv.log = zap.NewNop()
+	// The sidecar's answer, once, to give the bare handler the same bytes.
+	ctx := f.srv.ConnContext(context.Background(), benchConn{})
+	tok := f.srv.tokens.issue(time.Now().Add(time.Hour), "local-dev", benchConn{}.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, credsPath+"/app", nil)
+	req.RemoteAddr, req.Host = "127.0.0.1:40000", "127.0.0.1"
+	req.Header.Set(tokenHeader, tok)
+	w := &discardWriter{h: http.Header{}}
+	var body []byte
+	f.srv.Handler().ServeHTTP(bodyWriter{w, &body}, req)
+	if w.status != 200 {
+		b.Fatalf("status %d", w.status)
+	}
+	bare := bareHandler(body)
+	for _, tc := range []struct {
+		name    string
+		h       http.Handler
+		limited bool
+	}{
+		{"bare", bare, false},
+		{"limited", bare, true},
+		{"direct", directHandler(b, f.srv, credsPath+"/{role}"), true},
+		{"sidecar", f.srv.Handler(), true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := httpserver.Options{Handler: tc.h}
+			if tc.limited {
+				lim := connlimit.New(connlimit.Options{Source: ConnSource})
+				opts.ConnContext, opts.ConnState = f.srv.ConnContext, lim.ConnState
+				ln = lim.Listener(ln)
+			}
+			hs := httpserver.New(opts)
+			done := make(chan error, 1)
+			go func() { done <- httpserver.Serve(hs, ln) }()
+			defer func() {
+				hs.Close()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
+			addr := ln.Addr().String()
+			// A token bound to 127.0.0.1: the connection's address.
+			raw := []byte("GET " + credsPath + "/app HTTP/1.1\r\nHost: " + addr + "\r\n" + tokenHeader + ": " + tok + "\r\n\r\n")
+			check := func(c net.Conn, br *bufio.Reader) {
+				if n, err := roundTrip(c, br, raw); err != nil || n != len(body) {
+					b.Fatalf("first request: %d bytes (want %d): %v", n, len(body), err)
+				}
+			}
+			// Keep-alive connections, 16 per P as the bench's 32 on two
+			// cores: the figure is CPU per request, client included.
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReaderSize(c, 4096)
+				check(c, br)
+				for pb.Next() {
+					if _, err := roundTrip(c, br, raw); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// bodyWriter keeps what is written.
+type bodyWriter struct {
+	*discardWriter
+	body *[]byte
+}
+
+func (w bodyWriter) Write(p []byte) (int, error) {
+	*w.body = append(*w.body, p...)
+	return w.discardWriter.Write(p)
+}
+
+// bareHandler is the bench's bare server (bench/servers.go): the body with
+// its Content-Type and Content-Length, nothing else.
+func bareHandler(body []byte) http.Handler {
+	textPlain := []string{"text/plain"}
+	bodyLen := []string{strconv.Itoa(len(body))}
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = textPlain
+		h["Content-Length"] = bodyLen
+		w.Write(body)
+	})
+}
+
+// roundTrip writes raw and reads one response, returning its body length.
+func roundTrip(c net.Conn, br *bufio.Reader, raw []byte) (int, error) {
+	if _, err := c.Write(raw); err != nil {
+		return 0, err
+	}
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if !bytes.HasPrefix(line, []byte("HTTP/1.1 200")) {
+		return 0, errors.New("status " + strings.TrimSpace(string(line)))
+	}
+	length := -1
+	for {
+		line, err = br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if length < 0 {
+		return 0, errors.New("no Content-Length")
+	}
+	_, err = br.Discard(length)
+	return length, err
+}
