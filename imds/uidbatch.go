@@ -67,6 +67,12 @@ func unmapPort(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
+// plainPort is a as sock_diag reports it: unmapped, without an IPv6 zone
+// (the kernel reports the interface apart).
+func plainPort(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
+}
+
 func newUIDCoalescer(get func(sockPair) (sockOwner, error), dump func(map[sockPair]bool) (map[sockPair]sockOwner, error)) *uidCoalescer {
 	return &uidCoalescer{get: get, dump: dump, direct: 2, minGap: 20 * time.Millisecond, wait: 5 * time.Second}
 }
@@ -75,7 +81,7 @@ func newUIDCoalescer(get func(sockPair) (sockOwner, error), dump func(map[sockPa
 // it is, or found in a dump by its unmapped addresses.
 func (c *uidCoalescer) lookup(p sockPair) (sockOwner, error) {
 	orig := p
-	p = sockPair{unmapPort(p.client), unmapPort(p.server)}
+	p = sockPair{plainPort(p.client), plainPort(p.server)}
 	c.mu.Lock()
 	if c.inflight < c.direct && c.next == nil {
 		c.inflight++
