@@ -46,6 +46,13 @@ var (
 type Options struct {
 	// Hash says whether to hash executables (some client has exe_sha256).
 	Hash bool
+	// ExeMatched says whether some client's match or template reads the
+	// executable (exe, exe_sha256, .Exe): then every attestation scans the
+	// uid's processes for all holders of the socket. Otherwise a new
+	// connection is first looked for in the processes that held the uid's
+	// recent sockets (see fastAttest), which is sound for the
+	// cgroup-derived attributes only.
+	ExeMatched bool
 	// MaxScans bounds the /proc scans running at once (0 = 2); Wait bounds
 	// how long an attestation waits for one (0 = 2s).
 	MaxScans int
@@ -58,6 +65,7 @@ type Options struct {
 type Attestor struct {
 	proc    string
 	hash    atomic.Bool
+	exeOn   atomic.Bool // some client reads the executable: no fast path
 	wait    time.Duration
 	outcome func(string)
 	root    string // systemd's root cgroup
@@ -66,20 +74,39 @@ type Attestor struct {
 	sem     chan struct{}
 
 	mu      sync.Mutex
-	pending map[uint32]*scan // per uid: the scan not started yet, which new lookups join
+	pending map[uint32]*scan             // per uid: the scan not started yet, which new lookups join
+	hints   map[uint32]*[maxHints]holder // per uid: the holders of its latest attested sockets, latest first
+	fastSem chan struct{}                // bounds the fast paths running at once
 
 	hashMu sync.Mutex
 	hashes map[fileKey]string
 
-	// Scans counts /proc scans run (bench and tests read it).
-	Scans atomic.Int64
+	// Scans counts /proc scans run, FastHits the attestations answered by
+	// the fast path (bench and tests read them).
+	Scans, FastHits atomic.Int64
 }
 
 type scan struct {
 	done    chan struct{}
-	holders map[uint64][]int // socket inode -> pids holding it
+	holders map[uint64][]holder // socket inode -> processes holding it
 	err     error
 }
+
+// holder is a process holding a socket, and the fd it holds it as.
+type holder struct{ pid, fd int }
+
+const (
+	// maxHints is how many recent holders are remembered per uid.
+	maxHints = 4
+	// maxHintUIDs bounds the uids remembered (then all are forgotten).
+	maxHintUIDs = 4096
+	// maxFastFDs bounds the fds the fast path reads per hinted process: a
+	// process with more is found by the (bounded, coalesced) scan.
+	maxFastFDs = 256
+	// maxFast bounds the fast paths running at once; more fall back to
+	// the scan, so a connection flood buys no more than the scans' bound.
+	maxFast = 8
+)
 
 // fileKey identifies an executable's contents as far as the file system
 // tells: its owner can put mtime back, but not ctime.
@@ -92,7 +119,8 @@ type fileKey struct {
 // conditions fail closed on this system (hidden /proc, no CAP_SYS_PTRACE, a
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
-	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{}}
+	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{},
+		hints: map[uint32]*[maxHints]holder{}, fastSem: make(chan struct{}, maxFast)}
 	if a.wait == 0 {
 		a.wait = 2 * time.Second
 	}
@@ -102,6 +130,7 @@ func New(opts Options) (*Attestor, []string, error) {
 	}
 	a.sem = make(chan struct{}, n)
 	a.hash.Store(opts.Hash)
+	a.exeOn.Store(opts.ExeMatched)
 	if a.outcome == nil {
 		a.outcome = func(string) {}
 	}
@@ -128,6 +157,11 @@ func New(opts Options) (*Attestor, []string, error) {
 // SetHash turns hashing of executables on or off (a reload added or
 // removed the last exe_sha256 condition).
 func (a *Attestor) SetHash(on bool) { a.hash.Store(on) }
+
+// SetExeMatched says whether some client's match or template reads the
+// executable (a reload added or removed the last one): while one does,
+// every attestation scans for all holders of the socket.
+func (a *Attestor) SetExeMatched(on bool) { a.exeOn.Store(on) }
 
 // Root is systemd's root cgroup as the sidecar sees it.
 func (a *Attestor) Root() string { return a.root }
@@ -181,24 +215,30 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 	if inode == 0 {
 		return nil, ErrGone
 	}
-	pids, err := a.holders(uid, inode)
+	if !a.exeOn.Load() {
+		if p := a.fastAttest(uid, inode); p != nil {
+			return p, nil
+		}
+	}
+	hs, err := a.holders(uid, inode)
 	if err != nil {
 		return nil, err
 	}
-	if len(pids) == 0 {
+	if len(hs) == 0 {
 		return nil, ErrGone
 	}
 	var first *agent.Process
-	for _, pid := range pids {
-		p, err := a.ByPIDHolding(pid, inode)
+	var firstAt holder
+	for _, h := range hs {
+		p, err := a.byPID(h.pid, inode, h.fd)
 		if err != nil {
-			if errors.Is(err, ErrGone) && len(pids) > 1 {
+			if errors.Is(err, ErrGone) && len(hs) > 1 {
 				continue // one of several holders exited
 			}
 			return nil, err
 		}
 		if first == nil {
-			first = p
+			first, firstAt = p, h
 			continue
 		}
 		if first.Unit != p.Unit || first.UserUnit != p.UserUnit || first.Cgroup != p.Cgroup || first.Exe != p.Exe || first.ExeSHA256 != p.ExeSHA256 {
@@ -208,7 +248,165 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 	if first == nil {
 		return nil, ErrGone
 	}
+	a.remember(uid, firstAt)
 	return first, nil
+}
+
+// fastAttest looks for the process holding socket inode among the ones
+// that held uid's latest attested sockets (a service's next connection
+// usually comes from the same process, often on the same fd number, the
+// lowest free one), and describes the first that holds it; nil if none
+// does, and the caller scans.
+//
+// It finds a holder, not all of them, so it describes only what another
+// holder cannot make differ without the found process's cooperation or
+// privilege: the cgroup and the units derived from it. A fork inherits its
+// parent's cgroup; sharing a socket across cgroups then needs a cgroup
+// move (which whoever may make could make for the other process itself),
+// passing the fd over SCM_RIGHTS (the found process's own doing) or
+// pidfd_getfd (which needs ptrace rights over it, i.e. its control). The
+// executable is not of that kind — fork, exec the matched binary with the
+// socket inherited, let the parent write on it — so Exe and ExeSHA256 are
+// left unknown here, and the fast path is off while a client reads them.
+//
+// PID reuse is safe as on the scan path: the process is pinned by a pidfd,
+// checked to hold this very socket before and after its attributes are
+// read, and those are read fresh.
+func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
+	select {
+	case a.fastSem <- struct{}{}:
+		defer func() { <-a.fastSem }()
+	default:
+		return nil // a flood: the bounded scans answer
+	}
+	a.mu.Lock()
+	hp := a.hints[uid]
+	var hs [maxHints]holder
+	if hp != nil {
+		hs = *hp
+	}
+	a.mu.Unlock()
+	for _, h := range hs {
+		if h.pid == 0 {
+			break
+		}
+		p, fd, err := a.fastPID(uid, h, inode)
+		if errors.Is(err, ErrGone) {
+			a.forget(uid, h.pid)
+		}
+		if err != nil || p == nil {
+			continue
+		}
+		a.remember(uid, holder{pid: h.pid, fd: fd})
+		a.FastHits.Add(1)
+		return p
+	}
+	return nil
+}
+
+// fastPID describes hinted process h if it is uid's and holds socket
+// inode (p nil otherwise); fd is the one it holds it as. ErrGone: the
+// process no longer exists or is not uid's.
+func (a *Attestor) fastPID(uid uint32, h holder, inode uint64) (p *agent.Process, fd int, err error) {
+	pidfd, err := unix.PidfdOpen(h.pid, 0)
+	if err != nil {
+		return nil, 0, ErrGone
+	}
+	defer unix.Close(pidfd)
+	dir := a.proc + "/" + strconv.Itoa(h.pid)
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) != nil || st.Uid != uid {
+		return nil, 0, ErrGone // as the scan, only uid's processes
+	}
+	fd, ok := a.findFD(dir+"/fd", h.fd, inode)
+	if !ok {
+		return nil, 0, nil
+	}
+	p = &agent.Process{PID: h.pid}
+	a.cgroupOf(dir, p)
+	if exited(pidfd) {
+		return nil, 0, ErrGone
+	}
+	if !a.fdIs(dir+"/fd/"+strconv.Itoa(fd), inode) {
+		return nil, 0, nil
+	}
+	return p, fd, nil
+}
+
+// findFD returns the fd of socket inode in fd directory dir, trying fd
+// `first` (the hinted one) before reading the directory, and giving up on
+// processes with more than maxFastFDs open files.
+func (a *Attestor) findFD(dir string, first int, inode uint64) (int, bool) {
+	if a.fdIs(dir+"/"+strconv.Itoa(first), inode) {
+		return first, true
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return 0, false
+	}
+	defer d.Close()
+	fds, err := d.Readdirnames(maxFastFDs + 1)
+	if err != nil || len(fds) > maxFastFDs {
+		return 0, false
+	}
+	for _, name := range fds {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd == first {
+			continue
+		}
+		if a.fdIs(dir+"/"+name, inode) {
+			return fd, true
+		}
+	}
+	return 0, false
+}
+
+// fdIs reports whether the fd at path (/proc/PID/fd/N) is socket inode.
+func (a *Attestor) fdIs(path string, inode uint64) bool {
+	var buf [64]byte
+	n, err := unix.Readlink(path, buf[:])
+	if err != nil {
+		return false
+	}
+	ino, ok := socketInode(buf[:n])
+	return ok && ino == inode
+}
+
+// remember makes h the latest holder of uid's sockets.
+func (a *Attestor) remember(uid uint32, h holder) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hs := a.hints[uid]
+	if hs == nil {
+		if len(a.hints) >= maxHintUIDs {
+			clear(a.hints)
+		}
+		hs = &[maxHints]holder{}
+		a.hints[uid] = hs
+	}
+	i := 0
+	for i < maxHints-1 && hs[i].pid != h.pid && hs[i].pid != 0 {
+		i++
+	}
+	copy(hs[1:i+1], hs[:i]) // drops the oldest, or h's older entry
+	hs[0] = h
+}
+
+// forget drops a hinted pid that is gone (or not uid's any more).
+func (a *Attestor) forget(uid uint32, pid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hs := a.hints[uid]
+	if hs == nil {
+		return
+	}
+	for i := range hs {
+		if hs[i].pid == pid {
+			copy(hs[i:], hs[i+1:])
+			hs[maxHints-1] = holder{}
+			return
+		}
+	}
 }
 
 // holders returns the pids of uid's processes that hold socket inode. The
@@ -216,7 +414,7 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // connections from one user costs one scan per batch; at most MaxScans run
 // at once. A scan that started before the lookup is never joined: it may
 // have passed the holder already.
-func (a *Attestor) holders(uid uint32, inode uint64) ([]int, error) {
+func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 	a.mu.Lock()
 	sc := a.pending[uid]
 	if sc == nil {
@@ -250,7 +448,7 @@ func (a *Attestor) run(uid uint32, sc *scan) {
 }
 
 // scanUID maps the socket inodes held by uid's processes to their pids.
-func (a *Attestor) scanUID(uid uint32) (map[uint64][]int, error) {
+func (a *Attestor) scanUID(uid uint32) (map[uint64][]holder, error) {
 	d, err := os.Open(a.proc)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.proc, err)
@@ -260,7 +458,7 @@ func (a *Attestor) scanUID(uid uint32) (map[uint64][]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", a.proc, err)
 	}
-	out := map[uint64][]int{}
+	out := map[uint64][]holder{}
 	var denied bool
 	var buf [64]byte
 	for _, name := range names {
@@ -288,7 +486,8 @@ func (a *Attestor) scanUID(uid uint32) (map[uint64][]int, error) {
 				continue
 			}
 			if ino, ok := socketInode(buf[:n]); ok {
-				out[ino] = append(out[ino], pid)
+				fdn, _ := strconv.Atoi(fd)
+				out[ino] = append(out[ino], holder{pid: pid, fd: fdn})
 			}
 		}
 	}
@@ -313,39 +512,57 @@ func socketInode(link []byte) (uint64, bool) {
 // A PID reused by another process between the scan and the read fails the
 // check: the new process does not hold the socket.
 func (a *Attestor) ByPIDHolding(pid int, inode uint64) (*agent.Process, error) {
+	return a.byPID(pid, inode, -1)
+}
+
+// byPID is ByPIDHolding with the fd the scan saw the socket as (-1: none),
+// checked first: reading one fd is cheaper than the whole fd directory.
+func (a *Attestor) byPID(pid int, inode uint64, fd int) (*agent.Process, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pidfd of %d: %v: %w", pid, err, ErrGone)
 	}
 	defer unix.Close(pidfd)
-	if inode != 0 && !a.holds(pid, inode) {
+	if inode != 0 && !a.holds(pid, inode, fd) {
 		return nil, fmt.Errorf("pid %d no longer holds the socket: %w", pid, ErrGone)
 	}
 	p := &agent.Process{PID: pid}
 	dir := a.proc + "/" + strconv.Itoa(pid)
-	if data, err := os.ReadFile(dir + "/cgroup"); err == nil {
-		if path, err := CgroupPath(data); err == nil {
-			if rel, ok := Relative(path, a.root); ok {
-				p.Cgroup = rel
-				p.Unit, p.UserUnit = Units(rel)
-			}
-		}
-	}
+	a.cgroupOf(dir, p)
 	p.Exe, p.ExeSHA256 = a.exe(dir)
 	// The reads above are the process's only if it is still alive now (a
 	// pid is not reused while its process exists) and still holds the socket.
 	if exited(pidfd) {
 		return nil, fmt.Errorf("pid %d exited during attestation: %w", pid, ErrGone)
 	}
-	if inode != 0 && !a.holds(pid, inode) {
+	if inode != 0 && !a.holds(pid, inode, fd) {
 		return nil, fmt.Errorf("pid %d no longer holds the socket: %w", pid, ErrGone)
 	}
 	return p, nil
 }
 
-// holds reports whether pid has socket inode open.
-func (a *Attestor) holds(pid int, inode uint64) bool {
+// cgroupOf fills p's cgroup and units from /proc/PID/cgroup (dir is
+// /proc/PID); left "" when the path is not below systemd's root.
+func (a *Attestor) cgroupOf(dir string, p *agent.Process) {
+	data, err := os.ReadFile(dir + "/cgroup")
+	if err != nil {
+		return
+	}
+	if path, err := CgroupPath(data); err == nil {
+		if rel, ok := Relative(path, a.root); ok {
+			p.Cgroup = rel
+			p.Unit, p.UserUnit = Units(rel)
+		}
+	}
+}
+
+// holds reports whether pid has socket inode open, as fd when fd >= 0
+// and it still is, else as any fd.
+func (a *Attestor) holds(pid int, inode uint64, fd int) bool {
 	dir := a.proc + "/" + strconv.Itoa(pid) + "/fd"
+	if fd >= 0 && a.fdIs(dir+"/"+strconv.Itoa(fd), inode) {
+		return true
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return false

@@ -253,7 +253,7 @@ func TestRealProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		needs(t, "root (to place processes in cgroups and run them as other uids)")
 	}
-	a, warnings, err := proc.New(proc.Options{Hash: true})
+	a, warnings, err := proc.New(proc.Options{Hash: true, ExeMatched: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -417,6 +417,7 @@ func (d *daemon) apply(next *config.Config) {
 	d.imds.Apply(cfg)
 	if d.procs != nil {
 		d.procs.SetHash(cfg.NeedsExeHash())
+		d.procs.SetExeMatched(cfg.NeedsExe())
 	}
 	if cfg.NeedsContainers() && d.docker == nil {
 		d.log.Warn("a client now matches on container, but the Docker resolver starts only with the process: restart the sidecar (until then container conditions fail closed)")
