@@ -16,9 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errNoSocket is the kernel's answer that no socket has the 4-tuple asked.
-var errNoSocket = errors.New("sock_diag: no such socket")
-
 // Sizes of the kernel's sock_diag structures (include/uapi/linux/inet_diag.h).
 const (
 	// struct inet_diag_sockid: sport, dport (__be16); src[4], dst[4]

@@ -103,6 +103,9 @@ const (
 	// maxFastFDs bounds the fds the fast path reads per hinted process: a
 	// process with more is found by the (bounded, coalesced) scan.
 	maxFastFDs = 256
+	// fdWindow is how far from the hinted fd the fast path tries fds
+	// before reading the fd directory.
+	fdWindow = 16
 	// maxFast bounds the fast paths running at once; more fall back to
 	// the scan, so a connection flood buys no more than the scans' bound.
 	maxFast = 8
@@ -333,12 +336,21 @@ func (a *Attestor) fastPID(uid uint32, h holder, inode uint64) (p *agent.Process
 	return p, fd, nil
 }
 
-// findFD returns the fd of socket inode in fd directory dir, trying fd
-// `first` (the hinted one) before reading the directory, and giving up on
-// processes with more than maxFastFDs open files.
+// findFD returns the fd of socket inode in fd directory dir. A new
+// socket takes the lowest free fd, so a process's next socket is usually
+// at or near the fd of its previous one (first): fds around it are tried
+// before the directory is read, and processes with more than maxFastFDs
+// open files are left to the scan when the socket is not near.
 func (a *Attestor) findFD(dir string, first int, inode uint64) (int, bool) {
 	if a.fdIs(dir+"/"+strconv.Itoa(first), inode) {
 		return first, true
+	}
+	for d := 1; d <= fdWindow; d++ {
+		for _, fd := range [2]int{first + d, first - d} {
+			if fd >= 0 && a.fdIs(dir+"/"+strconv.Itoa(fd), inode) {
+				return fd, true
+			}
+		}
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -351,8 +363,8 @@ func (a *Attestor) findFD(dir string, first int, inode uint64) (int, bool) {
 	}
 	for _, name := range fds {
 		fd, err := strconv.Atoi(name)
-		if err != nil || fd == first {
-			continue
+		if err != nil || (fd >= first-fdWindow && fd <= first+fdWindow) {
+			continue // tried
 		}
 		if a.fdIs(dir+"/"+name, inode) {
 			return fd, true
