@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,9 +75,9 @@ type Attestor struct {
 	sem     chan struct{}
 
 	mu      sync.Mutex
-	pending map[uint32]*scan             // per uid: the scan not started yet, which new lookups join
-	hints   map[uint32]*[maxHints]holder // per uid: the holders of its latest attested sockets, latest first
-	fastSem chan struct{}                // bounds the fast paths running at once
+	pending map[uint32]*scan           // per uid: the scan not started yet, which new lookups join
+	hints   map[uint32]*[maxHints]hint // per uid: the holders of its latest attested sockets, latest first
+	fastSem chan struct{}              // bounds the fast paths running at once
 
 	hashMu sync.Mutex
 	hashes map[fileKey]string
@@ -95,17 +96,38 @@ type scan struct {
 // holder is a process holding a socket, and the fd it holds it as.
 type holder struct{ pid, fd int }
 
+// hint is a process that held some of a uid's attested sockets, and the
+// fds it held the latest ones as, latest first (-1: none). A process's
+// new sockets take the lowest free fd, which cycles through a few numbers
+// (a hole below long-lived fds, or just above them).
+type hint struct {
+	pid int
+	fds [hintFDs]int
+}
+
+// add makes fd the latest of h's fds.
+func (h *hint) add(fd int) {
+	i := 0
+	for i < hintFDs-1 && h.fds[i] != fd && h.fds[i] >= 0 {
+		i++
+	}
+	copy(h.fds[1:i+1], h.fds[:i])
+	h.fds[0] = fd
+}
+
 const (
 	// maxHints is how many recent holders are remembered per uid.
 	maxHints = 4
+	// hintFDs is how many fds are remembered per hinted process.
+	hintFDs = 8
 	// maxHintUIDs bounds the uids remembered (then all are forgotten).
 	maxHintUIDs = 4096
 	// maxFastFDs bounds the fds the fast path reads per hinted process: a
 	// process with more is found by the (bounded, coalesced) scan.
-	maxFastFDs = 256
-	// fdWindow is how far from the hinted fd the fast path tries fds
+	maxFastFDs = 1024
+	// fdWindow is how far from the hinted fds the fast path tries fds
 	// before reading the fd directory.
-	fdWindow = 16
+	fdWindow = 8
 	// maxFast bounds the fast paths running at once; more fall back to
 	// the scan, so a connection flood buys no more than the scans' bound.
 	maxFast = 8
@@ -123,7 +145,7 @@ type fileKey struct {
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
 	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{},
-		hints: map[uint32]*[maxHints]holder{}, fastSem: make(chan struct{}, maxFast)}
+		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast)}
 	if a.wait == 0 {
 		a.wait = 2 * time.Second
 	}
@@ -284,7 +306,7 @@ func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
 	}
 	a.mu.Lock()
 	hp := a.hints[uid]
-	var hs [maxHints]holder
+	var hs [maxHints]hint
 	if hp != nil {
 		hs = *hp
 	}
@@ -310,7 +332,7 @@ func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
 // fastPID describes hinted process h if it is uid's and holds socket
 // inode (p nil otherwise); fd is the one it holds it as. ErrGone: the
 // process no longer exists or is not uid's.
-func (a *Attestor) fastPID(uid uint32, h holder, inode uint64) (p *agent.Process, fd int, err error) {
+func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, fd int, err error) {
 	pidfd, err := unix.PidfdOpen(h.pid, 0)
 	if err != nil {
 		return nil, 0, ErrGone
@@ -321,7 +343,7 @@ func (a *Attestor) fastPID(uid uint32, h holder, inode uint64) (p *agent.Process
 	if unix.Stat(dir, &st) != nil || st.Uid != uid {
 		return nil, 0, ErrGone // as the scan, only uid's processes
 	}
-	fd, ok := a.findFD(dir+"/fd", h.fd, inode)
+	fd, ok := a.findFD(dir+"/fd", &h.fds, inode)
 	if !ok {
 		return nil, 0, nil
 	}
@@ -338,17 +360,34 @@ func (a *Attestor) fastPID(uid uint32, h holder, inode uint64) (p *agent.Process
 
 // findFD returns the fd of socket inode in fd directory dir. A new
 // socket takes the lowest free fd, so a process's next socket is usually
-// at or near the fd of its previous one (first): fds around it are tried
-// before the directory is read, and processes with more than maxFastFDs
-// open files are left to the scan when the socket is not near.
-func (a *Attestor) findFD(dir string, first int, inode uint64) (int, bool) {
-	if a.fdIs(dir+"/"+strconv.Itoa(first), inode) {
-		return first, true
+// at or near one of the fds of its latest ones (recent): fds around those
+// are tried before the directory is read, and processes with more than
+// maxFastFDs open files are left to the scan when the socket is not near.
+func (a *Attestor) findFD(dir string, recent *[hintFDs]int, inode uint64) (int, bool) {
+	var tried [hintFDs * (2*fdWindow + 1)]int
+	n := 0
+	try := func(fd int) bool {
+		if fd < 0 || slices.Contains(tried[:n], fd) {
+			return false
+		}
+		tried[n] = fd
+		n++
+		return a.fdIs(dir+"/"+strconv.Itoa(fd), inode)
+	}
+	for _, r := range recent {
+		if r >= 0 && try(r) {
+			return r, true
+		}
 	}
 	for d := 1; d <= fdWindow; d++ {
-		for _, fd := range [2]int{first + d, first - d} {
-			if fd >= 0 && a.fdIs(dir+"/"+strconv.Itoa(fd), inode) {
-				return fd, true
+		for _, r := range recent {
+			if r < 0 {
+				continue
+			}
+			for _, fd := range [2]int{r + d, r - d} {
+				if try(fd) {
+					return fd, true
+				}
 			}
 		}
 	}
@@ -361,12 +400,10 @@ func (a *Attestor) findFD(dir string, first int, inode uint64) (int, bool) {
 	if err != nil || len(fds) > maxFastFDs {
 		return 0, false
 	}
+	probed := tried[:n]
 	for _, name := range fds {
 		fd, err := strconv.Atoi(name)
-		if err != nil || (fd >= first-fdWindow && fd <= first+fdWindow) {
-			continue // tried
-		}
-		if a.fdIs(dir+"/"+name, inode) {
+		if err == nil && !slices.Contains(probed, fd) && a.fdIs(dir+"/"+name, inode) {
 			return fd, true
 		}
 	}
@@ -393,15 +430,23 @@ func (a *Attestor) remember(uid uint32, h holder) {
 		if len(a.hints) >= maxHintUIDs {
 			clear(a.hints)
 		}
-		hs = &[maxHints]holder{}
+		hs = &[maxHints]hint{}
 		a.hints[uid] = hs
 	}
 	i := 0
 	for i < maxHints-1 && hs[i].pid != h.pid && hs[i].pid != 0 {
 		i++
 	}
+	e := hs[i]
+	if e.pid != h.pid {
+		e = hint{pid: h.pid}
+		for j := range e.fds {
+			e.fds[j] = -1
+		}
+	}
+	e.add(h.fd)
 	copy(hs[1:i+1], hs[:i]) // drops the oldest, or h's older entry
-	hs[0] = h
+	hs[0] = e
 }
 
 // forget drops a hinted pid that is gone (or not uid's any more).
@@ -415,7 +460,7 @@ func (a *Attestor) forget(uid uint32, pid int) {
 	for i := range hs {
 		if hs[i].pid == pid {
 			copy(hs[i:], hs[i+1:])
-			hs[maxHints-1] = holder{}
+			hs[maxHints-1] = hint{}
 			return
 		}
 	}
