@@ -122,14 +122,16 @@ const (
 	hintFDs = 8
 	// maxHintUIDs bounds the uids remembered (then all are forgotten).
 	maxHintUIDs = 4096
-	// maxFastFDs bounds the fds the fast path reads per hinted process: a
-	// process with more is found by the (bounded, coalesced) scan.
-	maxFastFDs = 1024
+	// maxFastFDs bounds the fds the fast path reads per hinted process
+	// when the socket is not near a hinted fd (a scan reads them all, and
+	// every other process's of the uid); a process with more is found by
+	// the (bounded, coalesced) scan.
+	maxFastFDs = 4096
 	// fdWindow is how far from the hinted fds the fast path tries fds
 	// before reading the fd directory.
 	fdWindow = 8
-	// maxFast bounds the fast paths running at once; more fall back to
-	// the scan, so a connection flood buys no more than the scans' bound.
+	// maxFast bounds the fast paths running at once; more wait for one to
+	// finish, so a connection flood buys at most that many at a time.
 	maxFast = 8
 )
 
@@ -298,12 +300,10 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // checked to hold this very socket before and after its attributes are
 // read, and those are read fresh.
 func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
-	select {
-	case a.fastSem <- struct{}{}:
-		defer func() { <-a.fastSem }()
-	default:
-		return nil // a flood: the bounded scans answer
-	}
+	// Waiting for a slot beats falling back to a scan: a fast path's
+	// work is bounded and short, a scan's is neither.
+	a.fastSem <- struct{}{}
+	defer func() { <-a.fastSem }()
 	a.mu.Lock()
 	hp := a.hints[uid]
 	var hs [maxHints]hint
