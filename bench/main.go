@@ -53,6 +53,7 @@ type options struct {
 	sessions       int
 	jsonOut        bool
 	cpuprofile     string
+	unitProfile    string
 	coldProfile    string
 	wrk            bool
 	check          bool
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener)")
 	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file")
+	fs.StringVar(&o.unitProfile, "unit-cpuprofile", "", "write CPU profiles of the systemd_unit-matched sidecar under the cold-sequence load to FILE.other-uid and FILE.same-uid")
 	fs.BoolVar(&o.wrk, "wrk", false, "also drive the keep-alive comparison with wrk (must be installed: apt-get install wrk)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when the sidecar misses the floor: throughput ratio < 0.85 or p99 > 1.25 x bare")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, sidecar logs)")
@@ -201,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	progress("building ./cmd/credsidecar")
-	bin, err := buildSidecar(ctx, root, dir, o.cpuprofile != "" || o.coldProfile != "")
+	bin, err := buildSidecar(ctx, root, dir, o.cpuprofile != "" || o.coldProfile != "" || o.unitProfile != "")
 	if err != nil {
 		return err
 	}
@@ -241,7 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // throughput runs the keep-alive, cold-sequence and single-connection loads
 // against the sidecar and the bare server.
 func throughput(ctx context.Context, o *options, bin, dir string, rep *report, progress func(string, ...any)) error {
-	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.cpuprofile != "" || o.coldProfile != "")
+	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.cpuprofile != "" || o.coldProfile != "" || o.unitProfile != "")
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type unitFigures struct {
 	// one new connection.
 	IdentifyUs float64 `json:"identify_per_connection_us"`
 	Skipped    string  `json:"skipped,omitempty"`
+	// Profile is the CPU profile of the sidecar under the cold load
+	// (-unit-cpuprofile).
+	Profile string `json:"cpu_profile,omitempty"`
 }
 
 // unitRun measures a sidecar whose client is matched by systemd_unit: the
@@ -60,7 +63,7 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		u.Skipped = err.Error()
 		return nil
 	}
-	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(`systemd_unit: credsidecar-bench.service`), false)
+	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(`systemd_unit: credsidecar-bench.service`), o.unitProfile != "")
 	if err != nil {
 		return err
 	}
@@ -132,6 +135,18 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 	}
 	bareReq := []byte(strings.Replace(string(credReq(bare.addr)), token, bareTok, 1))
 	u.KeepAlive = compare(keepAlive(ctx, bare.addr, bareReq, o.conns, each), keepAlive(ctx, side.addr, credReq(side.addr), o.conns, each))
+	if o.unitProfile != "" {
+		file := o.unitProfile + ".other-uid"
+		if sameUID {
+			file = o.unitProfile + ".same-uid"
+		}
+		if err := profile(ctx, side, file, o.coldDuration, progress, func(d time.Duration) {
+			coldSequence(ctx, side.addr, side.addr, o.coldConns, d)
+		}); err != nil {
+			return err
+		}
+		u.Profile = file
+	}
 	return ctx.Err()
 }
 

@@ -601,7 +601,7 @@ func (a *Attestor) byPID(pid int, inode uint64, fd int) (*agent.Process, error) 
 // cgroupOf fills p's cgroup and units from /proc/PID/cgroup (dir is
 // /proc/PID); left "" when the path is not below systemd's root.
 func (a *Attestor) cgroupOf(dir string, p *agent.Process) {
-	data, err := os.ReadFile(dir + "/cgroup")
+	data, err := readSmall(dir + "/cgroup")
 	if err != nil {
 		return
 	}
@@ -611,6 +611,28 @@ func (a *Attestor) cgroupOf(dir string, p *agent.Process) {
 			p.Unit, p.UserUnit = Units(rel)
 		}
 	}
+}
+
+// readSmall reads a small /proc file: open, read, close (os.ReadFile
+// also stats it and reads again to see the end, which /proc makes costly
+// on the fast path). A file that may not have fit is read again whole.
+func readSmall(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Read(fd, buf)
+	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	if n < len(buf)/2 {
+		// /proc/PID/cgroup is generated whole and handed out as far as
+		// the buffer goes: a read well short of it is the whole file.
+		return buf[:n], nil
+	}
+	return os.ReadFile(path)
 }
 
 // holds reports whether pid has socket inode open, as fd when fd >= 0
