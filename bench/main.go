@@ -367,7 +367,7 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 	rep.Single = compare(oneBare, oneSide)
 
 	for _, same := range []bool{false, true} {
-		if err := unitRun(ctx, o, bin, dir, bare, rep, same, progress); err != nil {
+		if err := unitRun(ctx, o, bin, dir, bare, side, rep, same, progress); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,11 @@ type unitFigures struct {
 	// matched by uids: the sock_diag lookup alone (bounded and coalesced
 	// by imds), which a unit match also needs.
 	UIDCold figures `json:"uid_client_cold_sequence"`
+	// PlainCold is the plain sidecar (clients by address) under the same
+	// load, in the same rounds: RatioToPlain is what recognising by unit
+	// costs over a sidecar that recognises callers for free.
+	PlainCold    figures `json:"plain_sidecar_cold_sequence"`
+	RatioToPlain float64 `json:"cold_ratio_to_plain_sidecar"`
 	// IdentifyUs is the extra p50 of a cold sequence over the uids
 	// client's: what attestation (the /proc scan, pidfd, cgroup) adds to
 	// one new connection.
@@ -42,7 +47,7 @@ type unitFigures struct {
 // `others` other processes of its uid run (the attestor scans that uid's
 // /proc/PID/fd), then runs the cold SDK sequence and keep-alive load
 // against it and against the bare server. Needs root; skipped otherwise.
-func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, rep *report, sameUID bool, progress func(string, ...any)) error {
+func unitRun(ctx context.Context, o *options, bin, dir string, bare, plain *process, rep *report, sameUID bool, progress func(string, ...any)) error {
 	const others = 1000
 	u := &unitFigures{OtherProcesses: others, SameUID: sameUID}
 	if sameUID {
@@ -114,15 +119,20 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		return fmt.Errorf("the unit-matched client was refused: %w", err)
 	}
 	each := max(o.coldDuration/time.Duration(o.rounds), 200*time.Millisecond)
-	coldBare, coldUnit, coldUID := &result{}, &result{}, &result{}
+	coldBare, coldUnit, coldUID, coldPlain := &result{}, &result{}, &result{}, &result{}
 	for round := range o.rounds {
 		progress("unit-matched cold sequences round %d/%d, %s each", round+1, o.rounds, each)
 		coldBare.merge(coldSequence(ctx, bare.addr, bare.addr, o.coldConns, each))
 		coldUnit.merge(coldSequence(ctx, side.addr, side.addr, o.coldConns, each))
 		coldUID.merge(coldSequence(ctx, uidSide.addr, uidSide.addr, o.coldConns, each))
+		coldPlain.merge(coldSequence(ctx, plain.addr, plain.addr, o.coldConns, each))
 	}
 	u.Cold = compare(coldBare, coldUnit)
 	u.UIDCold = figuresOf(coldUID)
+	u.PlainCold = figuresOf(coldPlain)
+	if u.PlainCold.RPS > 0 {
+		u.RatioToPlain = u.Cold.Sidecar.RPS / u.PlainCold.RPS
+	}
 	u.IdentifyUs = u.Cold.Sidecar.P50us - u.UIDCold.P50us
 	credReq := func(addr string) []byte {
 		return []byte("GET /latest/meta-data/iam/security-credentials/app HTTP/1.1\r\nHost: " + addr +
@@ -213,6 +223,7 @@ func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
 		u.Cold.Sidecar.RPS, u.Cold.Bare.RPS, u.Cold.Ratio, fmtDur(u.Cold.Sidecar.P50us), fmtDur(u.Cold.Bare.P50us))
 	fmt.Fprintf(w, "  keep-alive          sidecar %8.0f req/s, bare %8.0f req/s: ratio %.3f (attested once per connection)\n",
 		u.KeepAlive.Sidecar.RPS, u.KeepAlive.Bare.RPS, u.KeepAlive.Ratio)
+	fmt.Fprintf(w, "  plain sidecar, same load %8.0f seq/s: the unit client makes %.3f of it\n", u.PlainCold.RPS, u.RatioToPlain)
 	fmt.Fprintf(w, "  uids client, same load %8.0f seq/s, p50 %s (sock_diag alone, coalesced under load)\n", u.UIDCold.RPS, fmtDur(u.UIDCold.P50us))
 	fmt.Fprintf(w, "  attestation per new connection: %s (cold p50 over the uids client's)\n\n", fmtDur(u.IdentifyUs))
 }
