@@ -31,7 +31,7 @@ func TestUIDLookupsCoalesce(t *testing.T) {
 			return got, nil
 		})
 	c.batchGet = func(p sockPair) (sockOwner, error) {
-		if p.client.Addr().Is4In6() {
+		if !p.client.Addr().Is4In6() {
 			return sockOwner{}, fmt.Errorf("batch lookup of %v: not as asked", p)
 		}
 		return owner(p), nil

@@ -332,38 +332,43 @@ func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
 // fastPID describes hinted process h if it is uid's and holds socket
 // inode (p nil otherwise); fd is the one it holds it as. ErrGone: the
 // process no longer exists or is not uid's.
+//
+// The process is pinned by a descriptor of its /proc/PID directory, and
+// everything is read through it: that directory stays the process's it
+// was opened for (a PID reused later is another directory), and once that
+// process has exited its entries no longer resolve — so the socket found
+// at the end through it was held by that very process, alive then.
 func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, fd int, err error) {
-	pidfd, err := unix.PidfdOpen(h.pid, 0)
+	dfd, err := unix.Open(a.proc+"/"+strconv.Itoa(h.pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, ErrGone
 	}
-	defer unix.Close(pidfd)
-	dir := a.proc + "/" + strconv.Itoa(h.pid)
+	defer unix.Close(dfd)
 	var st unix.Stat_t
-	if unix.Stat(dir, &st) != nil || st.Uid != uid {
+	if unix.Fstat(dfd, &st) != nil || st.Uid != uid {
 		return nil, 0, ErrGone // as the scan, only uid's processes
 	}
-	fd, ok := a.findFD(dir+"/fd", &h.fds, inode)
+	fd, ok := a.findFD(dfd, &h.fds, inode)
 	if !ok {
 		return nil, 0, nil
 	}
 	p = &agent.Process{PID: h.pid}
-	a.cgroupOf(dir, p)
-	if exited(pidfd) {
-		return nil, 0, ErrGone
+	if data, err := readSmallAt(dfd, "cgroup"); err == nil {
+		a.cgroupFrom(data, p)
 	}
-	if !a.fdIs(dir+"/fd/"+strconv.Itoa(fd), inode) {
-		return nil, 0, nil
+	if !fdIsAt(dfd, fd, inode) {
+		return nil, 0, nil // closed, passed on, or the process exited
 	}
 	return p, fd, nil
 }
 
-// findFD returns the fd of socket inode in fd directory dir. A new
-// socket takes the lowest free fd, so a process's next socket is usually
-// at or near one of the fds of its latest ones (recent): fds around those
-// are tried before the directory is read, and processes with more than
-// maxFastFDs open files are left to the scan when the socket is not near.
-func (a *Attestor) findFD(dir string, recent *[hintFDs]int, inode uint64) (int, bool) {
+// findFD returns the fd of socket inode of the process whose /proc/PID
+// is open as dfd. A new socket takes the lowest free fd, so a process's
+// next socket is usually at or near one of the fds of its latest ones
+// (recent): fds around those are tried before the fd directory is read,
+// and processes with more than maxFastFDs open files are left to the scan
+// when the socket is not near.
+func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, bool) {
 	var tried [hintFDs * (2*fdWindow + 1)]int
 	n := 0
 	try := func(fd int) bool {
@@ -372,7 +377,7 @@ func (a *Attestor) findFD(dir string, recent *[hintFDs]int, inode uint64) (int, 
 		}
 		tried[n] = fd
 		n++
-		return a.fdIs(dir+"/"+strconv.Itoa(fd), inode)
+		return fdIsAt(dfd, fd, inode)
 	}
 	for _, r := range recent {
 		if r >= 0 && try(r) {
@@ -391,10 +396,11 @@ func (a *Attestor) findFD(dir string, recent *[hintFDs]int, inode uint64) (int, 
 			}
 		}
 	}
-	d, err := os.Open(dir)
+	fdd, err := unix.Openat(dfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, false
 	}
+	d := os.NewFile(uintptr(fdd), "fd")
 	defer d.Close()
 	fds, err := d.Readdirnames(maxFastFDs + 1)
 	if err != nil || len(fds) > maxFastFDs {
@@ -403,11 +409,23 @@ func (a *Attestor) findFD(dir string, recent *[hintFDs]int, inode uint64) (int, 
 	probed := tried[:n]
 	for _, name := range fds {
 		fd, err := strconv.Atoi(name)
-		if err == nil && !slices.Contains(probed, fd) && a.fdIs(dir+"/"+name, inode) {
+		if err == nil && !slices.Contains(probed, fd) && fdIsAt(dfd, fd, inode) {
 			return fd, true
 		}
 	}
 	return 0, false
+}
+
+// fdIsAt reports whether fd of the process whose /proc/PID is open as dfd
+// is socket inode.
+func fdIsAt(dfd, fd int, inode uint64) bool {
+	var buf [64]byte
+	n, err := unix.Readlinkat(dfd, "fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return false
+	}
+	ino, ok := socketInode(buf[:n])
+	return ok && ino == inode
 }
 
 // fdIs reports whether the fd at path (/proc/PID/fd/N) is socket inode.
@@ -599,12 +617,16 @@ func (a *Attestor) byPID(pid int, inode uint64, fd int) (*agent.Process, error) 
 }
 
 // cgroupOf fills p's cgroup and units from /proc/PID/cgroup (dir is
-// /proc/PID); left "" when the path is not below systemd's root.
+// /proc/PID).
 func (a *Attestor) cgroupOf(dir string, p *agent.Process) {
-	data, err := readSmall(dir + "/cgroup")
-	if err != nil {
-		return
+	if data, err := os.ReadFile(dir + "/cgroup"); err == nil {
+		a.cgroupFrom(data, p)
 	}
+}
+
+// cgroupFrom fills p's cgroup and units from the contents of
+// /proc/PID/cgroup; left "" when the path is not below systemd's root.
+func (a *Attestor) cgroupFrom(data []byte, p *agent.Process) {
 	if path, err := CgroupPath(data); err == nil {
 		if rel, ok := Relative(path, a.root); ok {
 			p.Cgroup = rel
@@ -613,26 +635,35 @@ func (a *Attestor) cgroupOf(dir string, p *agent.Process) {
 	}
 }
 
-// readSmall reads a small /proc file: open, read, close (os.ReadFile
-// also stats it and reads again to see the end, which /proc makes costly
-// on the fast path). A file that may not have fit is read again whole.
-func readSmall(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// readSmallAt reads a /proc/PID file, name relative to dfd, with as few
+// system calls as it takes: open, one read, close for a small file
+// (os.ReadFile also stats it and reads again to see the end, which /proc
+// makes costly on the fast path).
+func readSmallAt(dfd int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 4096)
-	n, err := unix.Read(fd, buf)
-	unix.Close(fd)
-	if err != nil {
-		return nil, err
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for {
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+n]
+		if n == 0 || len(buf) < cap(buf)/2 {
+			// /proc/PID/cgroup is generated whole and handed out as far
+			// as the buffer goes: a read well short of it is the end.
+			return buf, nil
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
 	}
-	if n < len(buf)/2 {
-		// /proc/PID/cgroup is generated whole and handed out as far as
-		// the buffer goes: a read well short of it is the whole file.
-		return buf[:n], nil
-	}
-	return os.ReadFile(path)
 }
 
 // holds reports whether pid has socket inode open, as fd when fd >= 0
