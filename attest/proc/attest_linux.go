@@ -296,9 +296,10 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // socket inherited, let the parent write on it — so Exe and ExeSHA256 are
 // left unknown here, and the fast path is off while a client reads them.
 //
-// PID reuse is safe as on the scan path: the process is pinned by a pidfd,
-// checked to hold this very socket before and after its attributes are
-// read, and those are read fresh.
+// PID reuse is safe as on the scan path: the process is pinned (by its
+// /proc/PID directory, see fastPID), checked to hold this very socket
+// before and after its attributes are read, and those are read fresh; a
+// hint only says where to look first.
 func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
 	// Waiting for a slot beats falling back to a scan: a fast path's
 	// work is bounded and short, a scan's is neither.
