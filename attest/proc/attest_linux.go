@@ -370,28 +370,29 @@ func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, 
 // and processes with more than maxFastFDs open files are left to the scan
 // when the socket is not near.
 func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, bool) {
-	var tried [hintFDs * (2*fdWindow + 1)]int
-	n := 0
-	try := func(fd int) bool {
-		if fd < 0 || slices.Contains(tried[:n], fd) {
-			return false
+	// near reports whether fd is within the window of a recent fd before
+	// recent[upto] (tried already; no bookkeeping, which would grow the
+	// stack of every connection's goroutine).
+	near := func(fd, window, upto int) bool {
+		for _, r := range recent[:upto] {
+			if r >= 0 && fd >= r-window && fd <= r+window {
+				return true
+			}
 		}
-		tried[n] = fd
-		n++
-		return fdIsAt(dfd, fd, inode)
+		return false
 	}
-	for _, r := range recent {
-		if r >= 0 && try(r) {
+	for i, r := range recent {
+		if r >= 0 && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
 			return r, true
 		}
 	}
-	for d := 1; d <= fdWindow; d++ {
-		for _, r := range recent {
-			if r < 0 {
-				continue
-			}
+	for i, r := range recent {
+		if r < 0 || near(r, 0, i) {
+			continue
+		}
+		for d := 1; d <= fdWindow; d++ {
 			for _, fd := range [2]int{r + d, r - d} {
-				if try(fd) {
+				if fd >= 0 && !near(fd, 0, hintFDs) && !near(fd, fdWindow, i) && fdIsAt(dfd, fd, inode) {
 					return fd, true
 				}
 			}
@@ -407,10 +408,9 @@ func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, boo
 	if err != nil || len(fds) > maxFastFDs {
 		return 0, false
 	}
-	probed := tried[:n]
 	for _, name := range fds {
 		fd, err := strconv.Atoi(name)
-		if err == nil && !slices.Contains(probed, fd) && fdIsAt(dfd, fd, inode) {
+		if err == nil && !near(fd, fdWindow, hintFDs) && fdIsAt(dfd, fd, inode) {
 			return fd, true
 		}
 	}
