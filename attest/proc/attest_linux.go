@@ -105,7 +105,7 @@ type hint struct {
 	fds [hintFDs]int
 }
 
-// add makes fd the latest of h's fds.
+// add makes fd the latest of h's fds (they stay distinct).
 func (h *hint) add(fd int) {
 	i := 0
 	for i < hintFDs-1 && h.fds[i] != fd && h.fds[i] >= 0 {
@@ -381,8 +381,12 @@ func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, boo
 		}
 		return false
 	}
-	for i, r := range recent {
-		if r >= 0 && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
+	// The recent fds oldest first: with several connections at a time,
+	// the latest ones are likely still open, and the new socket took the
+	// fd of one that closed. (A process with one connection at a time
+	// reuses one fd, the only entry.)
+	for i := hintFDs - 1; i >= 0; i-- {
+		if r := recent[i]; r >= 0 && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
 			return r, true
 		}
 	}
