@@ -62,6 +62,7 @@ type options struct {
 	scaleDuration  time.Duration
 	jsonOut        bool
 	cpuprofile     string
+	unitProfile    string
 	coldProfile    string
 	wrk            bool
 	check          bool
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener), and one of the bare server to FILE without .pprof + .bare.pprof")
 	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file, and one of the bare server to FILE without .pprof + .bare.pprof")
+	fs.StringVar(&o.unitProfile, "unit-cpuprofile", "", "write CPU profiles of the systemd_unit-matched sidecar under the cold-sequence load to FILE.other-uid and FILE.same-uid")
 	fs.BoolVar(&o.wrk, "wrk", false, "also drive the keep-alive comparison with wrk (must be installed: apt-get install wrk)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a figure misses its goal (issue 16: keep-alive >= 0.95 x bare and p99 <= 1.10 x, cold sequence >= 0.95 x, single-connection p50 <= 1.05 x, RSS <= 20 MiB idle and <= 24 MiB under load, 10 000 sessions <= 48 MiB, ready <= 100 ms)")
 	fs.Float64Var(&o.tolerance, "tolerance", 0, "judge -check's goals with this relative slack, for noisy machines: 0.05 accepts floors down to 95% of the goal and ceilings up to 105% (default 0: the goals as written)")
@@ -248,7 +250,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	progress("building ./cmd/credsidecar")
-	bin, err := buildSidecar(ctx, root, dir, o.cpuprofile != "" || o.coldProfile != "")
+	bin, err := buildSidecar(ctx, root, dir, o.cpuprofile != "" || o.coldProfile != "" || o.unitProfile != "")
 	if err != nil {
 		return err
 	}
@@ -303,7 +305,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // throughput runs the keep-alive, cold-sequence and single-connection loads
 // against the sidecar and the bare server.
 func throughput(ctx context.Context, o *options, bin, dir string, rep *report, progress func(string, ...any)) error {
-	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.cpuprofile != "" || o.coldProfile != "")
+	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.cpuprofile != "" || o.coldProfile != "" || o.unitProfile != "")
 	if err != nil {
 		return err
 	}
@@ -437,7 +439,7 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		if !o.unit {
 			break
 		}
-		if err := unitRun(ctx, o, bin, dir, bare, rep, same, progress); err != nil {
+		if err := unitRun(ctx, o, bin, dir, bare, side, rep, same, progress); err != nil {
 			return err
 		}
 	}

@@ -26,11 +26,26 @@ type unitFigures struct {
 	// matched by uids: the sock_diag lookup alone (bounded and coalesced
 	// by imds), which a unit match also needs.
 	UIDCold figures `json:"uid_client_cold_sequence"`
+	// PlainCold is the plain sidecar (clients by address) under the same
+	// load, in the same rounds: RatioToPlain is what recognising by unit
+	// costs over a sidecar that recognises callers for free.
+	PlainCold    figures `json:"plain_sidecar_cold_sequence"`
+	RatioToPlain float64 `json:"cold_ratio_to_plain_sidecar"`
+	// CPUPerSeq is each server's CPU time (user + system, from
+	// /proc/PID/stat) per cold sequence, in µs: unlike throughput on a
+	// shared machine, it hardly moves with the neighbours' load.
+	// IdentifyCPUUs is the unit sidecar's over the uids sidecar's: the CPU
+	// attestation costs per new connection.
+	CPUPerSeq     cpuFigures `json:"cpu_us_per_sequence"`
+	IdentifyCPUUs float64    `json:"identify_cpu_us_per_connection"`
 	// IdentifyUs is the extra p50 of a cold sequence over the uids
 	// client's: what attestation (the /proc scan, pidfd, cgroup) adds to
 	// one new connection.
 	IdentifyUs float64 `json:"identify_per_connection_us"`
 	Skipped    string  `json:"skipped,omitempty"`
+	// Profile is the CPU profile of the sidecar under the cold load
+	// (-unit-cpuprofile).
+	Profile string `json:"cpu_profile,omitempty"`
 }
 
 // unitRun measures a sidecar whose client is matched by systemd_unit: the
@@ -39,7 +54,7 @@ type unitFigures struct {
 // `others` other processes of its uid run (the attestor scans that uid's
 // /proc/PID/fd), then runs the cold SDK sequence and keep-alive load
 // against it and against the bare server. Needs root; skipped otherwise.
-func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, rep *report, sameUID bool, progress func(string, ...any)) error {
+func unitRun(ctx context.Context, o *options, bin, dir string, bare, plain *process, rep *report, sameUID bool, progress func(string, ...any)) error {
 	const others = 1000
 	u := &unitFigures{OtherProcesses: others, SameUID: sameUID}
 	if sameUID {
@@ -60,7 +75,7 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		u.Skipped = err.Error()
 		return nil
 	}
-	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(`systemd_unit: credsidecar-bench.service`), false)
+	side, err := startSidecar(ctx, bin, dir, fmt.Sprintf("sidecar-unit-%v", sameUID), unitConfig(`systemd_unit: credsidecar-bench.service`), o.unitProfile != "")
 	if err != nil {
 		return err
 	}
@@ -111,15 +126,33 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 		return fmt.Errorf("the unit-matched client was refused: %w", err)
 	}
 	each := max(o.coldDuration/time.Duration(o.rounds), 200*time.Millisecond)
-	coldBare, coldUnit, coldUID := &result{}, &result{}, &result{}
+	coldBare, coldUnit, coldUID, coldPlain := &result{}, &result{}, &result{}, &result{}
+	var cpu [4]time.Duration
 	for round := range o.rounds {
 		progress("unit-matched cold sequences round %d/%d, %s each", round+1, o.rounds, each)
-		coldBare.merge(coldSequence(ctx, bare.addr, bare.addr, o.coldConns, each))
-		coldUnit.merge(coldSequence(ctx, side.addr, side.addr, o.coldConns, each))
-		coldUID.merge(coldSequence(ctx, uidSide.addr, uidSide.addr, o.coldConns, each))
+		for i, t := range []struct {
+			p   *process
+			acc *result
+		}{{bare, coldBare}, {side, coldUnit}, {uidSide, coldUID}, {plain, coldPlain}} {
+			before := cpuTime(t.p.pid())
+			t.acc.merge(coldSequence(ctx, t.p.addr, t.p.addr, o.coldConns, each))
+			cpu[i] += cpuTime(t.p.pid()) - before
+		}
 	}
+	perSeq := func(d time.Duration, r *result) float64 {
+		if r.Requests == 0 {
+			return 0
+		}
+		return float64(d.Microseconds()) / float64(r.Requests)
+	}
+	u.CPUPerSeq = cpuFigures{Bare: perSeq(cpu[0], coldBare), Unit: perSeq(cpu[1], coldUnit), UIDs: perSeq(cpu[2], coldUID), Plain: perSeq(cpu[3], coldPlain)}
+	u.IdentifyCPUUs = u.CPUPerSeq.Unit - u.CPUPerSeq.UIDs
 	u.Cold = compare(coldBare, coldUnit)
 	u.UIDCold = figuresOf(coldUID)
+	u.PlainCold = figuresOf(coldPlain)
+	if u.PlainCold.RPS > 0 {
+		u.RatioToPlain = u.Cold.Sidecar.RPS / u.PlainCold.RPS
+	}
 	u.IdentifyUs = u.Cold.Sidecar.P50us - u.UIDCold.P50us
 	credReq := func(addr string) []byte {
 		return []byte("GET /latest/meta-data/iam/security-credentials/app HTTP/1.1\r\nHost: " + addr +
@@ -132,7 +165,50 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare *process, re
 	}
 	bareReq := []byte(strings.Replace(string(credReq(bare.addr)), token, bareTok, 1))
 	u.KeepAlive = compare(keepAlive(ctx, bare.addr, bareReq, o.conns, each), keepAlive(ctx, side.addr, credReq(side.addr), o.conns, each))
+	if o.unitProfile != "" {
+		file := o.unitProfile + ".other-uid"
+		if sameUID {
+			file = o.unitProfile + ".same-uid"
+		}
+		if err := profile(ctx, side, file, o.coldDuration, progress, func(d time.Duration) {
+			coldSequence(ctx, side.addr, side.addr, o.coldConns, d)
+		}); err != nil {
+			return err
+		}
+		u.Profile = file
+	}
 	return ctx.Err()
+}
+
+// cpuFigures are CPU µs per cold sequence of each server.
+type cpuFigures struct {
+	Bare  float64 `json:"bare"`
+	Plain float64 `json:"plain_sidecar"`
+	UIDs  float64 `json:"uids_client"`
+	Unit  float64 `json:"systemd_unit_client"`
+}
+
+// cpuTime is process pid's CPU time so far, all threads, user and system
+// (0 if unreadable: the figure is then meaningless, not an error).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces), in ")": state
+	// is field 3, utime and stime fields 14 and 15, in clock ticks (100/s
+	// on Linux, as the kernel's USER_HZ).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // ownCgroup is this process's path in the hierarchy systemd tracks by.
@@ -198,6 +274,9 @@ func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
 		u.Cold.Sidecar.RPS, u.Cold.Bare.RPS, u.Cold.Ratio, fmtDur(u.Cold.Sidecar.P50us), fmtDur(u.Cold.Bare.P50us))
 	fmt.Fprintf(w, "  keep-alive          sidecar %8.0f req/s, bare %8.0f req/s: ratio %.3f (attested once per connection)\n",
 		u.KeepAlive.Sidecar.RPS, u.KeepAlive.Bare.RPS, u.KeepAlive.Ratio)
+	fmt.Fprintf(w, "  plain sidecar, same load %8.0f seq/s: the unit client makes %.3f of it\n", u.PlainCold.RPS, u.RatioToPlain)
 	fmt.Fprintf(w, "  uids client, same load %8.0f seq/s, p50 %s (sock_diag alone, coalesced under load)\n", u.UIDCold.RPS, fmtDur(u.UIDCold.P50us))
-	fmt.Fprintf(w, "  attestation per new connection: %s (cold p50 over the uids client's)\n\n", fmtDur(u.IdentifyUs))
+	fmt.Fprintf(w, "  attestation per new connection: %s (cold p50 over the uids client's)\n", fmtDur(u.IdentifyUs))
+	fmt.Fprintf(w, "  CPU per cold sequence: bare %.0f µs, plain sidecar %.0f µs, uids client %.0f µs, unit client %.0f µs: attestation %.0f µs of CPU per new connection\n\n",
+		u.CPUPerSeq.Bare, u.CPUPerSeq.Plain, u.CPUPerSeq.UIDs, u.CPUPerSeq.Unit, u.IdentifyCPUUs)
 }

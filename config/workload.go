@@ -159,6 +159,30 @@ func (v *validator) validateDocker(c *Config) {
 	}
 }
 
+// NeedsExe reports whether some client's match (exe, exe_sha256) or some
+// role's session name or tag template (.Exe, .ExeSHA256) reads the
+// caller's executable: process attestation must then find every process
+// holding a connection's socket, not just one.
+func (c *Config) NeedsExe() bool {
+	for i := range c.Clients {
+		if w := c.Clients[i].Match.Workload; w.Exe != "" || w.ExeSHA256 != "" {
+			return true
+		}
+	}
+	for i := range c.Roles {
+		r := &c.Roles[i]
+		if strings.Contains(r.SessionName, ".Exe") {
+			return true
+		}
+		for _, v := range r.Tags {
+			if strings.Contains(v, ".Exe") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // NeedsExeHash reports whether some client matches on exe_sha256.
 func (c *Config) NeedsExeHash() bool {
 	for i := range c.Clients {

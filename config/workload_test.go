@@ -63,3 +63,28 @@ docker: { host: unix:///run/docker.sock }
 		})
 	}
 }
+
+// TestNeedsExe: process attestation must find every holder of a socket
+// when a client matches on the executable or a template reads it.
+func TestNeedsExe(t *testing.T) {
+	for _, tc := range []struct {
+		name, yml string
+		want      bool
+	}{
+		{"unit only", "roles: [{name: app}]\nclients: [{name: a, match: {systemd_unit: a.service}, roles: [app]}]\n", false},
+		{"exe", "roles: [{name: app}]\nclients: [{name: a, match: {exe: /bin/a, uids: [1]}, roles: [app]}]\n", true},
+		{"exe_sha256", "roles: [{name: app}]\nclients: [{name: a, match: {exe_sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef, uids: [1]}, roles: [app]}]\n", true},
+		{"session name", "roles: [{name: app, session_name: \"x-{{.Exe}}\"}]\nclients: [{name: a, match: {systemd_unit: a.service}, roles: [app]}]\n", true},
+		{"tag", "roles: [{name: app, tags: {bin: \"{{.ExeSHA256}}\"}}]\nclients: [{name: a, match: {systemd_unit: a.service}, roles: [app]}]\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte("sts: { mode: local }\n" + tc.yml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.NeedsExe(); got != tc.want {
+				t.Fatalf("NeedsExe() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

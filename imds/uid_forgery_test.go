@@ -104,7 +104,8 @@ func TestClosedSocketsCannotForgeRoot(t *testing.T) {
 }
 
 // TestSockDiagUnderConcurrency: many lookups at once go through the
-// coalescer's dumps, and each still finds its own socket's owner.
+// coalescer's batches (exact lookups or dumps), and each still finds its
+// own socket's owner.
 func TestSockDiagUnderConcurrency(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

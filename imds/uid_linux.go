@@ -5,7 +5,6 @@ package imds
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -29,20 +28,11 @@ func SockDiagUID() UIDLookup {
 // The same lookup gives the socket's inode, from which attest/proc finds
 // the owning process.
 func SockDiagSocket() SocketLookup {
-	// One netlink socket for all direct lookups (a Handle serializes its
-	// use): opening one per lookup more than doubled its cost.
-	getSock := netlink.SocketGet
+	// Direct lookups ask the kernel for the one socket (an O(1) hash
+	// lookup); only the coalescer's batches, under a flood, dump.
 	dumpTCP := netlink.SocketDiagTCP
-	if h, err := netlink.NewHandle(unix.NETLINK_INET_DIAG); err == nil {
-		getSock = h.SocketGet
-	}
-	get := func(p sockPair) (sockOwner, error) {
-		s, err := getSock(net.TCPAddrFromAddrPort(p.client), net.TCPAddrFromAddrPort(p.server))
-		if err != nil {
-			return sockOwner{}, err
-		}
-		return sockOwner{State: s.State, UID: s.UID, Inode: s.INode}, nil
-	}
+	exact := &exactDiag{}
+	get := exact.get
 	dump := func(want map[sockPair]bool) (map[sockPair]sockOwner, error) {
 		got := map[sockPair]sockOwner{}
 		var incomplete bool

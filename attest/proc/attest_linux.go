@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,13 @@ var (
 type Options struct {
 	// Hash says whether to hash executables (some client has exe_sha256).
 	Hash bool
+	// ExeMatched says whether some client's match or template reads the
+	// executable (exe, exe_sha256, .Exe): then every attestation scans the
+	// uid's processes for all holders of the socket. Otherwise a new
+	// connection is first looked for in the processes that held the uid's
+	// recent sockets (see fastAttest), which is sound for the
+	// cgroup-derived attributes only.
+	ExeMatched bool
 	// MaxScans bounds the /proc scans running at once (0 = 2); Wait bounds
 	// how long an attestation waits for one (0 = 2s).
 	MaxScans int
@@ -58,6 +66,7 @@ type Options struct {
 type Attestor struct {
 	proc    string
 	hash    atomic.Bool
+	exeOn   atomic.Bool // some client reads the executable: no fast path
 	wait    time.Duration
 	outcome func(string)
 	root    string // systemd's root cgroup
@@ -66,20 +75,65 @@ type Attestor struct {
 	sem     chan struct{}
 
 	mu      sync.Mutex
-	pending map[uint32]*scan // per uid: the scan not started yet, which new lookups join
+	pending map[uint32]*scan           // per uid: the scan not started yet, which new lookups join
+	hints   map[uint32]*[maxHints]hint // per uid: the holders of its latest attested sockets, latest first
+	fastSem chan struct{}              // bounds the fast paths running at once
 
 	hashMu sync.Mutex
 	hashes map[fileKey]string
 
-	// Scans counts /proc scans run (bench and tests read it).
-	Scans atomic.Int64
+	// Scans counts /proc scans run, FastHits the attestations answered by
+	// the fast path (bench and tests read them).
+	Scans, FastHits atomic.Int64
 }
 
 type scan struct {
 	done    chan struct{}
-	holders map[uint64][]int // socket inode -> pids holding it
+	holders map[uint64][]holder // socket inode -> processes holding it
 	err     error
 }
+
+// holder is a process holding a socket, and the fd it holds it as.
+type holder struct{ pid, fd int }
+
+// hint is a process that held some of a uid's attested sockets, and the
+// fds it held the latest ones as, latest first (-1: none). A process's
+// new sockets take the lowest free fd, which cycles through a few numbers
+// (a hole below long-lived fds, or just above them).
+type hint struct {
+	pid int
+	fds [hintFDs]int
+}
+
+// add makes fd the latest of h's fds (they stay distinct).
+func (h *hint) add(fd int) {
+	i := 0
+	for i < hintFDs-1 && h.fds[i] != fd && h.fds[i] >= 0 {
+		i++
+	}
+	copy(h.fds[1:i+1], h.fds[:i])
+	h.fds[0] = fd
+}
+
+const (
+	// maxHints is how many recent holders are remembered per uid.
+	maxHints = 4
+	// hintFDs is how many fds are remembered per hinted process.
+	hintFDs = 8
+	// maxHintUIDs bounds the uids remembered (then all are forgotten).
+	maxHintUIDs = 4096
+	// maxFastFDs bounds the fds the fast path reads per hinted process
+	// when the socket is not near a hinted fd (a scan reads them all, and
+	// every other process's of the uid); a process with more is found by
+	// the (bounded, coalesced) scan.
+	maxFastFDs = 4096
+	// fdWindow is how far from the hinted fds the fast path tries fds
+	// before reading the fd directory.
+	fdWindow = 8
+	// maxFast bounds the fast paths running at once; more wait for one to
+	// finish, so a connection flood buys at most that many at a time.
+	maxFast = 8
+)
 
 // fileKey identifies an executable's contents as far as the file system
 // tells: its owner can put mtime back, but not ctime.
@@ -92,7 +146,8 @@ type fileKey struct {
 // conditions fail closed on this system (hidden /proc, no CAP_SYS_PTRACE, a
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
-	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{}}
+	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{},
+		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast)}
 	if a.wait == 0 {
 		a.wait = 2 * time.Second
 	}
@@ -102,6 +157,7 @@ func New(opts Options) (*Attestor, []string, error) {
 	}
 	a.sem = make(chan struct{}, n)
 	a.hash.Store(opts.Hash)
+	a.exeOn.Store(opts.ExeMatched)
 	if a.outcome == nil {
 		a.outcome = func(string) {}
 	}
@@ -128,6 +184,11 @@ func New(opts Options) (*Attestor, []string, error) {
 // SetHash turns hashing of executables on or off (a reload added or
 // removed the last exe_sha256 condition).
 func (a *Attestor) SetHash(on bool) { a.hash.Store(on) }
+
+// SetExeMatched says whether some client's match or template reads the
+// executable (a reload added or removed the last one): while one does,
+// every attestation scans for all holders of the socket.
+func (a *Attestor) SetExeMatched(on bool) { a.exeOn.Store(on) }
 
 // Root is systemd's root cgroup as the sidecar sees it.
 func (a *Attestor) Root() string { return a.root }
@@ -181,24 +242,30 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 	if inode == 0 {
 		return nil, ErrGone
 	}
-	pids, err := a.holders(uid, inode)
+	if !a.exeOn.Load() {
+		if p := a.fastAttest(uid, inode); p != nil {
+			return p, nil
+		}
+	}
+	hs, err := a.holders(uid, inode)
 	if err != nil {
 		return nil, err
 	}
-	if len(pids) == 0 {
+	if len(hs) == 0 {
 		return nil, ErrGone
 	}
 	var first *agent.Process
-	for _, pid := range pids {
-		p, err := a.ByPIDHolding(pid, inode)
+	var firstAt holder
+	for _, h := range hs {
+		p, err := a.byPID(h.pid, inode, h.fd)
 		if err != nil {
-			if errors.Is(err, ErrGone) && len(pids) > 1 {
+			if errors.Is(err, ErrGone) && len(hs) > 1 {
 				continue // one of several holders exited
 			}
 			return nil, err
 		}
 		if first == nil {
-			first = p
+			first, firstAt = p, h
 			continue
 		}
 		if first.Unit != p.Unit || first.UserUnit != p.UserUnit || first.Cgroup != p.Cgroup || first.Exe != p.Exe || first.ExeSHA256 != p.ExeSHA256 {
@@ -208,7 +275,218 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 	if first == nil {
 		return nil, ErrGone
 	}
+	a.remember(uid, firstAt)
 	return first, nil
+}
+
+// fastAttest looks for the process holding socket inode among the ones
+// that held uid's latest attested sockets (a service's next connection
+// usually comes from the same process, often on the same fd number, the
+// lowest free one), and describes the first that holds it; nil if none
+// does, and the caller scans.
+//
+// It finds a holder, not all of them, so it describes only what another
+// holder cannot make differ without the found process's cooperation or
+// privilege: the cgroup and the units derived from it. A fork inherits its
+// parent's cgroup; sharing a socket across cgroups then needs a cgroup
+// move (which whoever may make could make for the other process itself),
+// passing the fd over SCM_RIGHTS (the found process's own doing) or
+// pidfd_getfd (which needs ptrace rights over it, i.e. its control). The
+// executable is not of that kind — fork, exec the matched binary with the
+// socket inherited, let the parent write on it — so Exe and ExeSHA256 are
+// left unknown here, and the fast path is off while a client reads them.
+//
+// PID reuse is safe as on the scan path: the process is pinned (by its
+// /proc/PID directory, see fastPID), checked to hold this very socket
+// before and after its attributes are read, and those are read fresh; a
+// hint only says where to look first.
+func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
+	// Waiting for a slot beats falling back to a scan: a fast path's
+	// work is bounded and short, a scan's is neither.
+	a.fastSem <- struct{}{}
+	defer func() { <-a.fastSem }()
+	a.mu.Lock()
+	hp := a.hints[uid]
+	var hs [maxHints]hint
+	if hp != nil {
+		hs = *hp
+	}
+	a.mu.Unlock()
+	for _, h := range hs {
+		if h.pid == 0 {
+			break
+		}
+		p, fd, err := a.fastPID(uid, h, inode)
+		if errors.Is(err, ErrGone) {
+			a.forget(uid, h.pid)
+		}
+		if err != nil || p == nil {
+			continue
+		}
+		a.remember(uid, holder{pid: h.pid, fd: fd})
+		a.FastHits.Add(1)
+		return p
+	}
+	return nil
+}
+
+// fastPID describes hinted process h if it is uid's and holds socket
+// inode (p nil otherwise); fd is the one it holds it as. ErrGone: the
+// process no longer exists or is not uid's.
+//
+// The process is pinned by a descriptor of its /proc/PID directory, and
+// everything is read through it: that directory stays the process's it
+// was opened for (a PID reused later is another directory), and once that
+// process has exited its entries no longer resolve — so the socket found
+// at the end through it was held by that very process, alive then.
+func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, fd int, err error) {
+	dfd, err := unix.Open(a.proc+"/"+strconv.Itoa(h.pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, 0, ErrGone
+	}
+	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if unix.Fstat(dfd, &st) != nil || st.Uid != uid {
+		return nil, 0, ErrGone // as the scan, only uid's processes
+	}
+	fd, ok := a.findFD(dfd, &h.fds, inode)
+	if !ok {
+		return nil, 0, nil
+	}
+	p = &agent.Process{PID: h.pid}
+	if data, err := readSmallAt(dfd, "cgroup"); err == nil {
+		a.cgroupFrom(data, p)
+	}
+	if !fdIsAt(dfd, fd, inode) {
+		return nil, 0, nil // closed, passed on, or the process exited
+	}
+	return p, fd, nil
+}
+
+// findFD returns the fd of socket inode of the process whose /proc/PID
+// is open as dfd. A new socket takes the lowest free fd, so a process's
+// next socket is usually at or near one of the fds of its latest ones
+// (recent): fds around those are tried before the fd directory is read,
+// and processes with more than maxFastFDs open files are left to the scan
+// when the socket is not near.
+func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, bool) {
+	// near reports whether fd is within the window of a recent fd before
+	// recent[upto] (tried already; no bookkeeping, which would grow the
+	// stack of every connection's goroutine).
+	near := func(fd, window, upto int) bool {
+		for _, r := range recent[:upto] {
+			if r >= 0 && fd >= r-window && fd <= r+window {
+				return true
+			}
+		}
+		return false
+	}
+	// The recent fds oldest first: with several connections at a time,
+	// the latest ones are likely still open, and the new socket took the
+	// fd of one that closed. (A process with one connection at a time
+	// reuses one fd, the only entry.)
+	for i := hintFDs - 1; i >= 0; i-- {
+		if r := recent[i]; r >= 0 && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
+			return r, true
+		}
+	}
+	for i, r := range recent {
+		if r < 0 || near(r, 0, i) {
+			continue
+		}
+		for d := 1; d <= fdWindow; d++ {
+			for _, fd := range [2]int{r + d, r - d} {
+				if fd >= 0 && !near(fd, 0, hintFDs) && !near(fd, fdWindow, i) && fdIsAt(dfd, fd, inode) {
+					return fd, true
+				}
+			}
+		}
+	}
+	fdd, err := unix.Openat(dfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, false
+	}
+	d := os.NewFile(uintptr(fdd), "fd")
+	defer d.Close()
+	fds, err := d.Readdirnames(maxFastFDs + 1)
+	if err != nil || len(fds) > maxFastFDs {
+		return 0, false
+	}
+	for _, name := range fds {
+		fd, err := strconv.Atoi(name)
+		if err == nil && !near(fd, fdWindow, hintFDs) && fdIsAt(dfd, fd, inode) {
+			return fd, true
+		}
+	}
+	return 0, false
+}
+
+// fdIsAt reports whether fd of the process whose /proc/PID is open as dfd
+// is socket inode.
+func fdIsAt(dfd, fd int, inode uint64) bool {
+	var buf [64]byte
+	n, err := unix.Readlinkat(dfd, "fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return false
+	}
+	ino, ok := socketInode(buf[:n])
+	return ok && ino == inode
+}
+
+// fdIs reports whether the fd at path (/proc/PID/fd/N) is socket inode.
+func (a *Attestor) fdIs(path string, inode uint64) bool {
+	var buf [64]byte
+	n, err := unix.Readlink(path, buf[:])
+	if err != nil {
+		return false
+	}
+	ino, ok := socketInode(buf[:n])
+	return ok && ino == inode
+}
+
+// remember makes h the latest holder of uid's sockets.
+func (a *Attestor) remember(uid uint32, h holder) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hs := a.hints[uid]
+	if hs == nil {
+		if len(a.hints) >= maxHintUIDs {
+			clear(a.hints)
+		}
+		hs = &[maxHints]hint{}
+		a.hints[uid] = hs
+	}
+	i := 0
+	for i < maxHints-1 && hs[i].pid != h.pid && hs[i].pid != 0 {
+		i++
+	}
+	e := hs[i]
+	if e.pid != h.pid {
+		e = hint{pid: h.pid}
+		for j := range e.fds {
+			e.fds[j] = -1
+		}
+	}
+	e.add(h.fd)
+	copy(hs[1:i+1], hs[:i]) // drops the oldest, or h's older entry
+	hs[0] = e
+}
+
+// forget drops a hinted pid that is gone (or not uid's any more).
+func (a *Attestor) forget(uid uint32, pid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hs := a.hints[uid]
+	if hs == nil {
+		return
+	}
+	for i := range hs {
+		if hs[i].pid == pid {
+			copy(hs[i:], hs[i+1:])
+			hs[maxHints-1] = hint{}
+			return
+		}
+	}
 }
 
 // holders returns the pids of uid's processes that hold socket inode. The
@@ -216,7 +494,7 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // connections from one user costs one scan per batch; at most MaxScans run
 // at once. A scan that started before the lookup is never joined: it may
 // have passed the holder already.
-func (a *Attestor) holders(uid uint32, inode uint64) ([]int, error) {
+func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 	a.mu.Lock()
 	sc := a.pending[uid]
 	if sc == nil {
@@ -250,7 +528,7 @@ func (a *Attestor) run(uid uint32, sc *scan) {
 }
 
 // scanUID maps the socket inodes held by uid's processes to their pids.
-func (a *Attestor) scanUID(uid uint32) (map[uint64][]int, error) {
+func (a *Attestor) scanUID(uid uint32) (map[uint64][]holder, error) {
 	d, err := os.Open(a.proc)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.proc, err)
@@ -260,7 +538,7 @@ func (a *Attestor) scanUID(uid uint32) (map[uint64][]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", a.proc, err)
 	}
-	out := map[uint64][]int{}
+	out := map[uint64][]holder{}
 	var denied bool
 	var buf [64]byte
 	for _, name := range names {
@@ -288,7 +566,8 @@ func (a *Attestor) scanUID(uid uint32) (map[uint64][]int, error) {
 				continue
 			}
 			if ino, ok := socketInode(buf[:n]); ok {
-				out[ino] = append(out[ino], pid)
+				fdn, _ := strconv.Atoi(fd)
+				out[ino] = append(out[ino], holder{pid: pid, fd: fdn})
 			}
 		}
 	}
@@ -313,39 +592,92 @@ func socketInode(link []byte) (uint64, bool) {
 // A PID reused by another process between the scan and the read fails the
 // check: the new process does not hold the socket.
 func (a *Attestor) ByPIDHolding(pid int, inode uint64) (*agent.Process, error) {
+	return a.byPID(pid, inode, -1)
+}
+
+// byPID is ByPIDHolding with the fd the scan saw the socket as (-1: none),
+// checked first: reading one fd is cheaper than the whole fd directory.
+func (a *Attestor) byPID(pid int, inode uint64, fd int) (*agent.Process, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pidfd of %d: %v: %w", pid, err, ErrGone)
 	}
 	defer unix.Close(pidfd)
-	if inode != 0 && !a.holds(pid, inode) {
+	if inode != 0 && !a.holds(pid, inode, fd) {
 		return nil, fmt.Errorf("pid %d no longer holds the socket: %w", pid, ErrGone)
 	}
 	p := &agent.Process{PID: pid}
 	dir := a.proc + "/" + strconv.Itoa(pid)
-	if data, err := os.ReadFile(dir + "/cgroup"); err == nil {
-		if path, err := CgroupPath(data); err == nil {
-			if rel, ok := Relative(path, a.root); ok {
-				p.Cgroup = rel
-				p.Unit, p.UserUnit = Units(rel)
-			}
-		}
-	}
+	a.cgroupOf(dir, p)
 	p.Exe, p.ExeSHA256 = a.exe(dir)
 	// The reads above are the process's only if it is still alive now (a
 	// pid is not reused while its process exists) and still holds the socket.
 	if exited(pidfd) {
 		return nil, fmt.Errorf("pid %d exited during attestation: %w", pid, ErrGone)
 	}
-	if inode != 0 && !a.holds(pid, inode) {
+	if inode != 0 && !a.holds(pid, inode, fd) {
 		return nil, fmt.Errorf("pid %d no longer holds the socket: %w", pid, ErrGone)
 	}
 	return p, nil
 }
 
-// holds reports whether pid has socket inode open.
-func (a *Attestor) holds(pid int, inode uint64) bool {
+// cgroupOf fills p's cgroup and units from /proc/PID/cgroup (dir is
+// /proc/PID).
+func (a *Attestor) cgroupOf(dir string, p *agent.Process) {
+	if data, err := os.ReadFile(dir + "/cgroup"); err == nil {
+		a.cgroupFrom(data, p)
+	}
+}
+
+// cgroupFrom fills p's cgroup and units from the contents of
+// /proc/PID/cgroup; left "" when the path is not below systemd's root.
+func (a *Attestor) cgroupFrom(data []byte, p *agent.Process) {
+	if path, err := CgroupPath(data); err == nil {
+		if rel, ok := Relative(path, a.root); ok {
+			p.Cgroup = rel
+			p.Unit, p.UserUnit = Units(rel)
+		}
+	}
+}
+
+// readSmallAt reads a /proc/PID file, name relative to dfd, with as few
+// system calls as it takes: open, one read, close for a small file
+// (os.ReadFile also stats it and reads again to see the end, which /proc
+// makes costly on the fast path).
+func readSmallAt(dfd int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for {
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+n]
+		if n == 0 || len(buf) < cap(buf)/2 {
+			// /proc/PID/cgroup is generated whole and handed out as far
+			// as the buffer goes: a read well short of it is the end.
+			return buf, nil
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
+	}
+}
+
+// holds reports whether pid has socket inode open, as fd when fd >= 0
+// and it still is, else as any fd.
+func (a *Attestor) holds(pid int, inode uint64, fd int) bool {
 	dir := a.proc + "/" + strconv.Itoa(pid) + "/fd"
+	if fd >= 0 && a.fdIs(dir+"/"+strconv.Itoa(fd), inode) {
+		return true
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return false

@@ -10,8 +10,9 @@ import (
 
 // Options configure an Attestor (unused outside Linux).
 type Options struct {
-	Hash    bool
-	Outcome func(string)
+	Hash       bool
+	ExeMatched bool
+	Outcome    func(string)
 }
 
 // Attestor is unavailable outside Linux: process conditions fail closed.
@@ -34,6 +35,9 @@ func (a *Attestor) ByPIDHolding(int, uint64) (*agent.Process, error) {
 
 // SetHash does nothing outside Linux.
 func (a *Attestor) SetHash(bool) {}
+
+// SetExeMatched does nothing outside Linux.
+func (a *Attestor) SetExeMatched(bool) {}
 
 // Root is "" outside Linux.
 func (a *Attestor) Root() string { return "" }

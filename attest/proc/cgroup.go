@@ -19,7 +19,9 @@ import (
 func CgroupPath(data []byte) (string, error) {
 	var unified string
 	var haveUnified bool
-	for _, line := range strings.Split(string(data), "\n") {
+	for lines := string(data); lines != ""; {
+		var line string
+		line, lines, _ = strings.Cut(lines, "\n")
 		id, rest, ok := strings.Cut(line, ":")
 		if !ok {
 			continue

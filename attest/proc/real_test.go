@@ -253,7 +253,7 @@ func TestRealProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		needs(t, "root (to place processes in cgroups and run them as other uids)")
 	}
-	a, warnings, err := proc.New(proc.Options{Hash: true})
+	a, warnings, err := proc.New(proc.Options{Hash: true, ExeMatched: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,5 +456,202 @@ func TestPIDReuse(t *testing.T) {
 	}
 	if p, err := a.ByPIDHolding(pid, inode); !errors.Is(err, proc.ErrGone) {
 		t.Fatalf("by PID after reuse: %+v, %v; want ErrGone", p, err)
+	}
+}
+
+// heldSocket is the client end of a loopback connection as a file to hand
+// to other processes, and its inode; both ends stay open until the test
+// ends (the test's own fds are root's, which the attestor of another uid
+// does not scan).
+func heldSocket(t *testing.T) (*os.File, uint64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // f holds the socket now
+	t.Cleanup(func() { f.Close(); s.Close() })
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return f, st.Ino
+}
+
+// startHolder starts a process of uid in cgroup (when not "") holding
+// files as fds 3, 4, …; it is killed when the test ends.
+func startHolder(t *testing.T, uid uint32, cgroup string, files ...*os.File) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.ExtraFiles = files
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if cgroup != "" {
+		if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cmd
+}
+
+// reusePID starts processes with start until one gets pid (root only:
+// ns_last_pid steers the allocation; retried, since other processes on
+// the host may take it first).
+func reusePID(t *testing.T, pid int, start func() *exec.Cmd) *exec.Cmd {
+	t.Helper()
+	for range 20 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Fatalf("ns_last_pid: %v", err)
+		}
+		cmd := start()
+		if cmd.Process.Pid == pid {
+			return cmd
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	t.Fatalf("could not get PID %d reused", pid)
+	return nil
+}
+
+// TestFastPath: a socket of a process that held one of the uid's attested
+// sockets is attested without a scan, and the fast path never describes
+// the wrong process: a hinted process not holding the socket, or exited
+// with its pid reused (by the same uid or another), falls back to the scan
+// or describes the newcomer only by the socket it really holds; while a
+// client reads the executable, every attestation scans, and processes in
+// different cgroups sharing a socket are ambiguous.
+func TestFastPath(t *testing.T) {
+	if os.Geteuid() != 0 {
+		needs(t, "root (to place processes in cgroups and run them as other uids)")
+	}
+	a, _, err := proc.New(proc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := cgroupBase(t, a)
+	cgA := makeCgroup(t, base, "system.slice/csci-fast-a.service")
+	cgB := makeCgroup(t, base, "system.slice/csci-fast-b.service")
+	const uid, otherUID = 4820, 4821
+	expect := func(t *testing.T, inode uint64, unit string, scans, hits int64) *agent.Process {
+		t.Helper()
+		s0, h0 := a.Scans.Load(), a.FastHits.Load()
+		p, err := a.Attest(uid, inode)
+		if err != nil || p.Unit != unit {
+			t.Fatalf("attest: %+v, %v; want unit %s", p, err, unit)
+		}
+		if ds, dh := a.Scans.Load()-s0, a.FastHits.Load()-h0; ds != scans || dh != hits {
+			t.Fatalf("%d scans and %d fast-path hits; want %d and %d", ds, dh, scans, hits)
+		}
+		return p
+	}
+
+	s1, ino1 := heldSocket(t)
+	s2, ino2 := heldSocket(t)
+	hA := startHolder(t, uid, cgA, s1, s2)
+	t.Run("the first socket is found by a scan", func(t *testing.T) {
+		if p := expect(t, ino1, "csci-fast-a.service", 1, 0); p.PID != hA.Process.Pid || p.Exe == "" {
+			t.Fatalf("%+v: want pid %d and its executable", p, hA.Process.Pid)
+		}
+	})
+	t.Run("the hinted process's next socket needs no scan", func(t *testing.T) {
+		if p := expect(t, ino2, "csci-fast-a.service", 0, 1); p.Exe != "" {
+			t.Fatalf("the fast path described the executable (%q): another holder could run another", p.Exe)
+		}
+	})
+
+	s3, ino3 := heldSocket(t)
+	startHolder(t, uid, cgB, s3)
+	t.Run("a hinted process that does not hold the socket: the scan finds its holder", func(t *testing.T) {
+		expect(t, ino3, "csci-fast-b.service", 1, 0)
+	})
+
+	t.Run("while a client reads the executable, every attestation scans", func(t *testing.T) {
+		a.SetExeMatched(true)
+		defer a.SetExeMatched(false)
+		if p := expect(t, ino2, "csci-fast-a.service", 1, 0); p.Exe == "" {
+			t.Fatalf("%+v: the scan path did not describe the executable", p)
+		}
+	})
+
+	s4, ino4 := heldSocket(t)
+	startHolder(t, uid, cgA, s4)
+	startHolder(t, uid, cgB, s4)
+	t.Run("a socket shared across cgroups is ambiguous on the scan path", func(t *testing.T) {
+		for _, exe := range []bool{true, false} { // no hinted process holds it: both scan
+			a.SetExeMatched(exe)
+			if p, err := a.Attest(uid, ino4); !errors.Is(err, proc.ErrAmbiguous) {
+				t.Fatalf("exe matched %v: %+v, %v; want ErrAmbiguous", exe, p, err)
+			}
+		}
+		a.SetExeMatched(false)
+	})
+
+	// The fast path finds a holder, not all: a hinted process sharing its
+	// socket with a process in another cgroup is believed for its own
+	// cgroup. Getting there takes what could move the other process into
+	// that cgroup itself (root, here), or the hinted process's own doing.
+	s5, ino5 := heldSocket(t)
+	startHolder(t, uid, cgA, s5)
+	t.Run("a hinted holder is believed for its cgroup", func(t *testing.T) {
+		expect(t, ino5, "csci-fast-a.service", 1, 0)
+		startHolder(t, uid, cgB, s5)
+		expect(t, ino5, "csci-fast-a.service", 0, 1)
+		a.SetExeMatched(true)
+		defer a.SetExeMatched(false)
+		if p, err := a.Attest(uid, ino5); !errors.Is(err, proc.ErrAmbiguous) {
+			t.Fatalf("with the executable matched: %+v, %v; want ErrAmbiguous", p, err)
+		}
+	})
+
+	for _, tc := range []struct {
+		name     string
+		reuseUID uint32
+		want     string // the reused pid's socket: its unit, or "" for gone
+	}{
+		{"a hinted pid that exited and was reused by the same uid", uid, "csci-fast-b.service"},
+		{"a hinted pid that exited and was reused by another uid", otherUID, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s6, ino6 := heldSocket(t)
+			s7, ino7 := heldSocket(t)
+			h := startHolder(t, uid, cgA, s6)
+			expect(t, ino6, "csci-fast-a.service", 1, 0) // the latest hint now
+			pid := h.Process.Pid
+			h.Process.Kill()
+			h.Wait()
+			reusePID(t, pid, func() *exec.Cmd { return startHolder(t, tc.reuseUID, cgB, s7) })
+			if p, err := a.Attest(uid, ino6); !errors.Is(err, proc.ErrGone) {
+				t.Fatalf("the exited holder's socket: %+v, %v; want ErrGone", p, err)
+			}
+			s0, h0 := a.Scans.Load(), a.FastHits.Load()
+			p, err := a.Attest(uid, ino7)
+			t.Logf("the reused pid's socket: %d scans, %d fast-path hits", a.Scans.Load()-s0, a.FastHits.Load()-h0)
+			if hit := a.FastHits.Load() > h0; hit != (tc.want != "") {
+				t.Errorf("fast path hit: %v, want %v", hit, tc.want != "")
+			}
+			switch {
+			case tc.want == "" && !errors.Is(err, proc.ErrGone):
+				t.Fatalf("a socket of uid %d's process at the hinted pid: %+v, %v; want ErrGone (uid %d's attestation)", tc.reuseUID, p, err, uid)
+			case tc.want != "" && (err != nil || p.Unit != tc.want || p.PID != pid):
+				t.Fatalf("the newcomer's own socket: %+v, %v; want pid %d in %s", p, err, pid, tc.want)
+			}
+		})
 	}
 }

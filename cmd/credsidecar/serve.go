@@ -435,6 +435,7 @@ func (d *daemon) apply(next *config.Config) {
 	d.imds.Apply(cfg)
 	if d.procs != nil {
 		d.procs.SetHash(cfg.NeedsExeHash())
+		d.procs.SetExeMatched(cfg.NeedsExe())
 	}
 	d.credConns.SetLimits(credentialConns(cfg), cfg.Limits.MaxConnectionsPerSource)
 	d.cfg = cfg

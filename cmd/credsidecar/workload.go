@@ -24,8 +24,9 @@ import (
 func (d *daemon) workload(cfg *config.Config) imds.ProcessAttestor {
 	count := d.metrics.Identifications()
 	pa, warnings, err := proc.New(proc.Options{
-		Hash:    cfg.NeedsExeHash(),
-		Outcome: func(o string) { count("process", o) },
+		Hash:       cfg.NeedsExeHash(),
+		ExeMatched: cfg.NeedsExe(),
+		Outcome:    func(o string) { count("process", o) },
 	})
 	if err != nil {
 		if cfg.NeedsProcesses() {

@@ -1,0 +1,88 @@
+//go:build linux
+
+package proc
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestReadSmallAt: files shorter and longer than one read come back whole.
+func TestReadSmallAt(t *testing.T) {
+	dir := t.TempDir()
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	for _, n := range []int{0, 10, 2047, 2048, 4096, 10000, 70000} {
+		want := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+		if err := os.WriteFile(filepath.Join(dir, "f"), want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readSmallAt(dfd, "f")
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes: got %d bytes, %v", n, len(got), err)
+		}
+	}
+	if _, err := readSmallAt(dfd, "missing"); err == nil {
+		t.Fatal("a missing file was read")
+	}
+}
+
+// TestFindFD: the socket is found at a recent fd, near one, or in the fd
+// directory; not in a directory of more than maxFastFDs entries unless
+// near a recent fd.
+func TestFindFD(t *testing.T) {
+	a := &Attestor{}
+	mk := func(t *testing.T, fds map[int]string) int {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "fd"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for fd, target := range fds {
+			if err := os.Symlink(target, filepath.Join(dir, "fd", strconv.Itoa(fd))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(dfd) })
+		return dfd
+	}
+	recent := [hintFDs]int{10, 20, 10, -1, -1, -1, -1, -1}
+	for _, tc := range []struct {
+		name  string
+		fd    int
+		other int // other fds open
+		found bool
+	}{
+		{"at a recent fd", 20, 5, true},
+		{"near a recent fd", 27, 5, true},
+		{"below a recent fd", 3, 5, true},
+		{"elsewhere", 400, 5, true},
+		{"elsewhere among too many fds", 5000, maxFastFDs, false},
+		{"near a recent fd among too many fds", 12, maxFastFDs, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fds := map[int]string{tc.fd: "socket:[777]"}
+			for i := range tc.other {
+				if fd := 100 + i; fd != tc.fd {
+					fds[fd] = "socket:[1]"
+				}
+			}
+			fd, ok := a.findFD(mk(t, fds), &recent, 777)
+			if ok != tc.found || (ok && fd != tc.fd) {
+				t.Fatalf("got fd %d, %v; want %d, %v", fd, ok, tc.fd, tc.found)
+			}
+		})
+	}
+}
