@@ -188,29 +188,6 @@ type cpuFigures struct {
 	Unit  float64 `json:"systemd_unit_client"`
 }
 
-// cpuTime is process pid's CPU time so far, all threads, user and system
-// (0 if unreadable: the figure is then meaningless, not an error).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces), in ")": state
-	// is field 3, utime and stime fields 14 and 15, in clock ticks (100/s
-	// on Linux, as the kernel's USER_HZ).
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100)
-}
-
 // ownCgroup is this process's path in the hierarchy systemd tracks by.
 func ownCgroup() (string, error) {
 	b, err := os.ReadFile("/proc/self/cgroup")
