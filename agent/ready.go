@@ -2,7 +2,6 @@ package agent
 
 import (
 	"sync"
-	"sync/atomic"
 )
 
 // warmSignal tells when the latest warm-up has ended (every fetch it
@@ -13,33 +12,24 @@ type warmSignal struct {
 	done chan struct{}
 }
 
-// warmRun counts one warm-up's fetches in flight; the last to end closes
-// its channel.
+// warmRun is one warm-up's signal: its channel closes when it ends.
 type warmRun struct {
-	pending atomic.Int64
-	done    chan struct{}
+	once sync.Once
+	done chan struct{}
 }
 
 // beginWarm starts a new warm-up's signal, held open until the caller's
-// matching run.end (called once every fetch has returned; run.add counts
-// fetches that end on their own).
+// matching run.end, called once every fetch of the warm-up has returned.
 func (a *Agent) beginWarm() *warmRun {
 	run := &warmRun{done: make(chan struct{})}
-	run.pending.Add(1) // held until started: no early close
 	a.warmed.mu.Lock()
 	a.warmed.done = run.done
 	a.warmed.mu.Unlock()
 	return run
 }
 
-func (r *warmRun) add() { r.pending.Add(1) }
-
-// end marks one fetch (or, once, the starting itself) as ended.
-func (r *warmRun) end() {
-	if r.pending.Add(-1) == 0 {
-		close(r.done)
-	}
-}
+// end marks the warm-up as ended.
+func (r *warmRun) end() { r.once.Do(func() { close(r.done) }) }
 
 // Warmed returns a channel closed once the latest warm-up (at start or
 // after a reload) has ended; with the warm-up off it is closed already.
