@@ -432,24 +432,7 @@ func TestPIDReuse(t *testing.T) {
 	pid := holder.Process.Pid
 	holder.Process.Kill()
 	holder.Wait()
-	// Steer the next PID to the holder's (root only; retried, since other
-	// processes on the host may take it first).
-	var reuse *exec.Cmd
-	for i := 0; i < 20 && reuse == nil; i++ {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			t.Fatalf("ns_last_pid: %v", err)
-		}
-		cmd := start(nil, cg)
-		if cmd.Process.Pid == pid {
-			reuse = cmd
-		} else {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}
-	if reuse == nil {
-		t.Fatalf("could not get PID %d reused", pid)
-	}
+	reuse := reusePID(t, pid, func() *exec.Cmd { return start(nil, cg) })
 	defer func() { reuse.Process.Kill(); reuse.Wait() }()
 	if p, err := a.Attest(uid, inode); !errors.Is(err, proc.ErrGone) {
 		t.Fatalf("after PID reuse: %+v, %v; want ErrGone", p, err)
@@ -512,10 +495,12 @@ func startHolder(t *testing.T, uid uint32, cgroup string, files ...*os.File) *ex
 
 // reusePID starts processes with start until one gets pid (root only:
 // ns_last_pid steers the allocation; retried, since other processes on
-// the host may take it first).
+// the host — other test binaries, and new threads of this one, which take
+// PIDs too — may take it first: under a loaded CI, 20 tries were not
+// always enough).
 func reusePID(t *testing.T, pid int, start func() *exec.Cmd) *exec.Cmd {
 	t.Helper()
-	for range 20 {
+	for range 500 {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			t.Fatalf("ns_last_pid: %v", err)
 		}
