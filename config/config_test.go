@@ -978,3 +978,24 @@ func lineOf(t *testing.T, text []byte, prefix string) int {
 	t.Fatalf("no line starts with %q", prefix)
 	return 0
 }
+
+// TestDefaultsSeeMergedKeys: a key written through a merge key counts as
+// written — `warm_max: 0` (no warm-up) merged in must not become the
+// default of 64.
+func TestDefaultsSeeMergedKeys(t *testing.T) {
+	for _, tc := range []struct{ name, cache string }{
+		{"plain", "cache:\n  warm_max: 0\n"},
+		{"merged mapping", "cache:\n  <<: {warm_max: 0}\n"},
+		{"merged sequence", "cache:\n  <<: [{max_entries: 5}, {warm_max: 0}]\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse([]byte("sts: {mode: local}\n" + tc.cache))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Cache.WarmMax != 0 {
+				t.Fatalf("warm_max written as 0 through %s became %d", tc.name, c.Cache.WarmMax)
+			}
+		})
+	}
+}

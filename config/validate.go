@@ -170,22 +170,56 @@ func (v *validator) line(path ...any) int {
 func (v *validator) has(path ...string) bool {
 	n := v.root
 	for _, k := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
+		if n = lookupKey(n, k, 0); n == nil {
 			return false
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return false
-		}
-		n = next
 	}
 	return true
+}
+
+// lookupKey returns the value of key k in mapping n, following aliases
+// and merge keys (`<<: *base` or `<<: [*a, *b]`) as the decoder does: a
+// key written in the mapping itself wins over a merged one, and earlier
+// merged mappings over later ones. depth bounds alias chains (a config
+// with an alias cycle was refused before validation).
+func lookupKey(n *yaml.Node, k string, depth int) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && depth < 64 {
+		n, depth = n.Alias, depth+1
+	}
+	if n == nil || n.Kind != yaml.MappingNode || depth >= 64 {
+		return nil
+	}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i]
+		if key.Tag == "!!merge" {
+			merges = append(merges, n.Content[i+1])
+			continue
+		}
+		if key.Value == k {
+			return n.Content[i+1]
+		}
+	}
+	for _, m := range merges {
+		for m != nil && m.Kind == yaml.AliasNode && depth < 64 {
+			m, depth = m.Alias, depth+1
+		}
+		if m == nil {
+			continue
+		}
+		if m.Kind == yaml.SequenceNode {
+			for _, e := range m.Content {
+				if v := lookupKey(e, k, depth+1); v != nil {
+					return v
+				}
+			}
+			continue
+		}
+		if v := lookupKey(m, k, depth+1); v != nil {
+			return v
+		}
+	}
+	return nil
 }
 
 func (v *validator) errf(path []any, format string, args ...any) {

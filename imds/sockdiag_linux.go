@@ -98,14 +98,20 @@ func (d *exactDiag) get(p sockPair) (sockOwner, error) {
 		return sockOwner{}, err
 	}
 	seq := binary.NativeEndian.Uint32(req[8:12])
+	// Only "no such socket" is an answer; a socket that cannot be opened,
+	// a timeout or ENOBUFS say nothing about the client's socket, and are
+	// worth asking again (as the batch path reports them too).
 	fd, err := d.socket()
 	if err != nil {
-		return sockOwner{}, err
+		return sockOwner{}, fmt.Errorf("%w: %v", ErrUIDBusy, err)
 	}
 	o, err := exchange(fd, req, seq)
 	d.release(fd, err == nil || errors.Is(err, errNoSocket))
-	if err != nil {
+	if errors.Is(err, errNoSocket) {
 		return sockOwner{}, err
+	}
+	if err != nil {
+		return sockOwner{}, fmt.Errorf("%w: %v", ErrUIDBusy, err)
 	}
 	if o.pair != (sockPair{plainPort(p.client), plainPort(p.server)}) {
 		return sockOwner{}, fmt.Errorf("sock_diag answered for %s -> %s (a listener?): %w", o.pair.client, o.pair.server, errNoSocket)

@@ -255,3 +255,27 @@ func BenchmarkSockDiag(b *testing.B) {
 		}
 	})
 }
+
+// TestExactDiagTransientIsBusy: a lookup the kernel did not answer (here:
+// the pooled socket is broken) is ErrUIDBusy, worth asking again, not a
+// definitive "unknown" remembered for the connection's life.
+func TestExactDiagTransientIsBusy(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fd, err := unix.Dup(int(r.Fd()))
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &exactDiag{idle: []int{fd}} // not a netlink socket: send fails
+	p := sockPair{client: netip.MustParseAddrPort("127.0.0.1:40000"), server: netip.MustParseAddrPort("127.0.0.1:80")}
+	if _, err := d.get(p); !errors.Is(err, ErrUIDBusy) {
+		t.Fatalf("a failed exchange = %v, want ErrUIDBusy", err)
+	}
+	if _, err := (&exactDiag{}).get(p); !errors.Is(err, errNoSocket) {
+		t.Fatalf("no such socket = %v, want errNoSocket (a definitive answer)", err)
+	}
+}

@@ -78,6 +78,7 @@ type Attestor struct {
 	pending map[uint32]*scan           // per uid: the scan not started yet, which new lookups join
 	hints   map[uint32]*[maxHints]hint // per uid: the holders of its latest attested sockets, latest first
 	fastSem chan struct{}              // bounds the fast paths running at once
+	inFast  map[uint32]int             // per uid: its fast paths running or waiting
 
 	hashMu sync.Mutex
 	hashes map[fileKey]string
@@ -133,6 +134,8 @@ const (
 	// maxFast bounds the fast paths running at once; more wait for one to
 	// finish, so a connection flood buys at most that many at a time.
 	maxFast = 8
+	// maxFastPerUID is one uid's share of those.
+	maxFastPerUID = 4
 )
 
 // fileKey identifies an executable's contents as far as the file system
@@ -147,7 +150,7 @@ type fileKey struct {
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
 	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{},
-		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast)}
+		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{}}
 	if a.wait == 0 {
 		a.wait = 2 * time.Second
 	}
@@ -189,6 +192,12 @@ func (a *Attestor) SetHash(on bool) { a.hash.Store(on) }
 // executable (a reload added or removed the last one): while one does,
 // every attestation scans for all holders of the socket.
 func (a *Attestor) SetExeMatched(on bool) { a.exeOn.Store(on) }
+
+// Hashing reports whether executables are hashed (SetHash).
+func (a *Attestor) Hashing() bool { return a.hash.Load() }
+
+// ExeMatched reports whether the fast path is off (SetExeMatched).
+func (a *Attestor) ExeMatched() bool { return a.exeOn.Load() }
 
 // Root is systemd's root cgroup as the sidecar sees it.
 func (a *Attestor) Root() string { return a.root }
@@ -301,17 +310,37 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // before and after its attributes are read, and those are read fresh; a
 // hint only says where to look first.
 func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
-	// Waiting for a slot beats falling back to a scan: a fast path's
-	// work is bounded and short, a scan's is neither.
-	a.fastSem <- struct{}{}
-	defer func() { <-a.fastSem }()
+	// One uid gets at most maxFastPerUID of the maxFast slots: a user
+	// flooding connections from processes with huge fd tables must not
+	// hold every slot while trusted callers of other uids wait. Past its
+	// share, or with no hint at all, a lookup goes to the scan, which is
+	// coalesced per uid and bounded in time.
 	a.mu.Lock()
 	hp := a.hints[uid]
-	var hs [maxHints]hint
-	if hp != nil {
-		hs = *hp
+	if hp == nil || a.inFast[uid] >= maxFastPerUID {
+		a.mu.Unlock()
+		return nil
 	}
+	hs := *hp
+	a.inFast[uid]++
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.inFast[uid]--; a.inFast[uid] == 0 {
+			delete(a.inFast, uid)
+		}
+		a.mu.Unlock()
+	}()
+	// Waiting for a slot beats falling back to a scan (a fast path's work
+	// is bounded and short, a scan's is neither), but not for ever.
+	t := time.NewTimer(a.wait)
+	select {
+	case a.fastSem <- struct{}{}:
+		t.Stop()
+	case <-t.C:
+		return nil
+	}
+	defer func() { <-a.fastSem }()
 	for _, h := range hs {
 		if h.pid == 0 {
 			break

@@ -41,3 +41,9 @@ func (a *Attestor) SetExeMatched(bool) {}
 
 // Root is "" outside Linux.
 func (a *Attestor) Root() string { return "" }
+
+// Hashing reports false: nothing is attested here.
+func (a *Attestor) Hashing() bool { return false }
+
+// ExeMatched reports false: nothing is attested here.
+func (a *Attestor) ExeMatched() bool { return false }

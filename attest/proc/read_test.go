@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,5 +85,34 @@ func TestFindFD(t *testing.T) {
 				t.Fatalf("got fd %d, %v; want %d, %v", fd, ok, tc.fd, tc.found)
 			}
 		})
+	}
+}
+
+// TestFastPathShares: a uid past its share of the fast path's slots, or
+// one finding every slot taken for longer than the wait, goes to the scan
+// (fastAttest answers nil) instead of queueing behind other uids' work.
+func TestFastPathShares(t *testing.T) {
+	a := &Attestor{proc: t.TempDir(), wait: time.Millisecond, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{},
+		hints: map[uint32]*[maxHints]hint{}}
+	h := &[maxHints]hint{{pid: 1 << 30, fds: [hintFDs]int{3, -1, -1, -1, -1, -1, -1, -1}}}
+	a.hints[1000], a.hints[2000] = h, h
+	a.inFast[1000] = maxFastPerUID
+	if p := a.fastAttest(1000, 42); p != nil {
+		t.Fatalf("a uid past its share was answered by the fast path: %+v", p)
+	}
+	if len(a.fastSem) != 0 || a.inFast[1000] != maxFastPerUID {
+		t.Fatalf("a refused fast path took a slot (%d) or changed the share (%d)", len(a.fastSem), a.inFast[1000])
+	}
+	for range maxFast {
+		a.fastSem <- struct{}{}
+	}
+	if p := a.fastAttest(2000, 42); p != nil {
+		t.Fatalf("answered with every slot taken: %+v", p)
+	}
+	if _, ok := a.inFast[2000]; ok {
+		t.Fatal("a timed-out fast path left its share counted")
+	}
+	if p := a.fastAttest(3000, 42); p != nil || len(a.inFast) != 1 {
+		t.Fatalf("a uid without hints took the fast path: %+v, %v", p, a.inFast)
 	}
 }

@@ -431,6 +431,14 @@ func (d *daemon) apply(next *config.Config) {
 		d.reloadFailed(err)
 		return
 	}
+	// Attestation reads more (the executable, its hash) before the config
+	// that needs it is in force, and less only after: a connection
+	// attested in between must not be described without what the new
+	// config's clients match on.
+	if d.procs != nil {
+		d.procs.SetHash(d.procs.Hashing() || cfg.NeedsExeHash())
+		d.procs.SetExeMatched(d.procs.ExeMatched() || cfg.NeedsExe())
+	}
 	d.agent.Apply(cfg)
 	d.imds.Apply(cfg)
 	if d.procs != nil {
