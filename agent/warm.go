@@ -158,7 +158,7 @@ func (a *Agent) warmChoice(st *state, limit int) []*client {
 	a.warming.mu.Unlock()
 	var facts nodeFacts
 	if a.warming.node != nil {
-		facts = snapshotNode(a.warming.node)
+		facts = snapshotNode(a.warming.node, eligible)
 	}
 	cands := make([]sched.Candidate, len(eligible))
 	for i, cl := range eligible {
@@ -227,12 +227,28 @@ type nodeFacts struct {
 	procsOK, ctrsOK bool
 }
 
-func snapshotNode(n Node) nodeFacts {
+// snapshotNode asks n only what some of the clients' conditions need (a
+// node may have to list /proc or ask the Docker API to answer).
+func snapshotNode(n Node, clients []*client) nodeFacts {
 	var f nodeFacts
+	var uids, procs, ctrs bool
+	for _, cl := range clients {
+		uids = uids || len(cl.uids) > 0
+		if cl.wl != nil {
+			procs = procs || cl.wl.w.NeedsProcess()
+			ctrs = ctrs || cl.wl.w.Container != nil
+		}
+	}
 	f.addrs, f.addrsOK = n.Addrs()
-	f.uids, f.uidsOK = n.UIDs()
-	f.procs, f.procsOK = n.Processes()
-	f.ctrs, f.ctrsOK = n.Containers()
+	if uids {
+		f.uids, f.uidsOK = n.UIDs()
+	}
+	if procs {
+		f.procs, f.procsOK = n.Processes()
+	}
+	if ctrs {
+		f.ctrs, f.ctrsOK = n.Containers()
+	}
 	return f
 }
 

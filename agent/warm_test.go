@@ -398,3 +398,40 @@ func TestWarmSkipsUnknownInLargeConfigs(t *testing.T) {
 		})
 	}
 }
+
+// countingNode counts what the warm-up asks of the node.
+type countingNode struct {
+	fakeNode
+	uids, procs, ctrs int
+}
+
+func (n *countingNode) UIDs() ([]uint32, bool)          { n.uids++; return n.fakeNode.UIDs() }
+func (n *countingNode) Processes() ([]Process, bool)    { n.procs++; return n.fakeNode.Processes() }
+func (n *countingNode) Containers() ([]Container, bool) { n.ctrs++; return n.fakeNode.Containers() }
+
+// TestSnapshotAsksOnlyWhatIsNeeded: the node is asked for uids, processes
+// or containers only when some client's conditions read them (a host node
+// lists /proc to answer).
+func TestSnapshotAsksOnlyWhatIsNeeded(t *testing.T) {
+	st := compile(parseConfig(t, `
+roles: [{name: app}]
+clients:
+  - {name: net, match: {source_cidrs: ["127.0.0.0/8"]}, roles: [app]}
+  - {name: tok, match: {token: {sha256: 0c3732c1542212e0e6d3cc3e20dfe33c746030f2135d8d730416987aae88980d}}, roles: [app]}
+`))
+	n := &countingNode{}
+	snapshotNode(n, st.clients)
+	if n.uids+n.procs+n.ctrs != 0 {
+		t.Fatalf("asked for uids %d, processes %d, containers %d times with no client needing them", n.uids, n.procs, n.ctrs)
+	}
+	st = compile(parseConfig(t, `
+roles: [{name: app}]
+clients:
+  - {name: u, match: {uids: [1000]}, roles: [app]}
+  - {name: unit, match: {systemd_unit: billing.service}, roles: [app]}
+`))
+	snapshotNode(n, st.clients)
+	if n.uids != 1 || n.procs != 1 || n.ctrs != 0 {
+		t.Fatalf("asked for uids %d, processes %d, containers %d times; want 1, 1, 0", n.uids, n.procs, n.ctrs)
+	}
+}

@@ -3,17 +3,26 @@ package main
 import (
 	"net"
 	"net/netip"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/credsidecar/credsidecar/agent"
 )
 
 // hostNode tells the agent's warm-up what it can learn about this node
 // cheaply: its interface addresses (one netlink dump), so clients whose
-// source_cidrs cover none of them are not warmed here. Processes, uids and
-// containers are left unknown: listing them would mean a /proc scan or an
-// Engine API call per reload, and their clients are still warmed by
-// recency and file order.
-type hostNode struct{}
+// source_cidrs cover none of them are not warmed here, and the uids that
+// own a process (a stat per /proc entry, asked only when some client
+// matches on uids). Processes and containers are left unknown: judging
+// every unit or label client against every process or container costs
+// clients × processes checks per reload, and those clients are still
+// warmed by recency and file order.
+type hostNode struct {
+	// proc is where /proc is ("" = /proc).
+	proc string
+}
 
 var _ agent.Node = hostNode{}
 
@@ -33,8 +42,57 @@ func (hostNode) Addrs() ([]netip.Addr, bool) {
 	return out, true
 }
 
-// UIDs is unknown here.
-func (hostNode) UIDs() ([]uint32, bool) { return nil, false }
+// UIDs returns the uids owning a process here, from /proc (not ok when it
+// cannot be listed, or hides other users' processes: a uid seen nowhere
+// would then be judged absent when it is only hidden).
+func (n hostNode) UIDs() ([]uint32, bool) {
+	dir := n.proc
+	if dir == "" {
+		dir = "/proc"
+	}
+	if hidesProcesses(dir) {
+		return nil, false
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, false
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, false
+	}
+	seen := map[uint32]bool{}
+	var out []uint32
+	for _, name := range names {
+		if name == "" || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(dir+"/"+name, &st) != nil || seen[st.Uid] {
+			continue // exited meanwhile, or known
+		}
+		seen[st.Uid] = true
+		out = append(out, st.Uid)
+	}
+	return out, true
+}
+
+// hidesProcesses reports whether the /proc mounted at dir hides other
+// users' processes (hidepid, or systemd's ProtectProc=invisible).
+func hidesProcesses(dir string) bool {
+	m, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(m), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir && strings.Contains(line, "hidepid=") && !strings.Contains(line, "hidepid=0") && !strings.Contains(line, "hidepid=off") {
+			return true
+		}
+	}
+	return false
+}
 
 // Processes is unknown here.
 func (hostNode) Processes() ([]agent.Process, bool) { return nil, false }
