@@ -277,6 +277,17 @@ func (f *nodeFacts) seen(cl *client) sched.Seen {
 			return sched.Never
 		}
 	}
+	// Workloads are judged by presence only: a uid, unit or container with
+	// nothing running yet is no evidence against its client, since a host
+	// daemon starts before the services that will ask it
+	// (After=credsidecar.service) and Compose starts the sidecar before
+	// the apps that depend on it. An address the node does not have is.
+	present := func(known, any bool) sched.Seen {
+		if known && any {
+			return sched.Holds
+		}
+		return sched.Unknown
+	}
 	if cl.tokenHash != nil || cl.jwt != nil {
 		part(sched.Unknown) // a token can be presented from anywhere
 	}
@@ -284,7 +295,7 @@ func (f *nodeFacts) seen(cl *client) sched.Seen {
 		part(judge(f.addrsOK, slices.ContainsFunc(f.addrs, func(a netip.Addr) bool { return containsAddr(cl.cidrs, a) })))
 	}
 	if len(cl.uids) > 0 {
-		part(judge(f.uidsOK, slices.ContainsFunc(f.uids, func(u uint32) bool { return slices.Contains(cl.uids, u) })))
+		part(present(f.uidsOK, slices.ContainsFunc(f.uids, func(u uint32) bool { return slices.Contains(cl.uids, u) })))
 	}
 	if cl.wl != nil {
 		w := cl.wl.w
@@ -294,7 +305,7 @@ func (f *nodeFacts) seen(cl *client) sched.Seen {
 				part(sched.Unknown) // executables are not hashed for this
 			}
 			if pm.w.NeedsProcess() {
-				part(judge(f.procsOK, slices.ContainsFunc(f.procs, func(p Process) bool {
+				part(present(f.procsOK, slices.ContainsFunc(f.procs, func(p Process) bool {
 					key, _ := pm.check(&attrs{procDone: true, proc: &p})
 					return key == ""
 				})))
@@ -302,7 +313,7 @@ func (f *nodeFacts) seen(cl *client) sched.Seen {
 		}
 		if w.Container != nil {
 			cm := workloadMatch{w: &config.Workload{Container: w.Container}}
-			part(judge(f.ctrsOK, slices.ContainsFunc(f.ctrs, func(c Container) bool {
+			part(present(f.ctrsOK, slices.ContainsFunc(f.ctrs, func(c Container) bool {
 				key, _ := cm.check(&attrs{ctrDone: true, ctr: &c})
 				return key == ""
 			})))

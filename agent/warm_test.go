@@ -435,3 +435,28 @@ clients:
 		t.Fatalf("asked for uids %d, processes %d, containers %d times; want 1, 1, 0", n.uids, n.procs, n.ctrs)
 	}
 }
+
+// TestSeenByPresence: a workload with nothing running yet (a service that
+// starts after the sidecar) is no evidence against its client; an address
+// the node lacks is.
+func TestSeenByPresence(t *testing.T) {
+	st := compile(parseConfig(t, `
+roles: [{name: app}]
+clients:
+  - {name: u, match: {uids: [1000]}, roles: [app]}
+  - {name: unit, match: {systemd_unit: billing.service}, roles: [app]}
+  - {name: far, match: {source_cidrs: ["169.254.9.0/24"]}, roles: [app]}
+`))
+	empty := snapshotNode(fakeNode{addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, uids: []uint32{}, procs: []Process{}}, st.clients)
+	for i, want := range []sched.Seen{sched.Unknown, sched.Unknown, sched.Never} {
+		if got := empty.seen(st.clients[i]); got != want {
+			t.Errorf("nothing running: %s seen %v, want %v", st.clients[i].name, got, want)
+		}
+	}
+	running := snapshotNode(fakeNode{addrs: []netip.Addr{netip.MustParseAddr("169.254.9.3")}, uids: []uint32{1000}, procs: []Process{{PID: 7, Unit: "billing.service", Cgroup: "system.slice/billing.service"}}}, st.clients)
+	for i := range st.clients {
+		if got := running.seen(st.clients[i]); got != sched.Holds {
+			t.Errorf("running: %s seen %v, want Holds", st.clients[i].name, got)
+		}
+	}
+}
