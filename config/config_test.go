@@ -999,3 +999,12 @@ func TestDefaultsSeeMergedKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestProblemLinesSeeMergedKeys: a bad value written through a merge key is
+// reported at its own line, not at the mapping that merged it.
+func TestProblemLinesSeeMergedKeys(t *testing.T) {
+	_, err := config.Parse([]byte("sts: {mode: local}\ncache:\n  max_entries: 10\n  <<: {warm_max: -1}\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 4:") {
+		t.Fatalf("a negative warm_max merged in on line 4: %v", err)
+	}
+}

@@ -143,15 +143,11 @@ func (v *validator) line(path ...any) int {
 		var next *yaml.Node
 		switch k := p.(type) {
 		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == k {
-						next = n.Content[i+1]
-						break
-					}
-				}
-			}
+			next = lookupKey(n, k, 0) // merged keys have their own lines
 		case int:
+			for d := 0; n.Kind == yaml.AliasNode && n.Alias != nil && d < 64; d++ {
+				n = n.Alias
+			}
 			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
 				next = n.Content[k]
 			}

@@ -211,13 +211,8 @@ func (a *Attestor) warnings() []string {
 			}
 		}
 	}
-	if m, err := os.ReadFile(a.proc + "/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(m), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && f[4] == a.proc && (strings.Contains(line, "hidepid=") && !strings.Contains(line, "hidepid=0") && !strings.Contains(line, "hidepid=off")) {
-				w = append(w, "/proc is mounted with hidepid (or ProtectProc=invisible): other users' processes are hidden, so systemd_unit/cgroup/exe conditions fail closed for them")
-			}
-		}
+	if hidden, err := HidesProcesses(a.proc); err == nil && hidden {
+		w = append(w, "/proc is mounted with hidepid (or ProtectProc=invisible): other users' processes are hidden, so systemd_unit/cgroup/exe conditions fail closed for them")
 	}
 	if _, err := os.ReadDir(a.proc + "/1/fd"); err != nil {
 		w = append(w, fmt.Sprintf("cannot read PID 1's open files (%v): without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH other users' sockets cannot be traced to their processes, and conditions on them fail closed", err))

@@ -4,11 +4,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/attest/proc"
 )
 
 // hostNode tells the agent's warm-up what it can learn about this node
@@ -50,7 +50,7 @@ func (n hostNode) UIDs() ([]uint32, bool) {
 	if dir == "" {
 		dir = "/proc"
 	}
-	if hidesProcesses(dir) {
+	if hidden, err := proc.HidesProcesses(dir); err != nil || hidden {
 		return nil, false
 	}
 	d, err := os.Open(dir)
@@ -76,22 +76,6 @@ func (n hostNode) UIDs() ([]uint32, bool) {
 		out = append(out, st.Uid)
 	}
 	return out, true
-}
-
-// hidesProcesses reports whether the /proc mounted at dir hides other
-// users' processes (hidepid, or systemd's ProtectProc=invisible).
-func hidesProcesses(dir string) bool {
-	m, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return true
-	}
-	for _, line := range strings.Split(string(m), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir && strings.Contains(line, "hidepid=") && !strings.Contains(line, "hidepid=0") && !strings.Contains(line, "hidepid=off") {
-			return true
-		}
-	}
-	return false
 }
 
 // Processes is unknown here.

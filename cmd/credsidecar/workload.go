@@ -85,7 +85,7 @@ func (c *containers) set(cfg *config.Config) error {
 	if cfg.NeedsContainers() {
 		want = cfg.Docker.HostOrDefault()
 	}
-	if want == c.host && (want == "") == (c.cur.Load() == nil) {
+	if want == c.host { // (a resolver runs exactly while host is set)
 		return nil
 	}
 	var next *docker.Resolver
