@@ -39,8 +39,17 @@ const (
 // flight on each, and opening one per lookup more than doubled its cost.
 type exactDiag struct {
 	mu   sync.Mutex
-	idle []int // netlink sockets not in use
+	idle []*diagConn // netlink sockets not in use
 	seq  atomic.Uint32
+}
+
+// diagConn is a pooled netlink socket and its receive buffer: on the heap
+// with it, not in exchange's frame, because a lookup runs at the bottom of
+// a request's call chain, where a kilobyte more on the stack makes every
+// new connection's goroutine copy its stack to a larger one.
+type diagConn struct {
+	fd  int
+	buf [1024]byte
 }
 
 // maxIdleDiag bounds the pooled netlink sockets; more concurrent lookups
@@ -50,42 +59,42 @@ const maxIdleDiag = 8
 // diagTimeout bounds the wait for the kernel's answer.
 const diagTimeout = 2 * time.Second
 
-func (d *exactDiag) socket() (int, error) {
+func (d *exactDiag) socket() (*diagConn, error) {
 	d.mu.Lock()
 	if n := len(d.idle); n > 0 {
-		fd := d.idle[n-1]
+		c := d.idle[n-1]
 		d.idle = d.idle[:n-1]
 		d.mu.Unlock()
-		return fd, nil
+		return c, nil
 	}
 	d.mu.Unlock()
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_INET_DIAG)
 	if err != nil {
-		return -1, fmt.Errorf("open a sock_diag netlink socket: %w", err)
+		return nil, fmt.Errorf("open a sock_diag netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("bind a sock_diag netlink socket: %w", err)
+		return nil, fmt.Errorf("bind a sock_diag netlink socket: %w", err)
 	}
 	// The kernel answers at once; the timeout only keeps a lookup slot
 	// from being held forever should it not.
 	tv := unix.NsecToTimeval(diagTimeout.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("set a sock_diag netlink socket's timeout: %w", err)
+		return nil, fmt.Errorf("set a sock_diag netlink socket's timeout: %w", err)
 	}
-	return fd, nil
+	return &diagConn{fd: fd}, nil
 }
 
-func (d *exactDiag) release(fd int, ok bool) {
+func (d *exactDiag) release(c *diagConn, ok bool) {
 	d.mu.Lock()
 	if ok && len(d.idle) < maxIdleDiag {
-		d.idle = append(d.idle, fd)
-		fd = -1
+		d.idle = append(d.idle, c)
+		c = nil
 	}
 	d.mu.Unlock()
-	if fd >= 0 {
-		unix.Close(fd) // broken (a reply may still be queued) or surplus
+	if c != nil {
+		unix.Close(c.fd) // broken (a reply may still be queued) or surplus
 	}
 }
 
@@ -101,12 +110,12 @@ func (d *exactDiag) get(p sockPair) (sockOwner, error) {
 	// Only "no such socket" is an answer; a socket that cannot be opened,
 	// a timeout or ENOBUFS say nothing about the client's socket, and are
 	// worth asking again (as the batch path reports them too).
-	fd, err := d.socket()
+	c, err := d.socket()
 	if err != nil {
 		return sockOwner{}, fmt.Errorf("%w: %v", ErrUIDBusy, err)
 	}
-	o, err := exchange(fd, req, seq)
-	d.release(fd, err == nil || errors.Is(err, errNoSocket))
+	o, err := exchange(c, req, seq)
+	d.release(c, err == nil || errors.Is(err, errNoSocket))
 	if errors.Is(err, errNoSocket) {
 		return sockOwner{}, err
 	}
@@ -194,16 +203,16 @@ func zoneIndex(zone string) (uint32, error) {
 	return uint32(ifi.Index), nil
 }
 
-// exchange sends req on netlink socket fd and reads the answer with
+// exchange sends req on netlink socket c and reads the answer with
 // sequence number seq: one inet_diag_msg, or an NLMSG_ERROR (ENOENT when
 // no socket has the 4-tuple).
-func exchange(fd int, req []byte, seq uint32) (diagOwner, error) {
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+func exchange(c *diagConn, req []byte, seq uint32) (diagOwner, error) {
+	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return diagOwner{}, fmt.Errorf("sock_diag send: %w", err)
 	}
-	var buf [1024]byte
+	buf := c.buf[:]
 	for {
-		n, _, err := unix.Recvfrom(fd, buf[:], 0)
+		n, _, err := unix.Recvfrom(c.fd, buf, 0)
 		if err == unix.EINTR {
 			continue
 		}

@@ -270,7 +270,7 @@ func TestExactDiagTransientIsBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &exactDiag{idle: []int{fd}} // not a netlink socket: send fails
+	d := &exactDiag{idle: []*diagConn{{fd: fd}}} // not a netlink socket: send fails
 	p := sockPair{client: netip.MustParseAddrPort("127.0.0.1:40000"), server: netip.MustParseAddrPort("127.0.0.1:80")}
 	if _, err := d.get(p); !errors.Is(err, ErrUIDBusy) {
 		t.Fatalf("a failed exchange = %v, want ErrUIDBusy", err)

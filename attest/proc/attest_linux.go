@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/internal/clock"
 )
 
 // Outcomes of an attestation, the bounded label set of the metrics.
@@ -60,6 +61,8 @@ type Options struct {
 	Wait     time.Duration
 	// Outcome, when set, counts each attestation's outcome.
 	Outcome func(outcome string)
+	// Clock dates the fast path's cgroup reads (nil: the real clock).
+	Clock clock.Clock
 }
 
 // Attestor finds and describes the process behind a client socket.
@@ -79,6 +82,9 @@ type Attestor struct {
 	hints   map[uint32]*[maxHints]hint // per uid: the holders of its latest attested sockets, latest first
 	fastSem chan struct{}              // bounds the fast paths running at once
 	inFast  map[uint32]int             // per uid: its fast paths running or waiting
+	pins    map[int]*pin               // per hinted pid: its process, pinned (see pin)
+	useSeq  uint64                     // orders pins by last use, for eviction
+	clock   clock.Clock
 
 	hashMu sync.Mutex
 	hashes map[fileKey]string
@@ -96,6 +102,27 @@ type scan struct {
 
 // holder is a process holding a socket, and the fd it holds it as.
 type holder struct{ pid, fd int }
+
+// pin is a hinted process held across attestations by a descriptor of its
+// /proc/PID directory, with the cgroup-derived attributes last read
+// through it. The descriptor stays the process's it was opened for: once
+// that process has exited, nothing resolves through it any more (a PID
+// reused later is another directory), so whatever is found through it is
+// that very process's. It saves the fast path the open of /proc/PID and,
+// for cgroupTTL, the read of /proc/PID/cgroup — the two costliest of its
+// system calls. Fields other than pid and dfd are guarded by
+// Attestor.mu; dfd is closed when the last reference goes.
+type pin struct {
+	pid, dfd int
+	refs     int    // the pins map's, plus one per fast path using it
+	used     uint64 // Attestor.useSeq at the last use
+	// attrs are the cgroup and units read at read (zero: not yet).
+	attrs cgroupAttrs
+	read  time.Time
+}
+
+// cgroupAttrs are a process's attributes derived from its cgroup.
+type cgroupAttrs struct{ cgroup, unit, userUnit string }
 
 // hint is a process that held some of a uid's attested sockets, and the
 // fds it held the latest ones as, latest first (-1: none). A process's
@@ -136,6 +163,16 @@ const (
 	maxFast = 8
 	// maxFastPerUID is one uid's share of those.
 	maxFastPerUID = 4
+	// maxPins bounds the processes pinned across attestations (each holds
+	// one descriptor); the least recently used is let go past it.
+	maxPins = 128
+	// cgroupTTL is how long the fast path believes a pinned process's
+	// cgroup as last read. Only a move between cgroups changes it, and
+	// moving a process out of its unit takes root (the owner of a
+	// delegated subtree moves within its unit, which the units do not
+	// see); what is believed is what the process was in at most this long
+	// ago, while it was holding the uid's sockets.
+	cgroupTTL = time.Second
 )
 
 // fileKey identifies an executable's contents as far as the file system
@@ -150,7 +187,11 @@ type fileKey struct {
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
 	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{},
-		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{}}
+		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{},
+		pins: map[int]*pin{}, clock: opts.Clock}
+	if a.clock == nil {
+		a.clock = clock.Real{}
+	}
 	if a.wait == 0 {
 		a.wait = 2 * time.Second
 	}
@@ -305,39 +346,18 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // before and after its attributes are read, and those are read fresh; a
 // hint only says where to look first.
 func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
-	// One uid gets at most maxFastPerUID of the maxFast slots: a user
-	// flooding connections from processes with huge fd tables must not
-	// hold every slot while trusted callers of other uids wait. Past its
-	// share, or with no hint at all, a lookup goes to the scan, which is
-	// coalesced per uid and bounded in time.
-	a.mu.Lock()
-	hp := a.hints[uid]
-	if hp == nil || a.inFast[uid] >= maxFastPerUID {
-		a.mu.Unlock()
+	if !a.enterFast(uid) {
 		return nil
 	}
-	hs := *hp
-	a.inFast[uid]++
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		if a.inFast[uid]--; a.inFast[uid] == 0 {
-			delete(a.inFast, uid)
-		}
-		a.mu.Unlock()
-	}()
-	// Waiting for a slot beats falling back to a scan (a fast path's work
-	// is bounded and short, a scan's is neither), but not for ever.
-	t := time.NewTimer(a.wait)
-	select {
-	case a.fastSem <- struct{}{}:
-		t.Stop()
-	case <-t.C:
-		return nil
-	}
-	defer func() { <-a.fastSem }()
-	for _, h := range hs {
-		if h.pid == 0 {
+	defer a.leaveFast(uid)
+	// The hints are read one at a time, not copied whole: this runs at
+	// the bottom of a request's call chain, where a larger frame makes
+	// every new connection's goroutine grow its stack. A hint reordered
+	// meanwhile may be tried twice or missed; it is only where to look
+	// first, and a miss goes to the scan.
+	for i := range maxHints {
+		h, ok := a.hintAt(uid, i)
+		if !ok {
 			break
 		}
 		p, fd, err := a.fastPID(uid, h, inode)
@@ -354,37 +374,205 @@ func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
 	return nil
 }
 
+// enterFast takes one of the fast path's slots for uid, false when uid
+// has no hints or no slot is to be had.
+//
+// One uid gets at most maxFastPerUID of the maxFast slots: a user flooding
+// connections from processes with huge fd tables must not hold every slot
+// while trusted callers of other uids wait. Past its share, or with no
+// hint at all, a lookup goes to the scan, which is coalesced per uid and
+// bounded in time.
+func (a *Attestor) enterFast(uid uint32) bool {
+	a.mu.Lock()
+	if a.hints[uid] == nil || a.inFast[uid] >= maxFastPerUID {
+		a.mu.Unlock()
+		return false
+	}
+	a.inFast[uid]++
+	a.mu.Unlock()
+	// Waiting for a slot beats falling back to a scan (a fast path's work
+	// is bounded and short, a scan's is neither), but not for ever. A free
+	// slot is taken without a timer.
+	select {
+	case a.fastSem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(a.wait)
+	defer t.Stop()
+	select {
+	case a.fastSem <- struct{}{}:
+		return true
+	case <-t.C:
+		a.leaveShare(uid)
+		return false
+	}
+}
+
+// leaveFast gives back the slot and share enterFast took.
+func (a *Attestor) leaveFast(uid uint32) {
+	<-a.fastSem
+	a.leaveShare(uid)
+}
+
+func (a *Attestor) leaveShare(uid uint32) {
+	a.mu.Lock()
+	if a.inFast[uid]--; a.inFast[uid] == 0 {
+		delete(a.inFast, uid)
+	}
+	a.mu.Unlock()
+}
+
+// hintAt is uid's i-th latest holder, false past the last.
+func (a *Attestor) hintAt(uid uint32, i int) (hint, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hs := a.hints[uid]
+	if hs == nil || hs[i].pid == 0 {
+		return hint{}, false
+	}
+	return hs[i], true
+}
+
 // fastPID describes hinted process h if it is uid's and holds socket
 // inode (p nil otherwise); fd is the one it holds it as. ErrGone: the
 // process no longer exists or is not uid's.
 //
-// The process is pinned by a descriptor of its /proc/PID directory, and
-// everything is read through it: that directory stays the process's it
-// was opened for (a PID reused later is another directory), and once that
-// process has exited its entries no longer resolve — so the socket found
-// at the end through it was held by that very process, alive then.
+// The process is pinned by a descriptor of its /proc/PID directory (see
+// pin), and everything is read through it, so the socket found through it
+// is held by that very process, alive then. A pin whose process has
+// exited is let go and the pid opened afresh: the pid may be a new
+// process of uid's now, which the hint still points at.
 func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, fd int, err error) {
-	dfd, err := unix.Open(a.proc+"/"+strconv.Itoa(h.pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	for {
+		pn, opened, err := a.acquire(h.pid)
+		if err != nil {
+			return nil, 0, ErrGone
+		}
+		p, fd, err := a.pinned(pn, uid, h, inode)
+		a.release(pn)
+		if errors.Is(err, errExited) || (errors.Is(err, ErrGone) && !opened) {
+			// Exited, or not uid's (as an exited process reads): the pid
+			// may be a new process of uid's now, which the hint means.
+			a.unpin(pn)
+			if !opened {
+				continue
+			}
+			err = ErrGone
+		}
+		return p, fd, err
+	}
+}
+
+// errExited: a pinned process has exited.
+var errExited = errors.New("the pinned process exited")
+
+// pinned is fastPID on the pinned process pn. The cgroup is read through
+// the pin unless read there within cgroupTTL; a fresh read is followed by
+// a check that the socket is still held (a cached one was read before the
+// socket was found, so that check comes after it anyway).
+func (a *Attestor) pinned(pn *pin, uid uint32, h hint, inode uint64) (p *agent.Process, fd int, err error) {
+	var st unix.Stat_t
+	if unix.Fstat(pn.dfd, &st) != nil || st.Uid != uid {
+		// Not uid's (any more): as the scan, only uid's processes count.
+		// An exited process reads as root's here.
 		return nil, 0, ErrGone
 	}
-	defer unix.Close(dfd)
-	var st unix.Stat_t
-	if unix.Fstat(dfd, &st) != nil || st.Uid != uid {
-		return nil, 0, ErrGone // as the scan, only uid's processes
+	fd, ok, err := a.findFD(pn.dfd, &h.fds, inode)
+	if err != nil {
+		return nil, 0, err
 	}
-	fd, ok := a.findFD(dfd, &h.fds, inode)
 	if !ok {
 		return nil, 0, nil
 	}
 	p = &agent.Process{PID: h.pid}
-	if data, err := readSmallAt(dfd, "cgroup"); err == nil {
+	now := a.clock.Now()
+	a.mu.Lock()
+	cached, attrs := !pn.read.IsZero() && now.Sub(pn.read) < cgroupTTL && !now.Before(pn.read), pn.attrs
+	a.mu.Unlock()
+	if cached {
+		p.Cgroup, p.Unit, p.UserUnit = attrs.cgroup, attrs.unit, attrs.userUnit
+		return p, fd, nil
+	}
+	data, err := readSmallAt(pn.dfd, "cgroup")
+	if err == nil {
 		a.cgroupFrom(data, p)
 	}
-	if !fdIsAt(dfd, fd, inode) {
+	if !fdIsAt(pn.dfd, fd, inode) {
 		return nil, 0, nil // closed, passed on, or the process exited
 	}
+	if err == nil {
+		a.mu.Lock()
+		pn.attrs = cgroupAttrs{cgroup: p.Cgroup, unit: p.Unit, userUnit: p.UserUnit}
+		pn.read = now
+		a.mu.Unlock()
+	}
 	return p, fd, nil
+}
+
+// acquire returns pid's pin, opening /proc/PID for it if there is none
+// (opened), with a reference the caller releases.
+func (a *Attestor) acquire(pid int) (pn *pin, opened bool, err error) {
+	a.mu.Lock()
+	if pn := a.pins[pid]; pn != nil {
+		pn.refs++
+		a.useSeq++
+		pn.used = a.useSeq
+		a.mu.Unlock()
+		return pn, false, nil
+	}
+	a.mu.Unlock()
+	dfd, err := unix.Open(a.proc+"/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, true, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if pn := a.pins[pid]; pn != nil { // another fast path pinned it meanwhile
+		unix.Close(dfd)
+		pn.refs++
+		return pn, false, nil
+	}
+	if len(a.pins) >= maxPins {
+		var lru *pin
+		for _, pn := range a.pins {
+			if lru == nil || pn.used < lru.used {
+				lru = pn
+			}
+		}
+		a.dropLocked(lru)
+	}
+	a.useSeq++
+	pn = &pin{pid: pid, dfd: dfd, refs: 2, used: a.useSeq}
+	a.pins[pid] = pn
+	return pn, true, nil
+}
+
+// release gives back a reference acquire returned.
+func (a *Attestor) release(pn *pin) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if pn.refs--; pn.refs == 0 {
+		unix.Close(pn.dfd)
+	}
+}
+
+// unpin lets pn go (its process exited): the pid is opened afresh next.
+func (a *Attestor) unpin(pn *pin) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pins[pn.pid] == pn {
+		a.dropLocked(pn)
+	}
+}
+
+// dropLocked removes pn from the pins (a.mu held), closing its descriptor
+// unless a fast path still uses it (the last release closes it then).
+func (a *Attestor) dropLocked(pn *pin) {
+	delete(a.pins, pn.pid)
+	if pn.refs--; pn.refs == 0 {
+		unix.Close(pn.dfd)
+	}
 }
 
 // findFD returns the fd of socket inode of the process whose /proc/PID
@@ -392,8 +580,9 @@ func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, 
 // next socket is usually at or near one of the fds of its latest ones
 // (recent): fds around those are tried before the fd directory is read,
 // and processes with more than maxFastFDs open files are left to the scan
-// when the socket is not near.
-func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, bool) {
+// when the socket is not near. errExited: the process has exited (its fd
+// directory no longer resolves).
+func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, bool, error) {
 	// near reports whether fd is within the window of a recent fd before
 	// recent[upto] (tried already; no bookkeeping, which would grow the
 	// stack of every connection's goroutine).
@@ -411,7 +600,7 @@ func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, boo
 	// reuses one fd, the only entry.)
 	for i := hintFDs - 1; i >= 0; i-- {
 		if r := recent[i]; r >= 0 && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
-			return r, true
+			return r, true, nil
 		}
 	}
 	for i, r := range recent {
@@ -421,28 +610,31 @@ func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, boo
 		for d := 1; d <= fdWindow; d++ {
 			for _, fd := range [2]int{r + d, r - d} {
 				if fd >= 0 && !near(fd, 0, hintFDs) && !near(fd, fdWindow, i) && fdIsAt(dfd, fd, inode) {
-					return fd, true
+					return fd, true, nil
 				}
 			}
 		}
 	}
 	fdd, err := unix.Openat(dfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+		return 0, false, errExited
+	}
 	if err != nil {
-		return 0, false
+		return 0, false, nil
 	}
 	d := os.NewFile(uintptr(fdd), "fd")
 	defer d.Close()
 	fds, err := d.Readdirnames(maxFastFDs + 1)
 	if err != nil || len(fds) > maxFastFDs {
-		return 0, false
+		return 0, false, nil
 	}
 	for _, name := range fds {
 		fd, err := strconv.Atoi(name)
 		if err == nil && !near(fd, fdWindow, hintFDs) && fdIsAt(dfd, fd, inode) {
-			return fd, true
+			return fd, true, nil
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // fdIsAt reports whether fd of the process whose /proc/PID is open as dfd

@@ -80,8 +80,8 @@ func TestFindFD(t *testing.T) {
 					fds[fd] = "socket:[1]"
 				}
 			}
-			fd, ok := a.findFD(mk(t, fds), &recent, 777)
-			if ok != tc.found || (ok && fd != tc.fd) {
+			fd, ok, err := a.findFD(mk(t, fds), &recent, 777)
+			if err != nil || ok != tc.found || (ok && fd != tc.fd) {
 				t.Fatalf("got fd %d, %v; want %d, %v", fd, ok, tc.fd, tc.found)
 			}
 		})
@@ -114,5 +114,53 @@ func TestFastPathShares(t *testing.T) {
 	}
 	if p := a.fastAttest(3000, 42); p != nil || len(a.inFast) != 1 {
 		t.Fatalf("a uid without hints took the fast path: %+v, %v", p, a.inFast)
+	}
+}
+
+// TestPins: at most maxPins processes stay pinned, the least recently
+// used is let go first, and a pin let go while a fast path uses it keeps
+// its descriptor until that fast path releases it (a closed descriptor's
+// number could be reused by another open, and read as the wrong process).
+func TestPins(t *testing.T) {
+	a := &Attestor{proc: t.TempDir(), pins: map[int]*pin{}}
+	for pid := 1; pid <= maxPins+1; pid++ {
+		if err := os.Mkdir(filepath.Join(a.proc, strconv.Itoa(pid)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(fd int) bool { _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); return err == nil }
+	first, opened, err := a.acquire(1)
+	if err != nil || !opened {
+		t.Fatalf("acquire: %v, opened %v", err, opened)
+	}
+	for pid := 2; pid <= maxPins; pid++ {
+		pn, _, err := a.acquire(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.release(pn)
+	}
+	again, opened, _ := a.acquire(2) // now more recently used than 3…
+	if opened || again != a.pins[2] {
+		t.Fatal("a pinned pid was opened again")
+	}
+	a.release(again)
+	if _, _, err := a.acquire(maxPins + 1); err != nil { // evicts pid 1, the least recently used
+		t.Fatal(err)
+	}
+	if len(a.pins) != maxPins || a.pins[1] != nil || a.pins[2] == nil {
+		t.Fatalf("%d pins, pid 1 pinned %v, pid 2 pinned %v; want %d, false, true", len(a.pins), a.pins[1] != nil, a.pins[2] != nil, maxPins)
+	}
+	if !open(first.dfd) {
+		t.Fatal("the evicted pin's descriptor was closed while in use")
+	}
+	a.release(first)
+	if open(first.dfd) {
+		t.Fatal("the evicted pin's descriptor outlived its last use")
+	}
+	pn := a.pins[3]
+	a.unpin(pn)
+	if a.pins[3] != nil || open(pn.dfd) {
+		t.Fatal("an unpinned process stayed pinned")
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/credsidecar/credsidecar/attest/proc"
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/imds"
+	"github.com/credsidecar/credsidecar/internal/clock"
 	"github.com/credsidecar/credsidecar/internal/httpserver"
 )
 
@@ -526,7 +527,8 @@ func TestFastPath(t *testing.T) {
 	if os.Geteuid() != 0 {
 		needs(t, "root (to place processes in cgroups and run them as other uids)")
 	}
-	a, _, err := proc.New(proc.Options{})
+	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+	a, _, err := proc.New(proc.Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,6 +561,27 @@ func TestFastPath(t *testing.T) {
 		if p := expect(t, ino2, "csci-fast-a.service", 0, 1); p.Exe != "" {
 			t.Fatalf("the fast path described the executable (%q): another holder could run another", p.Exe)
 		}
+	})
+
+	// A process moved to another cgroup (root's doing: out of a unit
+	// needs it) is believed in its old one for at most CgroupTTL, the age
+	// of the cgroup the fast path read through its pin.
+	t.Run("a pinned process moved to another unit is seen there after the cgroup's TTL", func(t *testing.T) {
+		sm, inoM := heldSocket(t)
+		sn, inoN := heldSocket(t)
+		sp, inoP := heldSocket(t)
+		h := startHolder(t, uid, cgA, sm, sn, sp)
+		expect(t, inoM, "csci-fast-a.service", 1, 0)
+		expect(t, inoN, "csci-fast-a.service", 0, 1) // read through the pin now
+		if err := os.WriteFile(filepath.Join(cgB, "cgroup.procs"), []byte(strconv.Itoa(h.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(proc.CgroupTTL)
+		expect(t, inoP, "csci-fast-b.service", 0, 1)
+		if err := os.WriteFile(filepath.Join(cgA, "cgroup.procs"), []byte(strconv.Itoa(h.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(proc.CgroupTTL)
 	})
 
 	s3, ino3 := heldSocket(t)

@@ -1,0 +1,4 @@
+package proc
+
+// CgroupTTL is cgroupTTL for the external tests.
+const CgroupTTL = cgroupTTL
