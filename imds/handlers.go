@@ -62,7 +62,12 @@ type route struct {
 // order.
 func (s *Server) routeTable() []route {
 	var out []route
+	recorders := map[string]func(int, time.Duration){}
 	add := func(path, method string, ep endpoint) {
+		if recorders[ep.name] == nil {
+			recorders[ep.name] = s.metrics.Endpoint(ep.name)
+		}
+		ep.record = recorders[ep.name]
 		if prefix, ok := strings.CutSuffix(path, "{role}"); ok {
 			ep.rolePrefix = prefix
 		}
@@ -102,10 +107,10 @@ func (s *Server) routes() *mux.Router {
 		r.HandleFunc(rt.path+"/", h).Methods(rt.method)
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		s.fail(w, epOther, time.Time{}, errNotFound)
+		s.fail(w, s.other, time.Time{}, errNotFound)
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		s.fail(w, epOther, time.Time{}, errMethod)
+		s.fail(w, s.other, time.Time{}, errMethod)
 	})
 	return r
 }
@@ -133,7 +138,10 @@ const (
 
 // endpoint is one credential endpoint as the adapter runs it.
 type endpoint struct {
-	name   string // metric label
+	name string // metric label
+	// record is the endpoint's metrics recorder (Metrics.Endpoint of
+	// name), resolved when the routes are built.
+	record func(code int, d time.Duration)
 	flags  epFlags
 	ctype  []string // Content-Type of a success
 	handle handler
@@ -222,9 +230,9 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 		}
 		status := http.StatusOK
 		if err != nil {
-			status = s.fail(w, ep.name, start, err)
+			status = s.fail(w, ep.record, start, err)
 		} else {
-			s.write(w, ep.name, start, ep.ctype, body)
+			s.write(w, ep.record, start, ep.ctype, body)
 			if ep.flags&needsClient != 0 {
 				// Only a request actually served to a client makes its
 				// connection one the limiter keeps (a refused or public
@@ -305,7 +313,7 @@ func resultOf(err error) string {
 
 // fail writes err's public form and records the metric; it returns the
 // status written.
-func (s *Server) fail(w http.ResponseWriter, ep string, start time.Time, err error) int {
+func (s *Server) fail(w http.ResponseWriter, record func(int, time.Duration), start time.Time, err error) int {
 	e := publicError(err)
 	b, _ := json.Marshal(errorBody{Code: e.code, Message: e.msg})
 	h := w.Header()
@@ -320,7 +328,7 @@ func (s *Server) fail(w http.ResponseWriter, ep string, start time.Time, err err
 	if !start.IsZero() {
 		d = time.Since(start)
 	}
-	s.metrics.Request(ep, e.status, d)
+	record(e.status, d)
 	return e.status
 }
 
@@ -329,13 +337,13 @@ var (
 	textType = []string{"text/plain"}
 )
 
-func (s *Server) write(w http.ResponseWriter, ep string, start time.Time, ctype []string, body []byte) {
+func (s *Server) write(w http.ResponseWriter, record func(int, time.Duration), start time.Time, ctype []string, body []byte) {
 	// Content-Length is left to net/http: for a body written in one piece
 	// before the handler returns it sets it without allocating.
 	w.Header()["Content-Type"] = ctype
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
-	s.metrics.Request(ep, http.StatusOK, time.Since(start))
+	record(http.StatusOK, time.Since(start))
 }
 
 // putToken issues an IMDSv2 token bound to the caller; a caller that

@@ -37,14 +37,16 @@ type Agent interface {
 	CredentialsFor(ctx context.Context, id agent.Identity, c *agent.Caller, role string) (*agent.Credentials, error)
 }
 
-// Metrics receives one observation per request.
+// Metrics receives one observation per request. Endpoint is asked once
+// per endpoint label, when the routes are built: the recorder it returns
+// is all a request calls, so no label is looked up per request.
 type Metrics interface {
-	Request(endpoint string, code int, d time.Duration)
+	Endpoint(name string) func(code int, d time.Duration)
 }
 
 type nopMetrics struct{}
 
-func (nopMetrics) Request(string, int, time.Duration) {}
+func (nopMetrics) Endpoint(string) func(int, time.Duration) { return func(int, time.Duration) {} }
 
 // UIDLookup returns the uid owning the client socket of a TCP connection
 // from this host, identified by both of its endpoints.
@@ -92,10 +94,12 @@ type Auditor interface {
 
 // Server is the HTTP front end of the credential listeners.
 type Server struct {
-	agent      Agent
-	log        *zap.Logger
-	clk        clock.Clock
-	metrics    Metrics
+	agent   Agent
+	log     *zap.Logger
+	clk     clock.Clock
+	metrics Metrics
+	// other records the requests no route answers (404, 405).
+	other      func(code int, d time.Duration)
 	tokens     *tokenSigner
 	uid        UIDLookup
 	sock       SocketLookup
@@ -138,6 +142,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.tokens = &tokenSigner{key: key}
+	s.other = s.metrics.Endpoint(epOther)
 	s.Apply(opts.Config)
 	s.router = s.routes()
 	return s, nil
