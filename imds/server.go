@@ -94,10 +94,13 @@ type Auditor interface {
 
 // Server is the HTTP front end of the credential listeners.
 type Server struct {
-	agent   Agent
-	log     *zap.Logger
-	clk     clock.Clock
-	metrics Metrics
+	agent Agent
+	log   *zap.Logger
+	clk   clock.Clock
+	// realClock: clk is the wall clock, so the time a request started
+	// is the clock's time for that request too (Server.now).
+	realClock bool
+	metrics   Metrics
 	// other records the requests no route answers (404, 405).
 	other      func(code int, d time.Duration)
 	tokens     *tokenSigner
@@ -131,6 +134,7 @@ func New(opts Options) (*Server, error) {
 	if s.clk == nil {
 		s.clk = clock.Real{}
 	}
+	_, s.realClock = s.clk.(clock.Real)
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
