@@ -53,13 +53,18 @@ const (
 
 // route is one path of the contract: a path template whose only variable
 // is a trailing {role} segment, the method it answers, and the endpoint.
+// slash: SDKs ask for the path with a trailing slash (the role list).
 type route struct {
 	path, method string
+	slash        bool
 	ep           endpoint
 }
 
 // routeTable lists the routes hottest first: gorilla/mux tries them in
-// order.
+// order, a regexp each, so a path pays for every route listed before its
+// own. The keep-alive path (a role's credentials) comes first, then the
+// other two requests of botocore's cold sequence (the token PUT and the
+// role list, which came 5th and 10th: 4 and 9 regexps of wasted work).
 func (s *Server) routeTable() []route {
 	var out []route
 	recorders := map[string]func(int, time.Duration){}
@@ -68,21 +73,25 @@ func (s *Server) routeTable() []route {
 			recorders[ep.name] = s.metrics.Endpoint(ep.name)
 		}
 		ep.record = recorders[ep.name]
+		slash := false
+		if p, ok := strings.CutSuffix(path, "/"); ok {
+			path, slash = p, true
+		}
 		if prefix, ok := strings.CutSuffix(path, "{role}"); ok {
 			ep.rolePrefix = prefix
 		}
-		out = append(out, route{path: path, method: method, ep: ep})
+		out = append(out, route{path: path, method: method, slash: slash, ep: ep})
 	}
 	imdsGet := func(name string, flags epFlags, h handler) endpoint {
 		return endpoint{name: name, flags: flags | imdsToken, ctype: textType, handle: h}
 	}
 	add(credsPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDS)))
-	add(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
 	add(tokenPath, http.MethodPut, endpoint{name: epToken, ctype: textType, handle: s.putToken})
+	add(credsPath+"/", http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
+	add(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
 	add(ecsCredsPath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
-	add(credsPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
 	add(credsExtPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDSExtended)))
-	add(credsExtPath, http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
+	add(credsExtPath+"/", http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
 	add(iamInfoPath, http.MethodGet, imdsGet(epMetadata, needsClient, s.iamInfo))
 	// Region, AZ and instance id go to any caller: SDKs read the region
 	// before they have credentials.
@@ -95,16 +104,28 @@ func (s *Server) routeTable() []route {
 }
 
 // routes registers routeTable on a gorilla/mux router, each path with and
-// without a trailing slash (as EC2 accepts both).
+// without a trailing slash (as EC2 accepts both): first every route in the
+// spelling SDKs send, in the table's order, then every other spelling (no
+// path matches two templates, so the order changes only the cost).
 func (s *Server) routes() *mux.Router {
 	// SkipClean: gorilla/mux would otherwise answer a path that is not
 	// clean ("//", "/./", "/../") with a bare 301 redirect; such paths are
 	// no path of the contract and get the JSON 404 like any other.
 	r := mux.NewRouter().SkipClean(true)
-	for _, rt := range s.routeTable() {
-		h := s.adapt(rt.ep)
-		r.HandleFunc(rt.path, h).Methods(rt.method)
-		r.HandleFunc(rt.path+"/", h).Methods(rt.method)
+	table := s.routeTable()
+	handlers := make([]http.HandlerFunc, len(table))
+	for i, rt := range table {
+		handlers[i] = s.adapt(rt.ep)
+	}
+	for _, pass := range []bool{true, false} {
+		for i, rt := range table {
+			withSlash := rt.slash == pass
+			path := rt.path
+			if withSlash {
+				path += "/"
+			}
+			r.HandleFunc(path, handlers[i]).Methods(rt.method)
+		}
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.fail(w, s.other, time.Time{}, errNotFound)
@@ -354,12 +375,16 @@ func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credent
 		// As EC2 does: a token never goes through a proxy (SSRF defence).
 		return nil, nil, errProxied
 	}
-	v := r.Header.Get(tokenTTLHeader)
+	ttlv := r.Header[tokenTTLHeader]
+	var v string
+	if len(ttlv) > 0 {
+		v = ttlv[0]
+	}
 	ttl, err := strconv.Atoi(v)
 	if v == "" || err != nil || ttl < 1 || ttl > maxTokenTTL {
 		return nil, nil, errTTL
 	}
-	tok := s.tokens.issue(s.clk.Now().Add(time.Duration(ttl)*time.Second), q.id.Client(), q.c.Addr)
+	tok := s.tokens.appendIssue(nil, s.clk.Now().Add(time.Duration(ttl)*time.Second), q.id.Client(), q.c.Addr)
 	if hops := q.id.Config().IMDS.HopLimit; hops > 0 {
 		if ci := q.ci; ci != nil && ci.conn != nil {
 			if err := setHopLimit(ci.conn, hops); err != nil {
@@ -369,9 +394,15 @@ func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credent
 			}
 		}
 	}
-	// Go and Rust SDKs fail without the TTL echoed.
-	w.Header().Set(tokenTTLHeader, strconv.Itoa(ttl))
-	return []byte(tok), nil, nil
+	// Go and Rust SDKs fail without the TTL echoed: the request's own
+	// value when it is the number's one spelling (as SDKs send it; no
+	// allocation), else the number as parsed ("+60", "060" -> "60").
+	echo := ttlv[:1]
+	if v[0] < '1' || v[0] > '9' { // a sign or a leading zero
+		echo = []string{strconv.Itoa(ttl)}
+	}
+	w.Header()[tokenTTLHeader] = echo
+	return tok, nil, nil
 }
 
 // now is the clock's time for a request the adapter started at start:
