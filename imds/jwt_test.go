@@ -223,6 +223,24 @@ clients: [{name: a, match: {token: static-token}, roles: [role-a]}]
 	benchECS(b, f, "static-token", ecsRolePathFor("role-a"))
 }
 
+// BenchmarkCachedECSLongTokenCredentials is the bench's static token
+// control: a static token as long as a projected service-account token,
+// in a config that also has JWT clients (so the request carries a JWT
+// getter too).
+func BenchmarkCachedECSLongTokenCredentials(b *testing.B) {
+	s := newJWTSigner(b)
+	static := strings.Repeat("s", len(s.token("a", "credsidecar", "pod-1")))
+	yml := strings.Replace(jwtYAML, "%s", s.path, 1)
+	yml = strings.Replace(yml, "clients:\n", "clients:\n  - {name: static, match: {token: "+static+"}, roles: [role-b]}\n", 1)
+	auth := jwtauth.New(jwtauth.Options{})
+	defer auth.Close()
+	if err := auth.Apply(parseConfig(b, yml)); err != nil {
+		b.Fatal(err)
+	}
+	f := newFixture(b, yml, fixtureOpts{jwt: auth})
+	benchECS(b, f, static, ecsRolePathFor("role-b"))
+}
+
 // BenchmarkNewJWT is the first request of a new token: parse, ES256
 // signature check, claims, cache insert (jwtauth alone).
 func BenchmarkNewJWT(b *testing.B) {
