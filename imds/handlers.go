@@ -384,7 +384,8 @@ func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credent
 	if v == "" || err != nil || ttl < 1 || ttl > maxTokenTTL {
 		return nil, nil, errTTL
 	}
-	tok := s.tokens.appendIssue(nil, s.clk.Now().Add(time.Duration(ttl)*time.Second), q.id.Client(), q.c.Addr)
+	exp := s.clk.Now().Add(time.Duration(ttl) * time.Second)
+	tok := s.tokens.appendIssue(nil, exp, q.id.Client(), q.c.Addr)
 	if hops := q.id.Config().IMDS.HopLimit; hops > 0 {
 		if ci := q.ci; ci != nil && ci.conn != nil {
 			if err := setHopLimit(ci.conn, hops); err != nil {
@@ -402,6 +403,13 @@ func (s *Server) putToken(w http.ResponseWriter, q call) ([]byte, *agent.Credent
 		echo = []string{strconv.Itoa(ttl)}
 	}
 	w.Header()[tokenTTLHeader] = echo
+	if ci := q.ci; ci != nil {
+		// SDKs send the token on the connection that fetched it: the GETs
+		// that follow find it verified (the HMAC it would cost again, on
+		// every cold sequence, proves nothing a token just issued here to
+		// this client does not).
+		ci.token.Store(&verifiedToken{token: string(tok), client: q.id.Client(), exp: exp.Unix()})
+	}
 	return tok, nil, nil
 }
 
