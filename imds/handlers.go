@@ -62,9 +62,10 @@ type route struct {
 
 // routeTable lists the routes hottest first: gorilla/mux tries them in
 // order, a regexp each, so a path pays for every route listed before its
-// own. The keep-alive path (a role's credentials) comes first, then the
-// other two requests of botocore's cold sequence (the token PUT and the
-// role list, which came 5th and 10th: 4 and 9 regexps of wasted work).
+// own. The keep-alive paths (a role's credentials, IMDS and ECS) come
+// first, then the other two requests of botocore's cold sequence (the
+// token PUT and the role list, which were mux's 5th and 10th routes: 4 and
+// 9 regexps of wasted work, now 2 and 3).
 func (s *Server) routeTable() []route {
 	var out []route
 	recorders := map[string]func(int, time.Duration){}
@@ -86,9 +87,9 @@ func (s *Server) routeTable() []route {
 		return endpoint{name: name, flags: flags | imdsToken, ctype: textType, handle: h}
 	}
 	add(credsPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDS)))
+	add(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
 	add(tokenPath, http.MethodPut, endpoint{name: epToken, ctype: textType, handle: s.putToken})
 	add(credsPath+"/", http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
-	add(ecsRolePath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
 	add(ecsCredsPath, http.MethodGet, endpoint{name: epECS, flags: needsClient | audited | bearer, ctype: jsonType, handle: s.ecsCreds})
 	add(credsExtPath+"/{role}", http.MethodGet, imdsGet(epIMDSCreds, needsClient|audited, s.imdsCreds(slotIMDSExtended)))
 	add(credsExtPath+"/", http.MethodGet, imdsGet(epRoleList, needsClient, roleList))
