@@ -14,7 +14,7 @@ import (
 // refuse answers err and, on an audited endpoint, records the refusal:
 // the adapter's early exits (Host, rate limit, IMDSv2 token policy).
 func (s *Server) refuse(w http.ResponseWriter, ep endpoint, start time.Time, q call, id agent.Identity, err error) {
-	status := s.fail(w, ep.name, start, err)
+	status := s.fail(w, ep.record, start, err)
 	if ep.flags&audited != 0 {
 		if q.c == nil {
 			// Refused before the caller was built (the Host check):

@@ -123,18 +123,18 @@ func TestNotFoundHidesRoles(t *testing.T) {
 	}
 }
 
-// TestTokenSuccess: the TTL is echoed, the token is text/plain and opens
-// the metadata paths.
+// TestTokenSuccess: the TTL is echoed (as the number it was read as), the
+// token is text/plain and opens the metadata paths.
 func TestTokenSuccess(t *testing.T) {
 	f := startFixture(t, mainConfigYAML("required"), fixtureOpts{})
 	c := newClient(t, "127.0.0.1")
-	for _, ttl := range []string{"1", "60", "21600"} {
+	for ttl, echo := range map[string]string{"1": "1", "60": "60", "21600": "21600", "+60": "60", "060": "60"} {
 		r := f.call(t, c, http.MethodPut, tokenPath, "", http.Header{tokenTTLHeader: {ttl}})
 		if r.status != http.StatusOK {
 			t.Fatalf("PUT ttl %s: %d %s", ttl, r.status, r.body)
 		}
-		if got := r.header.Get(tokenTTLHeader); got != ttl {
-			t.Errorf("TTL header echoed %q, want %q", got, ttl)
+		if got := r.header.Get(tokenTTLHeader); got != echo {
+			t.Errorf("TTL %q echoed as %q, want %q", ttl, got, echo)
 		}
 		if ct := r.header.Get("Content-Type"); ct != "text/plain" {
 			t.Errorf("token Content-Type = %q", ct)

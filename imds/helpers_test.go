@@ -158,6 +158,10 @@ type recMetrics struct {
 	changed chan struct{}
 }
 
+func (m *recMetrics) Endpoint(ep string) func(int, time.Duration) {
+	return func(code int, d time.Duration) { m.Request(ep, code, d) }
+}
+
 func (m *recMetrics) Request(ep string, code int, _ time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

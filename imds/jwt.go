@@ -3,7 +3,6 @@ package imds
 import (
 	"context"
 	"crypto/sha256"
-	"net/http"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
@@ -114,12 +113,6 @@ type jwtCall struct {
 	err   error
 }
 
-// jwtGetter is the Caller.JWT of request r presenting token on ci.
-func (s *Server) jwtGetter(r *http.Request, ci *connInfo, c *agent.Caller, token string) func() (*agent.JWT, error) {
-	jc := &jwtCall{s: s, ctx: r.Context(), ci: ci, c: c, token: token}
-	return jc.verify
-}
-
 func (jc *jwtCall) source() string { return networkKey(jc.c.Addr) }
 
 func (jc *jwtCall) verify() (*agent.JWT, error) {
@@ -139,7 +132,12 @@ func (jc *jwtCall) verify() (*agent.JWT, error) {
 	}
 	jc.j = s.views.of(l.ID)
 	if jc.ci != nil {
-		m := &connJWT{lease: l, j: jc.j, digest: sha256.Sum256([]byte(jc.token)), caller: *jc.c}
+		m := &connJWT{lease: l, j: jc.j, caller: *jc.c}
+		if d := jc.c.TokenDigest; d != nil {
+			m.digest = *d // the connection's digestOf: already hashed
+		} else {
+			m.digest = sha256.Sum256([]byte(jc.token))
+		}
 		m.caller.JWT, m.caller.TokenDigest = m.jwt, &m.digest
 		jc.ci.jwt.Store(m)
 	}

@@ -2,6 +2,7 @@ package imds
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -248,6 +249,35 @@ func TestSameToken(t *testing.T) {
 		b[i] ^= 0x80
 		if sameToken(tok, string(b)) {
 			t.Fatalf("tokens differing at byte %d are the same", i)
+		}
+	}
+}
+
+// TestBearerDigestMemo: a connection remembers the digest of the last
+// bearer token it carried, and a different token on the same connection
+// (a proxy carrying several callers) gets its own.
+func TestBearerDigestMemo(t *testing.T) {
+	ci := &connInfo{}
+	a, b := strings.Repeat("a", 1000), strings.Repeat("a", 999)+"b"
+	da := ci.digestOf(a)
+	if *da != sha256.Sum256([]byte(a)) {
+		t.Fatal("wrong digest")
+	}
+	if ci.digestOf(strings.Clone(a)) != da {
+		t.Fatal("the same token was hashed again")
+	}
+	if db := ci.digestOf(b); *db != sha256.Sum256([]byte(b)) || *da != sha256.Sum256([]byte(a)) {
+		t.Fatal("a second token's digest is wrong, or changed the first's")
+	}
+
+	f := startFixture(t, mainConfigYAML("required"), fixtureOpts{})
+	c := newClient(t, "127.0.0.1")
+	for i, tc := range []struct {
+		token  string
+		status int
+	}{{billingToken, 200}, {"wrong-token", 401}, {billingToken, 200}, {billingToken + "x", 401}, {billingToken, 200}} {
+		if r := f.call(t, c, http.MethodGet, "/creds", "", http.Header{"Authorization": {tc.token}}); r.status != tc.status {
+			t.Fatalf("request %d (%q): %d %s, want %d", i, tc.token, r.status, r.body, tc.status)
 		}
 	}
 }

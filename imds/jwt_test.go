@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/credsidecar/credsidecar/jwtauth"
+	"github.com/credsidecar/credsidecar/metrics"
 )
 
 const jwtIssuer = "https://kubernetes.default.svc.cluster.local"
@@ -183,7 +184,9 @@ func TestJWTKeepAliveNotReverified(t *testing.T) {
 // ECS caller presenting a projected service-account token: the JWT is
 // verified once, then each request costs a digest, a cache lookup, the
 // jwt match and the memoized session (compare with
-// BenchmarkCachedECSTokenCredentials, a static token client).
+// BenchmarkCachedECSTokenCredentials, a static token client). These ECS
+// benchmarks record real metrics, as BenchmarkCachedIMDSCredentials does
+// (the test fake's fmt.Sprintf was two of their allocations).
 func BenchmarkCachedJWTCredentials(b *testing.B) {
 	s := newJWTSigner(b)
 	yml := strings.Replace(jwtYAML, "%s", s.path, 1)
@@ -192,7 +195,7 @@ func BenchmarkCachedJWTCredentials(b *testing.B) {
 	if err := auth.Apply(parseConfig(b, yml)); err != nil {
 		b.Fatal(err)
 	}
-	f := newFixture(b, yml, fixtureOpts{jwt: auth})
+	f := newFixture(b, yml, fixtureOpts{jwt: auth, metrics: metrics.New()})
 	benchECS(b, f, s.token("a", "credsidecar", "pod-1"), ecsRolePathFor("role-a"))
 }
 
@@ -209,7 +212,7 @@ func BenchmarkCachedJWTMixedCredentials(b *testing.B) {
 	if err := auth.Apply(parseConfig(b, yml)); err != nil {
 		b.Fatal(err)
 	}
-	f := newFixture(b, yml, fixtureOpts{jwt: auth})
+	f := newFixture(b, yml, fixtureOpts{jwt: auth, metrics: metrics.New()})
 	benchECS(b, f, s.token("a", "credsidecar", "pod-1"), ecsRolePathFor("role-a"))
 }
 
@@ -219,8 +222,26 @@ func BenchmarkCachedECSTokenCredentials(b *testing.B) {
 sts: {mode: local}
 roles: [{name: role-a}]
 clients: [{name: a, match: {token: static-token}, roles: [role-a]}]
-`, fixtureOpts{})
+`, fixtureOpts{metrics: metrics.New()})
 	benchECS(b, f, "static-token", ecsRolePathFor("role-a"))
+}
+
+// BenchmarkCachedECSLongTokenCredentials is the bench's static token
+// control: a static token as long as a projected service-account token,
+// in a config that also has JWT clients (so the request carries a JWT
+// getter too).
+func BenchmarkCachedECSLongTokenCredentials(b *testing.B) {
+	s := newJWTSigner(b)
+	static := strings.Repeat("s", len(s.token("a", "credsidecar", "pod-1")))
+	yml := strings.Replace(jwtYAML, "%s", s.path, 1)
+	yml = strings.Replace(yml, "clients:\n", "clients:\n  - {name: static, match: {token: "+static+"}, roles: [role-b]}\n", 1)
+	auth := jwtauth.New(jwtauth.Options{})
+	defer auth.Close()
+	if err := auth.Apply(parseConfig(b, yml)); err != nil {
+		b.Fatal(err)
+	}
+	f := newFixture(b, yml, fixtureOpts{jwt: auth, metrics: metrics.New()})
+	benchECS(b, f, static, ecsRolePathFor("role-b"))
 }
 
 // BenchmarkNewJWT is the first request of a new token: parse, ES256

@@ -9,6 +9,7 @@ package imds
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -37,14 +38,16 @@ type Agent interface {
 	CredentialsFor(ctx context.Context, id agent.Identity, c *agent.Caller, role string) (*agent.Credentials, error)
 }
 
-// Metrics receives one observation per request.
+// Metrics receives one observation per request. Endpoint is asked once
+// per endpoint label, when the routes are built: the recorder it returns
+// is all a request calls, so no label is looked up per request.
 type Metrics interface {
-	Request(endpoint string, code int, d time.Duration)
+	Endpoint(name string) func(code int, d time.Duration)
 }
 
 type nopMetrics struct{}
 
-func (nopMetrics) Request(string, int, time.Duration) {}
+func (nopMetrics) Endpoint(string) func(int, time.Duration) { return func(int, time.Duration) {} }
 
 // UIDLookup returns the uid owning the client socket of a TCP connection
 // from this host, identified by both of its endpoints.
@@ -92,10 +95,15 @@ type Auditor interface {
 
 // Server is the HTTP front end of the credential listeners.
 type Server struct {
-	agent      Agent
-	log        *zap.Logger
-	clk        clock.Clock
-	metrics    Metrics
+	agent Agent
+	log   *zap.Logger
+	clk   clock.Clock
+	// realClock: clk is the wall clock, so the time a request started
+	// is the clock's time for that request too (Server.now).
+	realClock bool
+	metrics   Metrics
+	// other records the requests no route answers (404, 405).
+	other      func(code int, d time.Duration)
 	tokens     *tokenSigner
 	uid        UIDLookup
 	sock       SocketLookup
@@ -127,6 +135,7 @@ func New(opts Options) (*Server, error) {
 	if s.clk == nil {
 		s.clk = clock.Real{}
 	}
+	_, s.realClock = s.clk.(clock.Real)
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
@@ -138,6 +147,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.tokens = &tokenSigner{key: key}
+	s.other = s.metrics.Endpoint(epOther)
 	s.Apply(opts.Config)
 	s.router = s.routes()
 	return s, nil
@@ -193,6 +203,8 @@ type connInfo struct {
 	token atomic.Pointer[verifiedToken]
 	// jwt memoizes the last bearer JWT verified on this connection (jwt.go).
 	jwt atomic.Pointer[connJWT]
+	// bearer memoizes the digest of the last bearer token (digestOf).
+	bearer atomic.Pointer[bearerDigest]
 
 	// The process and container behind the connection (workload.go).
 	procOnce, ctrOnce sync.Once
@@ -307,7 +319,16 @@ func (s *Server) caller(r *http.Request, ci *connInfo, withToken bool) *agent.Ca
 			return c
 		}
 	}
-	c := &agent.Caller{}
+	// With a JWT verifier, the caller and its JWT getter's state in one
+	// allocation.
+	var bc *bearerCall
+	var c *agent.Caller
+	if len(tok) > 0 && s.jwt != nil {
+		bc = &bearerCall{}
+		c = &bc.c
+	} else {
+		c = &agent.Caller{}
+	}
 	if ok {
 		c.Addr, c.UID = ci.caller.Addr, ci.caller.UID
 		c.Process, c.Container = ci.caller.Process, ci.caller.Container
@@ -316,11 +337,43 @@ func (s *Server) caller(r *http.Request, ci *connInfo, withToken bool) *agent.Ca
 	}
 	if len(tok) > 0 {
 		c.Token, c.HasToken = tok[0], true
-		if s.jwt != nil {
-			c.JWT = s.jwtGetter(r, ci, c, tok[0])
+		if ok {
+			c.TokenDigest = ci.digestOf(tok[0])
+		}
+		if bc != nil {
+			bc.jc = jwtCall{s: s, ctx: r.Context(), ci: ci, c: c, token: tok[0]}
+			c.JWT = bc.jc.verify
 		}
 	}
 	return c
+}
+
+// bearerCall is a request's caller that presented a bearer token the
+// connection has no caller memoized for, with the state of its JWT getter.
+type bearerCall struct {
+	c  agent.Caller
+	jc jwtCall
+}
+
+// bearerDigest is the SHA-256 of the last bearer token seen on a
+// connection (immutable once stored).
+type bearerDigest struct {
+	token  string
+	digest [32]byte
+}
+
+// digestOf is the SHA-256 of token, which the agent looks static token
+// clients up by: computed once per token and connection, as ECS SDKs send
+// the same Authorization header on every request of a keep-alive
+// connection (hashing a kilobyte-long token, and the copy Sum256 needed,
+// cost each request ~1 µs here).
+func (ci *connInfo) digestOf(token string) *[32]byte {
+	if m := ci.bearer.Load(); m != nil && sameToken(m.token, token) {
+		return &m.digest
+	}
+	m := &bearerDigest{token: token, digest: sha256.Sum256([]byte(token))}
+	ci.bearer.Store(m)
+	return &m.digest
 }
 
 // hostAllowed is the DNS-rebinding defence: a page that rebinds a name to

@@ -165,3 +165,22 @@ func TestTrustedShareCapped(t *testing.T) {
 		t.Fatal("the freed share was not used")
 	}
 }
+
+// BenchmarkConnLife is what the limiter adds to one short connection (the
+// SDKs' cold sequence: admission, three requests' state changes, close),
+// below the bound.
+func BenchmarkConnLife(b *testing.B) {
+	l := New(Options{Max: 1024})
+	nc := pipeConn{remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}
+	b.ReportAllocs()
+	for range b.N {
+		c, _ := l.admit(nc)
+		l.ConnState(c, http.StateNew)
+		for range 3 {
+			l.ConnState(c, http.StateActive)
+			l.ConnState(c, http.StateIdle)
+		}
+		c.MarkTrusted("bench")
+		l.ConnState(c, http.StateClosed)
+	}
+}
