@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -101,6 +103,9 @@ func (e *entry) touch(a *Agent, now time.Time) {
 func (a *Agent) install(e *entry, creds *Credentials) {
 	now := a.clk.Now()
 	at := sched.RefreshAt(now, creds.Expiration, a.rnd())
+	// A source handing the same value out twice (a test's fake) gets no
+	// sharing: only fresh credentials belong to one entry.
+	creds.owner.CompareAndSwap(nil, e)
 	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
@@ -134,6 +139,52 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		zap.String("session", e.session),
 		zap.Time("expiration", creds.Expiration),
 		zap.String("key_id_last4", creds.KeyIDSuffix()))
+}
+
+// share replaces c, the entry's current credentials, with a copy whose
+// strings are those of body (just rendered from c into slot) where body
+// holds them verbatim, so a cached session keeps its session token, key
+// and secret once, in the body it is served as, not twice. The copy keeps
+// c's rendered bodies and has no owner: a second format renders as
+// before. Callers holding c keep a valid value; the swap happens at most
+// once per issued credentials, and not at all if c was renewed meanwhile.
+func (e *entry) share(c *Credentials, slot int, body *[]byte) {
+	cur := e.cur.Load()
+	if cur == nil || cur.creds != c || !c.owner.CompareAndSwap(e, nil) {
+		return
+	}
+	b := *body
+	s := &Credentials{
+		AccessKeyID:     within(b, c.AccessKeyID),
+		SecretAccessKey: within(b, c.SecretAccessKey),
+		SessionToken:    within(b, c.SessionToken),
+		Expiration:      c.Expiration,
+		Issued:          c.Issued,
+		RoleARN:         c.RoleARN,
+		AccountID:       c.AccountID,
+		AssumedRoleARN:  c.AssumedRoleARN,
+	}
+	for i := range c.render {
+		s.render[i].Store(c.render[i].Load())
+	}
+	s.render[slot].Store(body)
+	e.cur.CompareAndSwap(cur, &current{creds: s, refreshAt: cur.refreshAt})
+}
+
+// within returns s as a substring of body if body holds it verbatim, else
+// s. body must never change afterwards: a rendered body is immutable.
+func within(body []byte, s string) string {
+	i := strings.Index(unsafe.String(unsafe.SliceData(body), len(body)), s)
+	if i < 0 || s == "" {
+		return s
+	}
+	return unsafe.String(&body[i], len(s))
+}
+
+// sameIssue reports whether a and b are the same issued credentials: the
+// cache may hold a copy of what was installed (share).
+func sameIssue(a, b *Credentials) bool {
+	return a == b || (a != nil && b != nil && a.AccessKeyID == b.AccessKeyID && a.Expiration.Equal(b.Expiration))
 }
 
 // noteOutcome keeps the source's streak of consecutive retryable
@@ -207,7 +258,7 @@ func (a *Agent) onRefreshDue(e *entry) {
 	if e.lastUsedNs.Load() < e.installedNs.Load() {
 		e.retired.Store(true)
 		a.arm(e, creds.Expiration.Sub(a.clk.Now()), func(e *entry) {
-			if e.credsNow() == creds {
+			if sameIssue(e.credsNow(), creds) {
 				a.lru.Remove(e.key)
 			}
 		})

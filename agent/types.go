@@ -68,6 +68,10 @@ type Credentials struct {
 	AssumedRoleARN string
 
 	render [RenderSlots]atomic.Pointer[[]byte]
+	// owner is the cache entry these credentials were installed in, until
+	// a body rendered from them replaced them there with a copy whose
+	// strings share the body's memory (see entry.share); nil otherwise.
+	owner atomic.Pointer[entry]
 }
 
 // RenderSlots is how many distinct response formats a session can memoize.
@@ -82,6 +86,12 @@ func (c *Credentials) Rendered(slot int, render func(*Credentials) []byte) []byt
 	}
 	b := render(c)
 	c.render[slot].Store(&b)
+	if e := c.owner.Load(); e != nil {
+		// The first body of a cached session: the cache keeps a copy of
+		// these credentials whose strings are the body's, so the session
+		// token is kept once, not twice (cold path: once per issue).
+		e.share(c, slot, &b)
+	}
 	return b
 }
 
