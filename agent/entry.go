@@ -3,11 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -46,6 +44,10 @@ type entry struct {
 	retired atomic.Bool
 	pending bool // a renewal is running or a retry is armed
 	gone    bool // evicted or dropped: never renew again
+	// slot is 1 + the render slot of the first body rendered from the
+	// entry's credentials (0: none yet): its renewals are rendered into
+	// it before they are published (render.go).
+	slot uint8
 
 	// The entry's one deadline in the agent's dueQueue, guarded by the
 	// queue's lock: what runs (dueKind), its place in the heap (1-based,
@@ -112,8 +114,10 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 	now := a.clk.Now()
 	at := sched.RefreshAt(now, creds.Expiration, a.rnd())
 	// A source handing the same value out twice (a test's fake) gets no
-	// sharing: only fresh credentials belong to one entry.
-	creds.owner.CompareAndSwap(nil, e)
+	// pre-render: only fresh, unpublished credentials are finished here.
+	if creds.owner.CompareAndSwap(nil, e) {
+		e.prerender(creds)
+	}
 	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
@@ -147,46 +151,6 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		zap.String("session", e.session),
 		zap.Time("expiration", creds.Expiration),
 		zap.String("key_id_last4", creds.KeyIDSuffix()))
-}
-
-// share replaces c, the entry's current credentials, with a copy whose
-// strings are those of body (just rendered from c into slot) where body
-// holds them verbatim, so a cached session keeps its session token, key
-// and secret once, in the body it is served as, not twice. The copy keeps
-// c's rendered bodies and has no owner: a second format renders as
-// before. Callers holding c keep a valid value; the swap happens at most
-// once per issued credentials, and not at all if c was renewed meanwhile.
-func (e *entry) share(c *Credentials, slot int, body *[]byte) {
-	cur := e.cur.Load()
-	if cur == nil || cur.creds != c || !c.owner.CompareAndSwap(e, nil) {
-		return
-	}
-	b := *body
-	s := &Credentials{
-		AccessKeyID:     within(b, c.AccessKeyID),
-		SecretAccessKey: within(b, c.SecretAccessKey),
-		SessionToken:    within(b, c.SessionToken),
-		Expiration:      c.Expiration,
-		Issued:          c.Issued,
-		RoleARN:         c.RoleARN,
-		AccountID:       c.AccountID,
-		AssumedRoleARN:  c.AssumedRoleARN,
-	}
-	for i := range c.render {
-		s.render[i].Store(c.render[i].Load())
-	}
-	s.render[slot].Store(body)
-	e.cur.CompareAndSwap(cur, &current{creds: s, refreshAt: cur.refreshAt})
-}
-
-// within returns s as a substring of body if body holds it verbatim, else
-// s. body must never change afterwards: a rendered body is immutable.
-func within(body []byte, s string) string {
-	i := strings.Index(unsafe.String(unsafe.SliceData(body), len(body)), s)
-	if i < 0 || s == "" {
-		return s
-	}
-	return unsafe.String(&body[i], len(s))
 }
 
 // noteOutcome keeps the source's streak of consecutive retryable

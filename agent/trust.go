@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
@@ -89,6 +90,12 @@ type role struct {
 	// per caller.
 	jwtFields, defaultName bool
 	req                    Request // template of the source request, without SessionName/Via
+	// renders are the front ends' render functions seen for this role's
+	// sessions, by slot, and lastSlot 1 + the slot rendered last (0:
+	// none): a new session of the role is rendered into it before it is
+	// published (render.go).
+	renders  [RenderSlots]atomic.Pointer[renderFunc]
+	lastSlot atomic.Int32
 }
 
 func compile(cfg *config.Config) *state {

@@ -68,9 +68,8 @@ type Credentials struct {
 	AssumedRoleARN string
 
 	render [RenderSlots]atomic.Pointer[[]byte]
-	// owner is the cache entry these credentials were installed in, until
-	// a body rendered from them replaced them there with a copy whose
-	// strings share the body's memory (see entry.share); nil otherwise.
+	// owner is the cache entry these credentials were installed in (nil
+	// until then): where a first render is remembered (render.go).
 	owner atomic.Pointer[entry]
 }
 
@@ -79,20 +78,15 @@ const RenderSlots = 4
 
 // Rendered returns the bytes render produced for this session in slot,
 // calling render at most a few times per session (racing first callers may
-// each render; all results are equal). The agent never interprets them.
+// each render; all results are equal). The agent never interprets them,
+// but remembers render: the session's renewals, and new sessions of its
+// role, are rendered into the same slot before they are cached, with
+// their key, secret and token kept as substrings of the body (render.go).
 func (c *Credentials) Rendered(slot int, render func(*Credentials) []byte) []byte {
 	if b := c.render[slot].Load(); b != nil {
 		return *b
 	}
-	b := render(c)
-	c.render[slot].Store(&b)
-	if e := c.owner.Load(); e != nil {
-		// The first body of a cached session: the cache keeps a copy of
-		// these credentials whose strings are the body's, so the session
-		// token is kept once, not twice (cold path: once per issue).
-		e.share(c, slot, &b)
-	}
-	return b
+	return c.renderSlow(slot, render)
 }
 
 // KeyIDSuffix is the last four characters of the access key id: enough to

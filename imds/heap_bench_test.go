@@ -71,8 +71,8 @@ clients:
 				}
 				for _, c := range callers {
 					// One request per format, each asking the agent as a
-					// handler does: the first body rendered replaces the
-					// cached credentials with a copy sharing its strings.
+					// handler does (after the first session, the agent
+					// renders each new one into the format asked first).
 					for _, f := range formats {
 						creds, err := a.Credentials(context.Background(), c, "app")
 						if err != nil {
