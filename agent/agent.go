@@ -281,7 +281,7 @@ func (id Identity) DefaultRole() string {
 	if id.cl == nil {
 		return ""
 	}
-	return id.cl.defaultRole
+	return id.cl.defaultRole()
 }
 
 // Account is the account of the matched client's default role ("" when
@@ -290,7 +290,7 @@ func (id Identity) Account() string {
 	if id.cl == nil {
 		return ""
 	}
-	if r := id.st.roles[id.cl.defaultRole]; r != nil {
+	if r := id.st.roles[id.cl.defaultRole()]; r != nil {
 		return AccountOf(r.cfg.ARN)
 	}
 	return ""
@@ -340,7 +340,7 @@ func (a *Agent) CredentialsFor(ctx context.Context, id Identity, c *Caller, role
 		return nil, errNoClient
 	}
 	if roleName == "" {
-		roleName = cl.defaultRole
+		roleName = cl.defaultRole()
 	}
 	r := st.roles[roleName]
 	if r == nil || !cl.allows(roleName) {
