@@ -76,6 +76,9 @@ func (q *dueQueue) arm(e *entry, d time.Duration, kind dueKind, failedAt int64) 
 func (q *dueQueue) cancel(e *entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	// A deadline already handed to run (due, not yet run) is cancelled
+	// too: run skips it (stillDue).
+	e.dueSeq = 0
 	if e.dueIdx == 0 {
 		return
 	}
@@ -134,18 +137,35 @@ func (q *dueQueue) fire(gen uint64) {
 		q.down(0)
 		due = append(due, e)
 	}
-	// Read under the lock: a re-arm after the pop may change them.
-	kinds := make([]dueKind, len(due))
-	failed := make([]int64, len(due))
+	// Read under the lock: a re-arm after the pop changes them.
+	type popped struct {
+		e        *entry
+		seq      uint64
+		kind     dueKind
+		failedAt int64
+	}
+	runs := make([]popped, len(due))
 	for i, e := range due {
-		kinds[i], failed[i] = e.dueKind, e.failedAt
+		runs[i] = popped{e, e.dueSeq, e.dueKind, e.failedAt}
 	}
 	q.armTimerLocked()
 	q.mu.Unlock()
-	for i, e := range due {
-		kind, failedAt := kinds[i], failed[i]
-		q.clk.AfterFunc(0, func() { q.run(e, kind, failedAt) })
+	for _, p := range runs {
+		q.clk.AfterFunc(0, func() {
+			if q.stillDue(p.e, p.seq) {
+				q.run(p.e, p.kind, p.failedAt)
+			}
+		})
 	}
+}
+
+// stillDue reports whether the deadline armed as seq, handed to run, was
+// neither re-armed nor cancelled since: as a stopped timer of its own
+// would not, a replaced deadline does not run.
+func (q *dueQueue) stillDue(e *entry, seq uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return e.dueIdx == 0 && e.dueSeq == seq
 }
 
 func (q *dueQueue) less(i, j int) bool {

@@ -108,3 +108,28 @@ func TestDueQueueRandom(t *testing.T) {
 		}
 	}
 }
+
+// Deadlines due at the same instant are handed to run together; one of
+// them re-armed or cancelled by an earlier one's run (a chained role's
+// renewal renewing its first hop) no longer runs, as its own stopped
+// timer would not have.
+func TestDueQueueReplacedBeforeRun(t *testing.T) {
+	clk := clock.NewFake(t0)
+	a, b, c := &entry{key: "a"}, &entry{key: "b"}, &entry{key: "c"}
+	var ran []string
+	var q *dueQueue
+	q = &dueQueue{clk: clk, run: func(e *entry, kind dueKind, _ int64) {
+		ran = append(ran, e.key+"@"+clk.Now().Sub(t0).String())
+		if e == a && kind == dueRefresh {
+			q.arm(b, time.Minute, dueRefresh, 0) // renewed: due later
+			q.cancel(c)                          // evicted
+		}
+	}}
+	q.arm(a, time.Second, dueRefresh, 0)
+	q.arm(b, time.Second, dueRefresh, 0)
+	q.arm(c, time.Second, dueRefresh, 0)
+	clk.Advance(2 * time.Minute)
+	if want := []string{"a@1s", "b@1m1s"}; !slices.Equal(ran, want) {
+		t.Fatalf("ran %v, want %v", ran, want)
+	}
+}
