@@ -38,11 +38,12 @@ func releaseLoadGarbage(cfg *config.Config) {
 // heap (the demo config's few MiB) never has enough garbage to trim.
 const (
 	// trimEvery is how often the heap is looked at: one runtime/metrics
-	// read, microseconds.
-	trimEvery = 500 * time.Millisecond
+	// read, microseconds. A burst's garbage is handed back within two
+	// looks of its end.
+	trimEvery = 250 * time.Millisecond
 	// trimQuiet: allocating less than this in one trimEvery is quiet (1
 	// MiB/s: a few hundred requests a second).
-	trimQuiet = 512 << 10
+	trimQuiet = 256 << 10
 	// trimMin is the least garbage worth a trim.
 	trimMin = 8 << 20
 )
