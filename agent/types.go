@@ -50,8 +50,11 @@ type Caller struct {
 }
 
 // Credentials are one session's temporary credentials. They are immutable
-// once issued, apart from the render memo that front ends use to build each
-// response body once per session.
+// once the agent hands them out, apart from the render memo that front
+// ends use to build each response body once per session. (Before caching
+// them the agent may render a body and point AccessKeyID, SecretAccessKey
+// and SessionToken into it: same values, one copy. A Source must hand out
+// a fresh value per call.)
 type Credentials struct {
 	AccessKeyID     string
 	SecretAccessKey string
