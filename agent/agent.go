@@ -100,8 +100,10 @@ type Agent struct {
 	// recency and removes from entries on eviction.
 	entries sync.Map // key -> *entry
 	lru     *lru.Cache[string, *entry]
-	flight  singleflight.Group
-	budget  atomic.Pointer[rate.Limiter]
+	// due holds every entry's next deadline, on one timer (due.go).
+	due    dueQueue
+	flight singleflight.Group
+	budget atomic.Pointer[rate.Limiter]
 
 	negMu sync.Mutex
 	neg   *lru.Cache[string, negative]
@@ -159,6 +161,7 @@ func New(opts Options, cfg *config.Config) (*Agent, error) {
 	if a.rnd == nil {
 		a.rnd = rand.Float64
 	}
+	a.due.clk, a.due.run = a.clk, a.runDue
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	c, err := lru.NewWithEvict(cfg.Cache.MaxEntries, a.onEvict)
 	if err != nil {
@@ -196,7 +199,7 @@ func (a *Agent) Apply(cfg *config.Config) {
 		live[r.fingerprint] = true
 	}
 	for _, k := range a.lru.Keys() {
-		if e, ok := a.lru.Peek(k); ok && !live[e.fingerprint] {
+		if e, ok := a.lru.Peek(k); ok && !live[e.role.fingerprint] {
 			a.lru.Remove(k)
 		}
 	}
@@ -278,7 +281,7 @@ func (id Identity) DefaultRole() string {
 	if id.cl == nil {
 		return ""
 	}
-	return id.cl.defaultRole
+	return id.cl.defaultRole()
 }
 
 // Account is the account of the matched client's default role ("" when
@@ -287,7 +290,7 @@ func (id Identity) Account() string {
 	if id.cl == nil {
 		return ""
 	}
-	if r := id.st.roles[id.cl.defaultRole]; r != nil {
+	if r := id.st.roles[id.cl.defaultRole()]; r != nil {
 		return AccountOf(r.cfg.ARN)
 	}
 	return ""
@@ -337,7 +340,7 @@ func (a *Agent) CredentialsFor(ctx context.Context, id Identity, c *Caller, role
 		return nil, errNoClient
 	}
 	if roleName == "" {
-		roleName = cl.defaultRole
+		roleName = cl.defaultRole()
 	}
 	r := st.roles[roleName]
 	if r == nil || !cl.allows(roleName) {

@@ -360,6 +360,9 @@ func TestEvictionAtBound(t *testing.T) {
 	if p := f.clk.Pending(); p != timers {
 		t.Fatalf("pending timers %d, want %d: the evicted entry's refresher must stop", p, timers)
 	}
+	if n := f.a.due.dueLen(); n != 2 {
+		t.Fatalf("%d deadlines armed for 2 cached sessions: the evicted entry's must go", n)
+	}
 	before := f.src.calls.Load()
 	mustCreds(t, f.a, alice, "app") // evicted (least recently used): fetched again
 	if f.src.calls.Load() != before+1 {

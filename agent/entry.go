@@ -10,17 +10,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/credsidecar/credsidecar/agent/sched"
-	"github.com/credsidecar/credsidecar/internal/clock"
 )
 
 // entry is one cached session. Its credentials are swapped atomically, so
 // callers keep reading the current ones while a renewal runs.
 type entry struct {
-	key         string
-	fingerprint string
-	role        *role
-	client      string
-	session     string
+	key     string
+	role    *role
+	client  string
+	session string
 	// tags are the session's rendered tags (nil: the role's own).
 	tags []Tag
 	// via returns the previous hop's current credentials (chained roles only).
@@ -32,21 +30,35 @@ type entry struct {
 	// lastUsedNs is the last hit recorded (unix ns, coarse: see touch).
 	lastUsedNs atomic.Int64
 	lastTouch  atomic.Int64
+	// installedNs is when the current credentials were installed.
+	installedNs atomic.Int64
+
+	mu       sync.Mutex
+	failures int32
 	// counted: the entry is in its client's count of cached sessions
 	// (fair.go); count and uncount are idempotent through it, whichever
 	// of install and eviction runs first.
 	counted atomic.Bool
-	// installedNs is when the current credentials were installed.
-	installedNs atomic.Int64
 	// retired: nobody used the session since its last renewal, so it is
 	// not renewed in the background and ages out.
 	retired atomic.Bool
+	pending bool // a renewal is running or a retry is armed
+	gone    bool // evicted or dropped: never renew again
+	// slot is 1 + the render slot of the first body rendered from the
+	// entry's credentials (0: none yet): its renewals are rendered into
+	// it before they are published (render.go).
+	slot uint8
 
-	mu       sync.Mutex
-	timer    clock.Timer
-	pending  bool // a renewal is running or a retry is armed
-	failures int
-	gone     bool // evicted or dropped: never renew again
+	// The entry's one deadline in the agent's dueQueue, guarded by the
+	// queue's lock: what runs (dueKind), its place in the heap (1-based,
+	// 0: none armed), when (unix ns), the order it was armed in, and for
+	// a retry when the renewal failed (unix ns). Small fields first: the
+	// entry fits a 176-byte allocation.
+	dueKind  dueKind
+	dueIdx   int32
+	dueAt    int64
+	dueSeq   uint64
+	failedAt int64
 }
 
 // current is an entry's credentials and when to renew them.
@@ -57,7 +69,7 @@ type current struct {
 
 // newEntry is a not yet cached session of role r for caller c of cl.
 func (a *Agent) newEntry(st *state, cl *client, r *role, id sessionID, c *Caller) *entry {
-	e := &entry{key: id.key, fingerprint: r.fingerprint, role: r, client: cl.name, session: id.name, tags: id.tags}
+	e := &entry{key: id.key, role: r, client: cl.name, session: id.name, tags: id.tags}
 	if r.via != nil {
 		// Each hop is cached too; a renewal asks the cache for the previous
 		// hop's current credentials rather than reusing ones that may have
@@ -101,6 +113,11 @@ func (e *entry) touch(a *Agent, now time.Time) {
 func (a *Agent) install(e *entry, creds *Credentials) {
 	now := a.clk.Now()
 	at := sched.RefreshAt(now, creds.Expiration, a.rnd())
+	// A source handing the same value out twice (a test's fake) gets no
+	// pre-render: only fresh, unpublished credentials are finished here.
+	if creds.owner.CompareAndSwap(nil, e) {
+		e.prerender(creds)
+	}
 	e.cur.Store(&current{creds: creds, refreshAt: at})
 	e.lastTouch.Store(0)
 	e.installedNs.Store(now.UnixNano())
@@ -128,7 +145,7 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		a.count(e)
 		a.fair.room.Unlock()
 	}
-	a.arm(e, at.Sub(now), a.onRefreshDue)
+	a.arm(e, at.Sub(now), dueRefresh, 0)
 	a.log.Info("credentials issued",
 		zap.String("client", e.client), zap.String("role", e.role.cfg.Name),
 		zap.String("session", e.session),
@@ -164,20 +181,27 @@ func (a *Agent) rememberUntil(key string, until time.Time) {
 	}
 }
 
-// arm replaces the entry's timer.
-func (a *Agent) arm(e *entry, d time.Duration, f func(*entry)) {
+// arm sets the entry's one deadline (replacing any other): after d, kind
+// runs (see dueQueue).
+func (a *Agent) arm(e *entry, d time.Duration, kind dueKind, failedAt int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.gone {
 		return
 	}
-	if e.timer != nil {
-		e.timer.Stop()
+	a.due.arm(e, d, kind, failedAt)
+}
+
+// runDue runs what an entry's deadline armed (the dueQueue's callback).
+func (a *Agent) runDue(e *entry, kind dueKind, failedAt int64) {
+	switch kind {
+	case dueRefresh:
+		a.onRefreshDue(e)
+	case dueExpire:
+		a.onRetiredExpiry(e)
+	case dueRetry:
+		a.retryDue(e, failedAt)
 	}
-	if d < 0 {
-		d = 0
-	}
-	e.timer = a.clk.AfterFunc(d, func() { f(e) })
 }
 
 // onEvict is the LRU's eviction callback: the entry leaves the read side
@@ -191,9 +215,7 @@ func (a *Agent) onEvict(key string, e *entry) {
 	}
 	e.mu.Lock()
 	e.gone = true
-	if e.timer != nil {
-		e.timer.Stop()
-	}
+	a.due.cancel(e)
 	e.mu.Unlock()
 }
 
@@ -206,14 +228,28 @@ func (a *Agent) onRefreshDue(e *entry) {
 	}
 	if e.lastUsedNs.Load() < e.installedNs.Load() {
 		e.retired.Store(true)
-		a.arm(e, creds.Expiration.Sub(a.clk.Now()), func(e *entry) {
-			if e.credsNow() == creds {
-				a.lru.Remove(e.key)
-			}
-		})
+		a.arm(e, creds.Expiration.Sub(a.clk.Now()), dueExpire, 0)
 		return
 	}
 	a.renew(e)
+}
+
+// onRetiredExpiry removes a retired session once its credentials have
+// expired. Credentials installed since (a caller renewed it) re-armed the
+// entry's deadline; should this run anyway, they are not expired and stay.
+func (a *Agent) onRetiredExpiry(e *entry) {
+	creds := e.credsNow()
+	if creds == nil {
+		return
+	}
+	if left := creds.Expiration.Sub(a.clk.Now()); left > 0 {
+		// Woken early (a wall clock that moved back): wait the rest.
+		if e.retired.Load() {
+			a.arm(e, left, dueExpire, 0)
+		}
+		return
+	}
+	a.lru.Remove(e.key)
 }
 
 // refreshSoon starts a background renewal unless one is pending.
@@ -271,7 +307,7 @@ func (a *Agent) renewLocked(e *entry) {
 	}
 	// A session's first failure in an outage backs off as far as the
 	// source's streak: its retries add load, not news.
-	n := max(e.failures, int(min(a.fair.streak.Load(), 64)))
+	n := max(int(e.failures), int(min(a.fair.streak.Load(), 64)))
 	e.pending = true
 	e.mu.Unlock()
 	failedAt := a.clk.Now()
@@ -292,18 +328,21 @@ func (a *Agent) renewLocked(e *entry) {
 		// Callers with nothing valid cached still retry every error_ttl.
 		a.rememberUntil(e.key, failedAt.Add(delay))
 	}
-	a.arm(e, delay, func(e *entry) {
-		e.mu.Lock()
-		e.pending = false
-		e.mu.Unlock()
-		creds := e.credsNow()
-		// Dead sessions stop being retried once expired and unused.
-		if creds != nil && !a.clk.Now().Before(creds.Expiration) && e.lastUsedNs.Load() < failedAt.UnixNano() {
-			a.lru.Remove(e.key)
-			return
-		}
-		a.renew(e)
-	})
+	a.arm(e, delay, dueRetry, failedAt.UnixNano())
+}
+
+// retryDue runs when a failed renewal's backoff is over: it retries,
+// unless the session is dead (expired, and unused since the failure).
+func (a *Agent) retryDue(e *entry, failedAt int64) {
+	e.mu.Lock()
+	e.pending = false
+	e.mu.Unlock()
+	creds := e.credsNow()
+	if creds != nil && !a.clk.Now().Before(creds.Expiration) && e.lastUsedNs.Load() < failedAt {
+		a.lru.Remove(e.key)
+		return
+	}
+	a.renew(e)
 }
 
 // errNotProbing: a renewal was not tried because STS is failing and

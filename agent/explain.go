@@ -98,7 +98,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 			chk.Failed, chk.Why = "token", "its token reference could not be resolved, so it matches no caller"
 		case cl.tokenHash != nil && !c.HasToken:
 			chk.Failed, chk.Why = "token", "the caller presents no token"
-		case cl.tokenHash != nil && subtle.ConstantTimeCompare(cl.tokenHash, digest[:]) != 1:
+		case cl.tokenHash != nil && subtle.ConstantTimeCompare(cl.tokenHash[:], digest[:]) != 1:
 			chk.Failed, chk.Why = "token", "the caller's token is not this client's"
 		case cl.jwt != nil && !c.HasToken:
 			chk.Failed, chk.Why = "jwt", "the caller presents no token"
@@ -123,7 +123,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 			chk.Matched = true
 		}
 		ex.Clients = append(ex.Clients, chk)
-		if !chk.Matched && passed == "" && cl != nil && cl.tokenHash != nil && c.HasToken && subtle.ConstantTimeCompare(cl.tokenHash, digest[:]) == 1 {
+		if !chk.Matched && passed == "" && cl != nil && cl.tokenHash != nil && c.HasToken && subtle.ConstantTimeCompare(cl.tokenHash[:], digest[:]) == 1 {
 			passed = cc.Name
 		}
 		if !chk.Matched && passed == "" && cl != nil && cl.jwt != nil && j != nil && cl.jwt.check(j) == "" {
@@ -147,7 +147,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 	ex.Client = agentCl.name
 	ex.Role = roleName
 	if ex.Role == "" {
-		ex.Role = agentCl.defaultRole
+		ex.Role = agentCl.defaultRole()
 	}
 	r := st.roles[ex.Role]
 	if r == nil || !agentCl.allows(ex.Role) {

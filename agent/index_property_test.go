@@ -38,7 +38,7 @@ func scanIdentify(st *state, c *Caller) (*client, Kind) {
 		}
 		if hasTok {
 			for _, cl := range st.clients {
-				if d := sha256Of(c.Token); cl.tokenHash != nil && string(cl.tokenHash) == string(d[:]) {
+				if d := sha256Of(c.Token); cl.tokenHash != nil && *cl.tokenHash == d {
 					withToken = append(withToken, cl)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/credsidecar/credsidecar/config"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
@@ -21,9 +22,10 @@ type state struct {
 	cfg     *config.Config
 	clients []*client // in file order
 	roles   map[string]*role
-	// byToken indexes token-bearing clients by token digest (file order
-	// within each list).
-	byToken map[[32]byte][]*client
+	// byToken indexes token-bearing clients by token digest: the first in
+	// file order, the others holding the same token chained after it
+	// (client.sameToken). A slice per token cost 32 bytes a client more.
+	byToken map[[32]byte]*client
 	// plain finds the candidates among the clients with neither a token nor
 	// a jwt condition (index.go).
 	plain index
@@ -34,20 +36,29 @@ type state struct {
 type client struct {
 	idx       int // position in the file: first match wins
 	name      string
-	tokenHash []byte // sha256 of the token; nil when the match has none
+	tokenHash *[32]byte // sha256 of the token; nil when the match has none
+	// sameToken is the next client, in file order, holding the same token.
+	sameToken *client
 	// cidrs, uids and roles are the config's own slices (never modified).
 	cidrs []config.Prefix
 	uids  []uint32
 	wl    *workloadMatch // nil when the match has no workload condition
 	jwt   *jwtMatch      // nil when the match has no jwt
-	// roles are the client's roles, the first its default: few, so a
-	// slice (a map per client cost hundreds of bytes each).
-	roles       []string
-	defaultRole string
+	// roles are the client's roles, the first its default (defaultRole):
+	// few, so a slice (a map per client cost hundreds of bytes each).
+	roles []string
 	// sessions[i] memoizes the session of roles[i] when that role's
 	// session does not depend on the caller (key "" otherwise); nil when
 	// none does.
 	sessions []sessionID
+}
+
+// defaultRole is the client's first role ("" if it has none).
+func (cl *client) defaultRole() string {
+	if len(cl.roles) == 0 {
+		return ""
+	}
+	return cl.roles[0]
 }
 
 // allows reports whether the client may have role rn.
@@ -89,10 +100,16 @@ type role struct {
 	// per caller.
 	jwtFields, defaultName bool
 	req                    Request // template of the source request, without SessionName/Via
+	// renders are the front ends' render functions seen for this role's
+	// sessions, by slot, and lastSlot 1 + the slot rendered last (0:
+	// none): a new session of the role is rendered into it before it is
+	// published (render.go).
+	renders  [RenderSlots]atomic.Pointer[renderFunc]
+	lastSlot atomic.Int32
 }
 
 func compile(cfg *config.Config) *state {
-	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), byToken: map[[32]byte][]*client{}}
+	st := &state{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), byToken: map[[32]byte]*client{}}
 	for i := range cfg.Roles {
 		rc := &cfg.Roles[i]
 		r := &role{cfg: rc, perCaller: usesCallerDetails(rc.SessionName), jwtFields: usesJWTFields(rc.SessionName), defaultName: rc.SessionName == config.DefaultSessionName, needs: workloadNeeds(rc.SessionName)}
@@ -137,18 +154,20 @@ func compile(cfg *config.Config) *state {
 		if t := cc.Match.Token; t != nil {
 			switch {
 			case t.SHA256 != "":
-				c.tokenHash, _ = hex.DecodeString(t.SHA256)
+				// Validated as 64 hex digits; anything else matches no caller.
+				var h [32]byte
+				if n, err := hex.Decode(h[:], []byte(t.SHA256)); err != nil || n != len(h) {
+					continue
+				}
+				c.tokenHash = &h
 			case t.Value != "":
 				h := sha256.Sum256([]byte(t.Value))
-				c.tokenHash = h[:]
+				c.tokenHash = &h
 			default:
 				// An unresolved token must never match, least of all the
 				// empty token: the client is left out.
 				continue
 			}
-		}
-		if len(cc.Roles) > 0 {
-			c.defaultRole = cc.Roles[0]
 		}
 		for j, rn := range c.roles {
 			r := st.roles[rn]
@@ -167,8 +186,15 @@ func compile(cfg *config.Config) *state {
 		st.clients = append(st.clients, c)
 		switch {
 		case c.tokenHash != nil:
-			d := [32]byte(c.tokenHash)
-			st.byToken[d] = append(st.byToken[d], c)
+			if first := st.byToken[*c.tokenHash]; first != nil {
+				last := first
+				for last.sameToken != nil {
+					last = last.sameToken
+				}
+				last.sameToken = c
+			} else {
+				st.byToken[*c.tokenHash] = c
+			}
 		case c.jwt != nil:
 			st.jwt.add(c)
 		default:
@@ -271,29 +297,40 @@ func (st *state) identify(c *Caller) (*client, *Error) {
 		}
 		return nil, errNoClient
 	}
-	var withToken []*client
+	var holder *client
 	if len(st.byToken) > 0 {
 		// (Skipped when no client holds a token: a JWT-only trust
 		// config pays no digest here.)
-		withToken = st.byToken[c.tokenDigest()]
+		holder = st.byToken[c.tokenDigest()]
 	}
+	if holder != nil {
+		// Token-less clients only before the first client holding the
+		// token: past it, no fallback.
+		if cl := st.plain.first(c, holder.idx, &u, &wa); cl != nil {
+			return cl, nil
+		}
+		for cl := holder; cl != nil; cl = cl.sameToken {
+			if cl.holds(c, &u, &wa) {
+				return cl, nil
+			}
+		}
+		return nil, errBadToken
+	}
+	if st.jwt.n == 0 || c.JWT == nil {
+		return nil, errBadToken
+	}
+	// No client holds the token itself: it may be a JWT that a jwt client
+	// accepts. One that fails verification, or that no client's jwt
+	// condition takes, is a bad token (401).
+	j, err := c.JWT()
+	if err != nil {
+		return nil, &Error{Kind: KindBadToken, Msg: errBadToken.Msg, Err: err}
+	}
+	withToken := st.jwtMatching(j)
 	if len(withToken) == 0 {
-		if st.jwt.n == 0 || c.JWT == nil {
-			return nil, errBadToken
-		}
-		// No client holds the token itself: it may be a JWT that a
-		// jwt client accepts. One that fails verification, or that
-		// no client's jwt condition takes, is a bad token (401).
-		j, err := c.JWT()
-		if err != nil {
-			return nil, &Error{Kind: KindBadToken, Msg: errBadToken.Msg, Err: err}
-		}
-		if withToken = st.jwtMatching(j); len(withToken) == 0 {
-			return nil, errBadToken
-		}
+		return nil, errBadToken
 	}
-	// Token-less clients only before the first client holding the token:
-	// past it, no fallback.
+	// The same for the clients taking the JWT.
 	if cl := st.plain.first(c, withToken[0].idx, &u, &wa); cl != nil {
 		return cl, nil
 	}

@@ -50,8 +50,11 @@ type Caller struct {
 }
 
 // Credentials are one session's temporary credentials. They are immutable
-// once issued, apart from the render memo that front ends use to build each
-// response body once per session.
+// once the agent hands them out, apart from the render memo that front
+// ends use to build each response body once per session. (Before caching
+// them the agent may render a body and point AccessKeyID, SecretAccessKey
+// and SessionToken into it: same values, one copy. A Source must hand out
+// a fresh value per call.)
 type Credentials struct {
 	AccessKeyID     string
 	SecretAccessKey string
@@ -68,6 +71,9 @@ type Credentials struct {
 	AssumedRoleARN string
 
 	render [RenderSlots]atomic.Pointer[[]byte]
+	// owner is the cache entry these credentials were installed in (nil
+	// until then): where a first render is remembered (render.go).
+	owner atomic.Pointer[entry]
 }
 
 // RenderSlots is how many distinct response formats a session can memoize.
@@ -75,14 +81,15 @@ const RenderSlots = 4
 
 // Rendered returns the bytes render produced for this session in slot,
 // calling render at most a few times per session (racing first callers may
-// each render; all results are equal). The agent never interprets them.
+// each render; all results are equal). The agent never interprets them,
+// but remembers render: the session's renewals, and new sessions of its
+// role, are rendered into the same slot before they are cached, with
+// their key, secret and token kept as substrings of the body (render.go).
 func (c *Credentials) Rendered(slot int, render func(*Credentials) []byte) []byte {
 	if b := c.render[slot].Load(); b != nil {
 		return *b
 	}
-	b := render(c)
-	c.render[slot].Store(&b)
-	return b
+	return c.renderSlow(slot, render)
 }
 
 // KeyIDSuffix is the last four characters of the access key id: enough to

@@ -135,7 +135,7 @@ func (a *Agent) warmUp(st *state) {
 func (a *Agent) warmChoice(st *state, limit int) []*client {
 	var eligible []*client
 	for _, cl := range st.clients {
-		if _, ok := cl.memoized(cl.defaultRole); ok && st.roles[cl.defaultRole] != nil {
+		if _, ok := cl.memoized(cl.defaultRole()); ok && st.roles[cl.defaultRole()] != nil {
 			// (Per-caller session names cannot be known in advance.)
 			eligible = append(eligible, cl)
 		}
@@ -180,8 +180,8 @@ func (a *Agent) warmChoice(st *state, limit int) []*client {
 // asking meanwhile starts (or joins) a flight of its own lane, never one
 // waiting in the warm-up's.
 func (a *Agent) warmOne(st *state, cl *client) {
-	r := st.roles[cl.defaultRole]
-	id, _ := cl.memoized(cl.defaultRole)
+	r := st.roles[cl.defaultRole()]
+	id, _ := cl.memoized(cl.defaultRole())
 	if a.cached(id.key) {
 		return
 	}

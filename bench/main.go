@@ -202,8 +202,11 @@ type report struct {
 	SessionsTime  string      `json:"sessions_fill_time,omitempty"`
 	RSSIdleSessKB int         `json:"rss_sessions_idle_kb,omitempty"`
 	RSSSessKB     int         `json:"rss_sessions_kb,omitempty"`
-	Profile       string      `json:"cpu_profile,omitempty"`
-	BareProfile   string      `json:"bare_cpu_profile,omitempty"`
+	// RSSSessPeakKB is the memory run's peak RSS (VmHWM): the start, the
+	// load of the config and filling the sessions included.
+	RSSSessPeakKB int    `json:"rss_sessions_peak_kb,omitempty"`
+	Profile       string `json:"cpu_profile,omitempty"`
+	BareProfile   string `json:"bare_cpu_profile,omitempty"`
 	// JWTKeepAlive and JWTNewToken are jwtRun's (nil with -jwt=false);
 	// JWTStaticToken is its control: the same sidecar and request size
 	// with a static token client.
@@ -540,6 +543,7 @@ func sessionsRun(ctx context.Context, o *options, bin, dir string, rep *report, 
 	}
 	time.Sleep(time.Second)
 	rep.RSSSessKB = rssKB(side.pid())
+	rep.RSSSessPeakKB = peakRSSKB(side.pid())
 	return ctx.Err()
 }
 
@@ -594,6 +598,7 @@ func printReport(w io.Writer, r *report) {
 		fmt.Fprintf(w, "  sidecar, %d clients, start  %s\n", r.Sessions, mib(r.RSSIdleSessKB))
 		fmt.Fprintf(w, "  sidecar, %d cached sessions %s   (cache entries %d; %d /creds requests in %s, %d errors)\n",
 			r.Sessions, mib(r.RSSSessKB), r.SessionsSeen, r.Sessions, r.SessionsTime, r.SessionsErrs)
+		fmt.Fprintf(w, "  sidecar, %d sessions, peak   %s   (VmHWM: start, config load and the fill included)\n", r.Sessions, mib(r.RSSSessPeakKB))
 	}
 	if s := r.Startup; s != nil {
 		fmt.Fprintf(w, "start-up: serve on the demo config, ready (listeners serving, warm-up ended), %d starts\n", s.Runs)

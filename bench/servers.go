@@ -342,13 +342,19 @@ func serveBare(bodyFile string, tokenLen int) error {
 }
 
 // rssKB is VmRSS of pid, from /proc (0 where there is no /proc).
-func rssKB(pid int) int {
+func rssKB(pid int) int { return statusKB(pid, "VmRSS:") }
+
+// peakRSSKB is pid's highest resident set size so far (VmHWM), in KiB.
+func peakRSSKB(pid int) int { return statusKB(pid, "VmHWM:") }
+
+// statusKB reads one kB field of /proc/PID/status (0 where unknown).
+func statusKB(pid int, field string) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			return n
 		}

@@ -126,6 +126,10 @@ func (s *snapshot) build(read ReadFile, env Env, arm func(files []string)) (*Con
 	if err := s.checkFileModes(c); err != nil {
 		return nil, withPath(err, s.path)
 	}
+	// The config is built and s.sum covers its bytes: the config keeps
+	// the referenced files it answers ReadFile from, not its own bytes
+	// (over 0.7 MB for 10 000 clients, kept for nothing).
+	s.data = nil
 	c.snap = s
 	return c, nil
 }

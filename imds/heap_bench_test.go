@@ -62,15 +62,23 @@ clients:
 				runtime.GC()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
+				formats := []struct {
+					slot   int
+					render func(*agent.Credentials) []byte
+				}{{slotIMDS, renderIMDS}, {slotIMDSExtended, renderIMDSExtended}, {slotECS, renderECS}}
+				if !all {
+					formats = formats[:1]
+				}
 				for _, c := range callers {
-					creds, err := a.Credentials(context.Background(), c, "app")
-					if err != nil {
-						b.Fatal(err)
-					}
-					creds.Rendered(slotIMDS, renderIMDS)
-					if all {
-						creds.Rendered(slotIMDSExtended, renderIMDSExtended)
-						creds.Rendered(slotECS, renderECS)
+					// One request per format, each asking the agent as a
+					// handler does (after the first session, the agent
+					// renders each new one into the format asked first).
+					for _, f := range formats {
+						creds, err := a.Credentials(context.Background(), c, "app")
+						if err != nil {
+							b.Fatal(err)
+						}
+						creds.Rendered(f.slot, f.render)
 					}
 				}
 				runtime.GC()

@@ -296,6 +296,7 @@ func (d *daemon) run(ctx context.Context, hooks serveHooks) error {
 		return nil
 	})
 	g.Go(func() error { runWatchdog(gctx, log); return nil })
+	g.Go(func() error { runIdleTrim(gctx, log.Named("memory")); return nil })
 	if hooks.ready != nil {
 		hooks.ready(bound, d.lns.admin.Addr().String(), stsAddr)
 	}
