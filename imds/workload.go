@@ -25,6 +25,12 @@ type ProcessAttestor interface {
 	Attest(uid uint32, inode uint64) (*agent.Process, error)
 }
 
+// socketCloser is told when an attested connection closes (attest/proc's
+// Attestor): where its holder's next socket most likely is.
+type socketCloser interface {
+	Closed(uid uint32, inode uint64)
+}
+
 // ContainerResolver names the container an address belongs to (attest/docker).
 type ContainerResolver interface {
 	// Resolve names the container of the connection from remote to local.
@@ -53,6 +59,13 @@ func (s *Server) workloadGetters(ci *connInfo) {
 			ci.proc, ci.procErr = s.proc.Attest(ci.uid, ci.inode)
 			if ci.procErr != nil {
 				s.log.Debug("process attestation failed: process conditions fail closed for this connection", zap.Error(ci.procErr))
+				return
+			}
+			sc, ok := s.proc.(socketCloser)
+			c, hooks := ci.conn.(interface{ OnClose(func()) })
+			if ok && hooks {
+				uid, inode := ci.uid, ci.inode
+				c.OnClose(func() { sc.Closed(uid, inode) })
 			}
 		})
 		return ci.proc, ci.procErr

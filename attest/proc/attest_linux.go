@@ -125,22 +125,42 @@ type pin struct {
 type cgroupAttrs struct{ cgroup, unit, userUnit string }
 
 // hint is a process that held some of a uid's attested sockets, and the
-// fds it held the latest ones as, latest first (-1: none). A process's
-// new sockets take the lowest free fd, which cycles through a few numbers
-// (a hole below long-lived fds, or just above them).
+// fds it held the latest ones as, latest first (-1: none), with each one's
+// socket inode and whether that connection has closed since (Closed). A
+// process's new sockets take the lowest free fd, which cycles through a
+// few numbers (a hole below long-lived fds, or just above them): the
+// lowest fd whose connection closed is where its next socket most likely
+// is.
 type hint struct {
-	pid int
-	fds [hintFDs]int
+	pid    int
+	fds    [hintFDs]int
+	inos   [hintFDs]uint64
+	closed [hintFDs]bool
 }
 
-// add makes fd the latest of h's fds (they stay distinct).
-func (h *hint) add(fd int) {
+// add makes fd, now socket ino, the latest of h's fds (they stay
+// distinct).
+func (h *hint) add(fd int, ino uint64) {
 	i := 0
 	for i < hintFDs-1 && h.fds[i] != fd && h.fds[i] >= 0 {
 		i++
 	}
 	copy(h.fds[1:i+1], h.fds[:i])
-	h.fds[0] = fd
+	copy(h.inos[1:i+1], h.inos[:i])
+	copy(h.closed[1:i+1], h.closed[:i])
+	h.fds[0], h.inos[0], h.closed[0] = fd, ino, false
+}
+
+// freed returns the next lowest of h's fds above after whose connection
+// has closed, -1 if none: freed(-1) is the lowest.
+func (h *hint) freed(after int) int {
+	low := -1
+	for i, fd := range h.fds {
+		if fd > after && h.closed[i] && (low < 0 || fd < low) {
+			low = fd
+		}
+	}
+	return low
 }
 
 const (
@@ -320,7 +340,7 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 	if first == nil {
 		return nil, ErrGone
 	}
-	a.remember(uid, firstAt)
+	a.remember(uid, firstAt, inode)
 	return first, nil
 }
 
@@ -367,7 +387,7 @@ func (a *Attestor) fastAttest(uid uint32, inode uint64) *agent.Process {
 		if err != nil || p == nil {
 			continue
 		}
-		a.remember(uid, holder{pid: h.pid, fd: fd})
+		a.remember(uid, holder{pid: h.pid, fd: fd}, inode)
 		a.FastHits.Add(1)
 		return p
 	}
@@ -478,7 +498,7 @@ func (a *Attestor) pinned(pn *pin, uid uint32, h hint, inode uint64) (p *agent.P
 		// An exited process reads as root's here.
 		return nil, 0, ErrGone
 	}
-	fd, ok, err := a.findFD(pn.dfd, &h.fds, inode)
+	fd, ok, err := a.findFD(pn.dfd, &h, inode)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -582,7 +602,17 @@ func (a *Attestor) dropLocked(pn *pin) {
 // and processes with more than maxFastFDs open files are left to the scan
 // when the socket is not near. errExited: the process has exited (its fd
 // directory no longer resolves).
-func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, bool, error) {
+func (a *Attestor) findFD(dfd int, h *hint, inode uint64) (int, bool, error) {
+	// The fds whose connections closed first, lowest first: the kernel
+	// gave the new socket the lowest free fd (unless some other file freed
+	// a lower one), and other new sockets of the process may have taken
+	// the lower ones already.
+	for fd := h.freed(-1); fd >= 0; fd = h.freed(fd) {
+		if fdIsAt(dfd, fd, inode) {
+			return fd, true, nil
+		}
+	}
+	recent := &h.fds
 	// near reports whether fd is within the window of a recent fd before
 	// recent[upto] (tried already; no bookkeeping, which would grow the
 	// stack of every connection's goroutine).
@@ -599,7 +629,7 @@ func (a *Attestor) findFD(dfd int, recent *[hintFDs]int, inode uint64) (int, boo
 	// fd of one that closed. (A process with one connection at a time
 	// reuses one fd, the only entry.)
 	for i := hintFDs - 1; i >= 0; i-- {
-		if r := recent[i]; r >= 0 && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
+		if r := recent[i]; r >= 0 && !h.closed[i] && !near(r, 0, i) && fdIsAt(dfd, r, inode) {
 			return r, true, nil
 		}
 	}
@@ -660,8 +690,9 @@ func (a *Attestor) fdIs(path string, inode uint64) bool {
 	return ok && ino == inode
 }
 
-// remember makes h the latest holder of uid's sockets.
-func (a *Attestor) remember(uid uint32, h holder) {
+// remember makes h, holding socket inode, the latest holder of uid's
+// sockets.
+func (a *Attestor) remember(uid uint32, h holder, inode uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	hs := a.hints[uid]
@@ -683,9 +714,30 @@ func (a *Attestor) remember(uid uint32, h holder) {
 			e.fds[j] = -1
 		}
 	}
-	e.add(h.fd)
+	e.add(h.fd, inode)
 	copy(hs[1:i+1], hs[:i]) // drops the oldest, or h's older entry
 	hs[0] = e
+}
+
+// Closed tells the attestor that the connection of uid's socket inode,
+// attested before, has closed on the sidecar's side: its holder most
+// likely closed its end, freeing the fd its next socket takes. Only where
+// to look first changes; what a socket's holder is is always read.
+func (a *Attestor) Closed(uid uint32, inode uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hs := a.hints[uid]
+	if hs == nil {
+		return
+	}
+	for i := range hs {
+		for j, ino := range hs[i].inos {
+			if ino == inode && hs[i].fds[j] >= 0 {
+				hs[i].closed[j] = true
+				return
+			}
+		}
+	}
 }
 
 // forget drops a hinted pid that is gone (or not uid's any more).

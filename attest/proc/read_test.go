@@ -80,7 +80,8 @@ func TestFindFD(t *testing.T) {
 					fds[fd] = "socket:[1]"
 				}
 			}
-			fd, ok, err := a.findFD(mk(t, fds), &recent, 777)
+			h := hint{fds: recent}
+			fd, ok, err := a.findFD(mk(t, fds), &h, 777)
 			if err != nil || ok != tc.found || (ok && fd != tc.fd) {
 				t.Fatalf("got fd %d, %v; want %d, %v", fd, ok, tc.fd, tc.found)
 			}
@@ -162,5 +163,71 @@ func TestPins(t *testing.T) {
 	a.unpin(pn)
 	if a.pins[3] != nil || open(pn.dfd) {
 		t.Fatal("an unpinned process stayed pinned")
+	}
+}
+
+// TestClosedHints: a connection closed on the sidecar's side marks its fd
+// in its holder's hint, the lowest such fd is tried first, and a socket
+// found at an fd clears the mark; an unknown inode or uid changes nothing.
+func TestClosedHints(t *testing.T) {
+	a := &Attestor{hints: map[uint32]*[maxHints]hint{}}
+	a.remember(1000, holder{pid: 7, fd: 12}, 112)
+	a.remember(1000, holder{pid: 7, fd: 9}, 109)
+	a.remember(1000, holder{pid: 7, fd: 15}, 115)
+	a.remember(1000, holder{pid: 8, fd: 4}, 104)
+	hint7 := func() *hint {
+		for i := range a.hints[1000] {
+			if a.hints[1000][i].pid == 7 {
+				return &a.hints[1000][i]
+			}
+		}
+		t.Fatal("pid 7 is not hinted")
+		return nil
+	}
+	if fd := hint7().freed(-1); fd != -1 {
+		t.Fatalf("freed fd %d before any close", fd)
+	}
+	a.Closed(1000, 115)
+	a.Closed(1000, 112)
+	a.Closed(1000, 999) // not attested
+	a.Closed(2000, 109) // another uid's
+	if fd := hint7().freed(-1); fd != 12 {
+		t.Fatalf("freed fd %d, want 12 (the lowest closed)", fd)
+	}
+	if fd := hint7().freed(12); fd != 15 {
+		t.Fatalf("freed fd after 12: %d, want 15", fd)
+	}
+	if fd := hint7().freed(15); fd != -1 {
+		t.Fatalf("freed fd after 15: %d, want none", fd)
+	}
+	a.remember(1000, holder{pid: 7, fd: 12}, 212) // the new socket took it
+	if fd := hint7().freed(-1); fd != 15 {
+		t.Fatalf("freed fd %d after fd 12 was taken again, want 15", fd)
+	}
+	if h := a.hints[1000][1]; h.pid != 8 || h.fds[0] != 4 || h.closed[0] {
+		t.Fatalf("pid 8's hint changed: %+v", h)
+	}
+	// findFD tries the freed fd, and finds a socket elsewhere all the same.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "fd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for fd, target := range map[int]string{15: "socket:[315]", 40: "socket:[340]"} {
+		if err := os.Symlink(target, filepath.Join(dir, "fd", strconv.Itoa(fd))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	for _, tc := range []struct {
+		ino uint64
+		fd  int
+	}{{315, 15}, {340, 40}} {
+		if fd, ok, err := a.findFD(dfd, hint7(), tc.ino); err != nil || !ok || fd != tc.fd {
+			t.Fatalf("socket %d: fd %d, %v, %v; want fd %d", tc.ino, fd, ok, err, tc.fd)
+		}
 	}
 }

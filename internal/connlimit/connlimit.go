@@ -144,6 +144,8 @@ type Conn struct {
 	state     atomic.Int32
 	idleSince atomic.Uint64
 	once      sync.Once
+	// onClose runs once when the connection closes (OnClose).
+	onClose atomic.Pointer[func()]
 }
 
 // MarkTrusted records that a request on the connection was served to
@@ -171,10 +173,19 @@ func (c *Conn) MarkTrusted(client string) {
 // hop limit are set on it).
 func (c *Conn) NetConn() net.Conn { return c.Conn }
 
+// OnClose makes f run once, when the connection closes (replacing an f
+// set before): the front end tells whoever described the connection's
+// peer that its connection is gone.
+func (c *Conn) OnClose(f func()) { c.onClose.Store(&f) }
+
 // Close closes the connection and releases its place.
 func (c *Conn) Close() error {
 	c.l.release(c)
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if f := c.onClose.Swap(nil); f != nil {
+		(*f)()
+	}
+	return err
 }
 
 // Stats are the limiter's counters.

@@ -184,3 +184,20 @@ func BenchmarkConnLife(b *testing.B) {
 		l.ConnState(c, http.StateClosed)
 	}
 }
+
+// TestOnClose: the hook set last runs once, when the connection closes,
+// however often it is closed.
+func TestOnClose(t *testing.T) {
+	l := New(Options{Max: 4})
+	f := &fakeListener{}
+	defer f.close()
+	c := admitted(t, l, f, "127.0.0.1")
+	var first, last int
+	c.OnClose(func() { first++ })
+	c.OnClose(func() { last++ })
+	c.Close()
+	c.Close()
+	if first != 0 || last != 1 {
+		t.Fatalf("hooks ran %d and %d times; want 0 and 1", first, last)
+	}
+}
