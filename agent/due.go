@@ -55,11 +55,14 @@ func (q *dueQueue) dueLen() int {
 }
 
 // arm sets e's one deadline to now+d (replacing any other), with what runs
-// then and, for dueRetry, when the renewal failed.
-func (q *dueQueue) arm(e *entry, d time.Duration, kind dueKind, failedAt int64) {
+// then and, for dueRetry, when the renewal failed. It reports whether the
+// deadline it replaced was a retry that had not started (armed, or handed
+// to run and not yet run): that retry will never run.
+func (q *dueQueue) arm(e *entry, d time.Duration, kind dueKind, failedAt int64) (replacedRetry bool) {
 	at := q.clk.Now().Add(max(d, 0)).UnixNano()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	replacedRetry = e.dueSeq != 0 && e.dueKind == dueRetry
 	q.seq++
 	e.dueAt, e.dueSeq, e.dueKind, e.failedAt = at, q.seq, kind, failedAt
 	if e.dueIdx > 0 {
@@ -70,6 +73,7 @@ func (q *dueQueue) arm(e *entry, d time.Duration, kind dueKind, failedAt int64) 
 		q.up(len(q.heap) - 1)
 	}
 	q.armTimerLocked()
+	return replacedRetry
 }
 
 // cancel removes e's deadline, if any.
@@ -161,11 +165,16 @@ func (q *dueQueue) fire(gen uint64) {
 
 // stillDue reports whether the deadline armed as seq, handed to run, was
 // neither re-armed nor cancelled since: as a stopped timer of its own
-// would not, a replaced deadline does not run.
+// would not, a replaced deadline does not run. A deadline it lets run is
+// spent (dueSeq 0): arm no longer counts it as one that will not run.
 func (q *dueQueue) stillDue(e *entry, seq uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return e.dueIdx == 0 && e.dueSeq == seq
+	if e.dueIdx != 0 || e.dueSeq != seq {
+		return false
+	}
+	e.dueSeq = 0
+	return true
 }
 
 func (q *dueQueue) less(i, j int) bool {

@@ -189,7 +189,13 @@ func (a *Agent) arm(e *entry, d time.Duration, kind dueKind, failedAt int64) {
 	if e.gone {
 		return
 	}
-	a.due.arm(e, d, kind, failedAt)
+	if a.due.arm(e, d, kind, failedAt) && kind != dueRetry {
+		// A caller's fetch installed fresh credentials while a failed
+		// renewal's retry was armed: that retry, which would have
+		// cleared pending, never runs now, and a pending left set would
+		// turn every later renewal away (refreshSoon, renew).
+		e.pending = false
+	}
 }
 
 // runDue runs what an entry's deadline armed (the dueQueue's callback).
