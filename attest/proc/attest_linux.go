@@ -464,7 +464,7 @@ func (a *Attestor) hintAt(uid uint32, i int) (hint, bool) {
 // exited is let go and the pid opened afresh: the pid may be a new
 // process of uid's now, which the hint still points at.
 func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, fd int, err error) {
-	for {
+	for try := 0; ; try++ {
 		pn, opened, err := a.acquire(h.pid)
 		if err != nil {
 			return nil, 0, ErrGone
@@ -475,8 +475,8 @@ func (a *Attestor) fastPID(uid uint32, h hint, inode uint64) (p *agent.Process, 
 			// Exited, or not uid's (as an exited process reads): the pid
 			// may be a new process of uid's now, which the hint means.
 			a.unpin(pn)
-			if !opened {
-				continue
+			if !opened && try == 0 {
+				continue // once: another fast path's fresh pin is as good as ours
 			}
 			err = ErrGone
 		}
@@ -551,6 +551,8 @@ func (a *Attestor) acquire(pid int) (pn *pin, opened bool, err error) {
 	if pn := a.pins[pid]; pn != nil { // another fast path pinned it meanwhile
 		unix.Close(dfd)
 		pn.refs++
+		a.useSeq++
+		pn.used = a.useSeq
 		return pn, false, nil
 	}
 	if len(a.pins) >= maxPins {
