@@ -41,12 +41,16 @@ func TestWarmed(t *testing.T) {
 		}
 		// A reload whose sessions are all cached starts no fetch: warmed
 		// as soon as its warm-up has looked (source.block is closed, so a
-		// fetch would not hold it; the cache size shows none was made).
-		n := a.Len()
+		// fetch would not hold it; the source's calls show none was made —
+		// a fetch of a cached session would leave the cache size as it is).
+		n, calls := a.Len(), src.calls.Load()
 		a.Apply(cfg)
 		synctest.Wait()
 		if a.Len() != n {
 			t.Fatalf("the reload's warm-up fetched: %d sessions, was %d", a.Len(), n)
+		}
+		if c := src.calls.Load(); c != calls {
+			t.Fatalf("the reload's warm-up called the source %d times", c-calls)
 		}
 		select {
 		case <-a.Warmed():
