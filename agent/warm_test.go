@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -370,6 +371,47 @@ func TestRecentIsBounded(t *testing.T) {
 	if _, ok := a.warming.recent["c0"]; ok {
 		t.Fatal("the stalest client is still remembered")
 	}
+}
+
+// TestRecentFullDropsOldNotes: with the memory full, a note older than
+// the median of the times remembered is dropped and changes nothing; one
+// at the median or newer forgets the stalest half and is kept.
+func TestRecentFullDropsOldNotes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 20 {
+		a := &Agent{}
+		times := make([]int64, 0, recentMax)
+		for i := range recentMax {
+			ns := rng.Int64N(1000) // repeats, so the median ties
+			a.noteAsked(fmt.Sprintf("c%d", i), time.Unix(0, ns))
+			times = append(times, ns)
+		}
+		slices.Sort(times)
+		cut := times[len(times)/2]
+		ns := cut + rng.Int64N(5) - 2
+		a.noteAsked("new", time.Unix(0, ns))
+		_, kept := a.warming.recent["new"]
+		if kept != (ns >= cut) {
+			t.Fatalf("round %d: a note at %d with the median at %d kept = %v", round, ns, cut, kept)
+		}
+		if !kept && len(a.warming.recent) != recentMax {
+			t.Fatalf("round %d: a dropped note changed the memory (%d remembered)", round, len(a.warming.recent))
+		}
+		if kept && len(a.warming.recent) > recentMax/2+1+countAt(times, cut) {
+			t.Fatalf("round %d: %d remembered after forgetting the stalest half", round, len(a.warming.recent))
+		}
+	}
+}
+
+// countAt is how many of the sorted times equal v.
+func countAt(times []int64, v int64) int {
+	n := 0
+	for _, t := range times {
+		if t == v {
+			n++
+		}
+	}
+	return n
 }
 
 // TestWarmSkipsUnknownInLargeConfigs: a DaemonSet's config lists the
