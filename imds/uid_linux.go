@@ -28,8 +28,9 @@ func SockDiagUID() UIDLookup {
 // The same lookup gives the socket's inode, from which attest/proc finds
 // the owning process.
 func SockDiagSocket() SocketLookup {
-	// Direct lookups ask the kernel for the one socket (an O(1) hash
-	// lookup); only the coalescer's batches, under a flood, dump.
+	// Lookups ask the kernel for the one socket (an O(1) hash lookup),
+	// directly or in a small batch; only a batch bigger than the
+	// coalescer's maxExact, under a flood, dumps.
 	dumpTCP := netlink.SocketDiagTCP
 	exact := &exactDiag{}
 	get := exact.get

@@ -19,7 +19,8 @@ func TestEndpointRecorder(t *testing.T) {
 	}
 	rec(403, time.Millisecond)
 	rec(0, 0) // no code, no duration: counted as "other", not observed
-	if s.Endpoint("imds_credentials") == nil {
+	rec2 := s.Endpoint("imds_credentials")
+	if rec2 == nil {
 		t.Fatal("a second recorder of the same endpoint")
 	}
 
@@ -65,6 +66,29 @@ func TestEndpointRecorder(t *testing.T) {
 	}
 	if len(h.GetBucket()) != len(durationBounds) {
 		t.Fatalf("%d buckets, want %d", len(h.GetBucket()), len(durationBounds))
+	}
+
+	// The second recorder shares the first's series: no second histogram,
+	// and its requests add to the same counts.
+	rec2(200, time.Millisecond)
+	if mfs, err = s.Registry.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "credsidecar_credential_requests_total":
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "code" && l.GetValue() == "200" && m.GetCounter().GetValue() != 5 {
+						t.Fatalf("200s after the second recorder: %g, want 5", m.GetCounter().GetValue())
+					}
+				}
+			}
+		case "credsidecar_request_duration_seconds":
+			if ms := mf.GetMetric(); len(ms) != 1 || ms[0].GetHistogram().GetSampleCount() != 6 {
+				t.Fatalf("duration histograms after the second recorder: %v, want one of 6", ms)
+			}
+		}
 	}
 }
 

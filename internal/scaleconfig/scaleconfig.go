@@ -25,9 +25,11 @@ const Kinds = 6
 // Clients writes n entries of a clients list (each "  - name: …",
 // indented for a top-level clients: key) allowed role, cycling through the
 // kinds: a token, a uid, a systemd unit, a JWT subject (of Provider), a
-// container label, a source CIDR in 10.0.0.0/8. With glob, every value but
-// the token's, the uid's and the CIDR's (which have no glob form) is a
-// glob, so the client cannot be indexed. None of them matches a caller from
+// container label, a source CIDR in 10.0.0.0/8. With glob, every client
+// matches on a glob, so none can be indexed: the unit, subject and
+// container kinds glob their own value, and the token, uid and CIDR kinds
+// (which have no glob form) become an exe, a cgroup and a container image
+// glob. None of them matches a caller from
 // 127.0.0.0/8 with no bearer token, an unprivileged uid below 100000, and a
 // unit, subject or container label not of the form they use.
 func Clients(b *strings.Builder, n int, glob bool, role string) {

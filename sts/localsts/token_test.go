@@ -36,7 +36,10 @@ func TestTokenWithoutNonce(t *testing.T) {
 	if a.SessionToken == b.SessionToken || a.SecretAccessKey == b.SecretAccessKey {
 		t.Fatal("two sessions with the same claims got the same token or secret")
 	}
-	body, _ := base64.RawURLEncoding.DecodeString(strings.SplitN(a.SessionToken, ".", 2)[0])
+	body, err := base64.RawURLEncoding.DecodeString(strings.SplitN(a.SessionToken, ".", 2)[0])
+	if err != nil || !bytes.Contains(body, []byte(a.AccessKeyID)) {
+		t.Fatalf("a new token's claims did not decode (%v): %q", err, body)
+	}
 	if bytes.Contains(body, []byte(`"n":`)) {
 		t.Fatalf("a new token still carries a nonce: %s", body)
 	}
