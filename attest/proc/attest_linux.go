@@ -672,19 +672,14 @@ func (a *Attestor) findFD(dfd int, h *hint, inode uint64) (int, bool, error) {
 // fdIsAt reports whether fd of the process whose /proc/PID is open as dfd
 // is socket inode.
 func fdIsAt(dfd, fd int, inode uint64) bool {
-	var buf [64]byte
-	n, err := unix.Readlinkat(dfd, "fd/"+strconv.Itoa(fd), buf[:])
-	if err != nil {
-		return false
-	}
-	ino, ok := socketInode(buf[:n])
-	return ok && ino == inode
+	return linkIsSocket(dfd, "fd/"+strconv.Itoa(fd), inode)
 }
 
-// fdIs reports whether the fd at path (/proc/PID/fd/N) is socket inode.
-func (a *Attestor) fdIs(path string, inode uint64) bool {
+// linkIsSocket reports whether the fd link at path (relative to dirfd, or
+// absolute with unix.AT_FDCWD) is socket inode.
+func linkIsSocket(dirfd int, path string, inode uint64) bool {
 	var buf [64]byte
-	n, err := unix.Readlink(path, buf[:])
+	n, err := unix.Readlinkat(dirfd, path, buf[:])
 	if err != nil {
 		return false
 	}
@@ -945,7 +940,7 @@ func readSmallAt(dfd int, name string) ([]byte, error) {
 // and it still is, else as any fd.
 func (a *Attestor) holds(pid int, inode uint64, fd int) bool {
 	dir := a.proc + "/" + strconv.Itoa(pid) + "/fd"
-	if fd >= 0 && a.fdIs(dir+"/"+strconv.Itoa(fd), inode) {
+	if fd >= 0 && linkIsSocket(unix.AT_FDCWD, dir+"/"+strconv.Itoa(fd), inode) {
 		return true
 	}
 	d, err := os.Open(dir)
@@ -954,13 +949,8 @@ func (a *Attestor) holds(pid int, inode uint64, fd int) bool {
 	}
 	defer d.Close()
 	fds, _ := d.Readdirnames(-1)
-	var buf [64]byte
 	for _, fd := range fds {
-		n, err := unix.Readlink(dir+"/"+fd, buf[:])
-		if err != nil {
-			continue
-		}
-		if ino, ok := socketInode(buf[:n]); ok && ino == inode {
+		if linkIsSocket(unix.AT_FDCWD, dir+"/"+fd, inode) {
 			return true
 		}
 	}

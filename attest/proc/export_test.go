@@ -1,3 +1,5 @@
+//go:build linux
+
 package proc
 
 // CgroupTTL is cgroupTTL for the external tests.

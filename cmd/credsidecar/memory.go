@@ -79,7 +79,8 @@ var trimMetrics = []string{
 	"/memory/classes/heap/free:bytes",
 }
 
-// readHeap fills s from samples (trimMetrics' order).
+// readHeap reads samples (named in trimMetrics' order) and returns what
+// they say.
 func readHeap(samples []metrics.Sample) heapSample {
 	metrics.Read(samples)
 	v := func(i int) uint64 {
