@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -67,7 +66,7 @@ func ExplainTrust(cfg *config.Config, c *Caller, roleName string) (*Explanation,
 	ex := &Explanation{}
 	var digest [32]byte
 	if c.HasToken {
-		digest = sha256.Sum256([]byte(c.Token))
+		digest = c.tokenDigest() // as identify looks tokens up
 	}
 	_, tokenKnown := st.byToken[digest]
 	// A token no client holds may be a JWT that jwt clients take.
