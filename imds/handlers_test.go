@@ -2,8 +2,10 @@ package imds
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -439,4 +441,37 @@ func noncanonical(s string) string {
 	last := strings.IndexByte(alphabet, s[len(s)-1])
 	// 28 bytes in 38 characters: the last character carries 2 bits.
 	return s[:len(s)-1] + string(alphabet[last|0x0f])
+}
+
+// TestTokenPutVerifiesOnItsConnection: a token PUT leaves its token
+// verified on its own connection, for its client and until its expiry —
+// what the HMAC check would conclude there — and for nothing else: another
+// client, or after the expiry, is checked (and refused) as before.
+func TestTokenPutVerifiesOnItsConnection(t *testing.T) {
+	f := newFixture(t, sharedYAML, fixtureOpts{})
+	ctx := f.srv.ConnContext(context.Background(), &hookConn{})
+	req := httptest.NewRequest("PUT", tokenPath, nil).WithContext(ctx)
+	req.RemoteAddr, req.Host = "127.0.0.1:40000", "169.254.169.254"
+	req.Header.Set(tokenTTLHeader, "60")
+	w := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Fatalf("PUT: %d %s", w.Code, w.Body)
+	}
+	tok := w.Body.String()
+	ci := connOf(req)
+	m := ci.token.Load()
+	if m == nil || m.token != tok || m.client != "loopback" {
+		t.Fatalf("the connection's verified token after the PUT: %+v; want %q of loopback", m, tok)
+	}
+	now := time.Now()
+	if !f.srv.tokenValid(ci, tok, "loopback", &ci.caller, now) {
+		t.Fatal("the token just issued on the connection is not valid there")
+	}
+	if f.srv.tokenValid(ci, tok, "other", &ci.caller, now) {
+		t.Fatal("the memo let another client use the token")
+	}
+	if f.srv.tokenValid(ci, tok, "loopback", &ci.caller, now.Add(61*time.Second)) {
+		t.Fatal("the memo outlived the token's expiry")
+	}
 }

@@ -86,3 +86,4 @@ func TestAttestedConnectionCloseTold(t *testing.T) {
 		}
 	}
 }
+
