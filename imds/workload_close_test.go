@@ -86,4 +86,3 @@ func TestAttestedConnectionCloseTold(t *testing.T) {
 		}
 	}
 }
-
