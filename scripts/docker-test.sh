@@ -54,6 +54,18 @@ host_addrs=""
 # pipeline fails under pipefail when grep stops reading early).
 sidecar_log() { local l; l=$(compose logs --no-color credsidecar 2>/dev/null) || true; printf '%s\n' "$l"; }
 
+# wait_log waits up to 30 s for a line matching $1 in the sidecar's log and
+# succeeds once it has seen it: a second look after the wait once failed a
+# sidecar whose log had the line (CI, 04:33 Dec 2: `compose logs` output
+# can come back without it).
+wait_log() {
+  for _ in $(seq 1 60); do
+    sidecar_log | grep -q "$1" && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 compose() {
   CREDSIDECAR_IMAGE=$sidecar_image APP_IMAGE=$app_image DOCKER_SOCKET=$docker_socket DOCKER_GID=$docker_gid CREDSIDECAR_LOG_LEVEL=debug \
     docker-compose --ansi never -p "$project" -f "$repo/examples/compose/docker-compose.yaml" "$@"
@@ -202,16 +214,8 @@ log "images built: $(docker image inspect -f '{{.Size}}' "$sidecar_image" | awk 
 log "starting the sidecar (project $project)"
 compose_up=1
 compose up -d --no-build credsidecar >"$work/compose.log" 2>&1 || { cat "$work/compose.log"; die "docker-compose up credsidecar failed"; }
-for _ in $(seq 1 60); do
-  sidecar_log | grep -q '"credsidecar serving"' && break
-  sleep 0.5
-done
-sidecar_log | grep -q '"credsidecar serving"' || die "the sidecar did not start serving"
-for _ in $(seq 1 60); do
-  sidecar_log | grep -q '"docker API ready"' && break
-  sleep 0.5
-done
-sidecar_log | grep -q '"docker API ready"' || { compose logs --no-color credsidecar | tail -n 20; die "the sidecar did not reach the Docker API"; }
+wait_log '"credsidecar serving"' || die "the sidecar did not start serving"
+wait_log '"docker API ready"' || { compose logs --no-color credsidecar | tail -n 20; die "the sidecar did not reach the Docker API"; }
 
 log "running web-app, batch-app, reports-app and untrusted"
 compose up -d --no-build --no-deps web-app batch-app reports-app untrusted >>"$work/compose.log" 2>&1 || { cat "$work/compose.log"; die "docker-compose up of the apps failed"; }
