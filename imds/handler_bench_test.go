@@ -20,9 +20,10 @@ func (benchConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0
 // BenchmarkCachedIMDSCredentials is the server's share of the hot path: the
 // IMDSv2 token check, the trust decision, the cache hit, the pre-rendered
 // body and the real metrics (ns/op and allocs/op; the network is not
-// included), through the router as served ("router") and, for comparison,
-// dispatched straight to the endpoint's adapter ("direct", test-only): the
-// difference is gorilla/mux's share of the path.
+// included), through Server.ServeHTTP as served ("router": gorilla/mux's
+// Match over the string matchers) and, for comparison, dispatched straight
+// to the endpoint's adapter ("direct", test-only): the difference is the
+// router's share of the path.
 func BenchmarkCachedIMDSCredentials(b *testing.B) {
 	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
 	f.srv.log = zap.NewNop()

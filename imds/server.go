@@ -181,7 +181,7 @@ func rateOf(cfg *config.Config) rate.Limit { return rate.Limit(cfg.Limits.PerCli
 var wellKnownHosts = []string{"169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23", "127.0.0.1", "::1"}
 
 // Handler is the root handler of the credential listeners.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s }
 
 // connInfo is per-connection state: both endpoints and the cached uid.
 type connInfo struct {
