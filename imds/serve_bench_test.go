@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -180,4 +181,137 @@ func roundTrip(c net.Conn, br *bufio.Reader, raw []byte) (int, error) {
 	}
 	_, err = br.Discard(length)
 	return length, err
+}
+
+// BenchmarkServeCold is botocore's cold sequence (token PUT, role list,
+// credentials GET) on a new connection each time, 8 at once as the bench
+// runs it, against the same stacks as BenchmarkServeKeepAlive:
+//
+//	bare      a handler answering the three with fixed bodies
+//	limited   + the connection limiter and ConnContext
+//	sidecar   the credential listener as served
+//
+// cpu-ns/op is CPU per sequence, client and kernel included: the
+// differences between rows are the server's pieces per new connection.
+func BenchmarkServeCold(b *testing.B) {
+	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
+	f.srv.log = zap.NewNop()
+	ctx := f.srv.ConnContext(context.Background(), benchConn{})
+	tok := f.srv.tokens.issue(time.Now().Add(time.Hour), "local-dev", benchConn{}.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, credsPath+"/app", nil)
+	req.RemoteAddr, req.Host = "127.0.0.1:40000", "127.0.0.1"
+	req.Header.Set(tokenHeader, tok)
+	w := &discardWriter{h: http.Header{}}
+	var body []byte
+	f.srv.Handler().ServeHTTP(bodyWriter{w, &body}, req)
+	if w.status != 200 {
+		b.Fatalf("status %d", w.status)
+	}
+	bare := bareColdHandler([]byte(tok), []byte("app"), body)
+	for _, tc := range []struct {
+		name    string
+		h       http.Handler
+		limited bool
+	}{
+		{"bare", bare, false},
+		{"limited", bare, true},
+		{"sidecar", f.srv.Handler(), true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := httpserver.Options{Handler: tc.h}
+			if tc.limited {
+				lim := connlimit.New(connlimit.Options{Source: ConnSource})
+				opts.ConnContext, opts.ConnState = f.srv.ConnContext, lim.ConnState
+				ln = lim.Listener(ln)
+			}
+			hs := httpserver.New(opts)
+			done := make(chan error, 1)
+			go func() { done <- httpserver.Serve(hs, ln) }()
+			defer func() {
+				hs.Close()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
+			addr := ln.Addr().String()
+			put := []byte("PUT " + tokenPath + " HTTP/1.1\r\nHost: " + addr + "\r\n" + tokenTTLHeader + ": 21600\r\n\r\n")
+			b.SetParallelism(4)
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			defer func() {
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			}()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := coldSequence(addr, put); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// coldSequence is one cold sequence on a new connection, the GETs with the
+// token the PUT answered.
+func coldSequence(addr string, put []byte) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 4096)
+	var tok []byte
+	if _, err := roundTripBody(c, br, put, &tok); err != nil {
+		return err
+	}
+	h := "\r\n" + tokenHeader + ": " + string(tok) + "\r\n\r\n"
+	for _, p := range []string{credsPath + "/", credsPath + "/app"} {
+		if _, err := roundTrip(c, br, []byte("GET "+p+" HTTP/1.1\r\nHost: "+addr+h)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// roundTripBody is roundTrip keeping the body in *body.
+func roundTripBody(c net.Conn, br *bufio.Reader, raw []byte, body *[]byte) (int, error) {
+	if _, err := c.Write(raw); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, errors.New("status " + resp.Status)
+	}
+	*body, err = io.ReadAll(resp.Body)
+	return len(*body), err
+}
+
+// bareColdHandler answers as the bench's bare server: the token for a PUT,
+// the role list for a path ending in "/", the body otherwise.
+func bareColdHandler(token, role, body []byte) http.Handler {
+	textPlain := []string{"text/plain"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = textPlain
+		b := body
+		switch {
+		case r.Method == http.MethodPut:
+			h[tokenTTLHeader] = r.Header[tokenTTLHeader]
+			b = token
+		case strings.HasSuffix(r.URL.Path, "/"):
+			b = role
+		}
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+		w.Write(b)
+	})
 }
