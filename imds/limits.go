@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
@@ -111,7 +112,7 @@ func networkKey(addr netip.Addr) string {
 
 // limit applies limits.per_client_rps to the identified caller; when the
 // limit is off it costs one atomic load. The error carries Retry-After.
-func (s *Server) limit(c *agent.Caller, id agent.Identity) error {
+func (s *Server) limit(c *agent.Caller, id agent.Identity, now time.Time) error {
 	ls := s.limits.Load()
 	if ls == nil {
 		return nil
@@ -122,9 +123,11 @@ func (s *Server) limit(c *agent.Caller, id agent.Identity) error {
 	} else {
 		lim = ls.other(unidentifiedKey(c))
 	}
-	res := lim.Reserve()
-	if d := res.Delay(); d > 0 {
-		res.Cancel()
+	// At the request's start rather than a clock read of its own: the
+	// limiter runs on the wall clock, as start is read.
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
 		return &apiError{
 			status: http.StatusTooManyRequests, code: "TooManyRequests",
 			msg:        "request rate limit exceeded for this caller; retry later",
