@@ -271,3 +271,50 @@ func TestCallerTokenDigest(t *testing.T) {
 		t.Fatalf("a digest of an unknown token: %v, want a bad token", err)
 	}
 }
+
+// TestJWTMemoFollowsStateAndRole: the token's one-entry memo fronts
+// (lastMatch, lastSession) answer only for the compiled state, client and
+// role they were stored for — a reload, or asking for another role of the
+// same token, never gets the previous answer.
+func TestJWTMemoFollowsStateAndRole(t *testing.T) {
+	a, src := newJWTAgent(t)
+	ctx := context.Background()
+	j := k8sJWT("prod", "billing", "billing-1")
+	c := jwtCaller("10.0.0.1", j, nil, nil)
+	if id, err := a.Resolve(c); err != nil || id.Client() != "billing" {
+		t.Fatalf("before the reload: %q, %v", id.Client(), err)
+	}
+	// The reload moves billing to another namespace: the token matches no
+	// client, though its memo front holds the old state's answer.
+	moved := strings.Replace(jwtYAML, `namespace: prod}}`, `namespace: staging}}`, 1)
+	moved = strings.Replace(moved, `"system:serviceaccount:prod:*"`, `"system:serviceaccount:staging:*"`, 1)
+	a.Apply(parseConfig(t, moved))
+	if id, err := a.Resolve(c); err == nil || id.Client() != "" {
+		t.Fatalf("after the reload: %q, %v (the previous state's match was reused)", id.Client(), err)
+	}
+	a.Apply(parseConfig(t, jwtYAML))
+	if id, err := a.Resolve(c); err != nil || id.Client() != "billing" {
+		t.Fatalf("after reloading back: %q, %v", id.Client(), err)
+	}
+	// Two roles of one token, asked for in turn: each its own session.
+	got := map[string]*Credentials{}
+	for round := range 2 {
+		for _, r := range []string{"bysub", "pods"} {
+			creds, err := a.Credentials(ctx, c, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if round == 0 {
+				got[r] = creds
+			} else if creds != got[r] {
+				t.Fatalf("role %s asked again: another session (%s, was %s)", r, creds.AssumedRoleARN, got[r].AssumedRoleARN)
+			}
+		}
+	}
+	if got["bysub"] == got["pods"] || len(src.reqs) != 2 || src.reqs[0].SessionName == src.reqs[1].SessionName {
+		t.Fatalf("two roles share a session (%d source requests)", len(src.reqs))
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("%d source calls for two sessions asked for twice", n)
+	}
+}

@@ -398,11 +398,11 @@ func (st *state) session(cl *client, r *role, c *Caller) sessionID {
 		if j = callerJWT(c); j != nil && !chainVaries(r, false) {
 			// The session depends on the token alone: memoized with it.
 			mk := memoKey{st: st, cl: cl, r: r}
-			if v, ok := j.memo.Load(mk); ok {
-				return v.(sessionID)
+			if id, ok := j.memoSession(mk); ok {
+				return id
 			}
 			id := sessionFor(r, jwtSessionData(cl, r, j, c))
-			j.memo.Store(mk, id)
+			j.storeSession(mk, id)
 			return id
 		}
 	}
