@@ -29,7 +29,7 @@ import (
 //	bare      the bare handler
 //	limited   + the connection limiter and ConnContext (as serve wires them)
 //	direct    + the sidecar's adapter, without the router
-//	sidecar   + gorilla/mux: the credential listener as served
+//	sidecar   + the router (gorilla/mux's Match): the credential listener as served
 //
 // ns/op includes the client and the kernel; the differences between rows
 // are the server's pieces.
