@@ -60,26 +60,7 @@ func BenchmarkServeKeepAlive(b *testing.B) {
 		{"sidecar", f.srv.Handler(), true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			opts := httpserver.Options{Handler: tc.h}
-			if tc.limited {
-				lim := connlimit.New(connlimit.Options{Source: ConnSource})
-				opts.ConnContext, opts.ConnState = f.srv.ConnContext, lim.ConnState
-				ln = lim.Listener(ln)
-			}
-			hs := httpserver.New(opts)
-			done := make(chan error, 1)
-			go func() { done <- httpserver.Serve(hs, ln) }()
-			defer func() {
-				hs.Close()
-				if err := <-done; err != nil {
-					b.Error(err)
-				}
-			}()
-			addr := ln.Addr().String()
+			addr := serveStack(b, f.srv, tc.h, tc.limited)
 			// A token bound to 127.0.0.1: the connection's address.
 			raw := []byte("GET " + credsPath + "/app HTTP/1.1\r\nHost: " + addr + "\r\n" + tokenHeader + ": " + tok + "\r\n\r\n")
 			check := func(c net.Conn, br *bufio.Reader) {
@@ -116,6 +97,32 @@ func BenchmarkServeKeepAlive(b *testing.B) {
 			})
 		})
 	}
+}
+
+// serveStack serves h on 127.0.0.1 with the sidecar's http.Server settings
+// (and, when limited, the connection limiter and srv's ConnContext, as serve
+// wires them) until b ends, and returns its address.
+func serveStack(b *testing.B, srv *Server, h http.Handler, limited bool) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := httpserver.Options{Handler: h}
+	if limited {
+		lim := connlimit.New(connlimit.Options{Source: ConnSource})
+		opts.ConnContext, opts.ConnState = srv.ConnContext, lim.ConnState
+		ln = lim.Listener(ln)
+	}
+	hs := httpserver.New(opts)
+	done := make(chan error, 1)
+	go func() { done <- httpserver.Serve(hs, ln) }()
+	b.Cleanup(func() {
+		hs.Close()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+	return ln.Addr().String()
 }
 
 // cpuTime is the process's user + system CPU time so far.
@@ -218,26 +225,7 @@ func BenchmarkServeCold(b *testing.B) {
 		{"sidecar", f.srv.Handler(), true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			opts := httpserver.Options{Handler: tc.h}
-			if tc.limited {
-				lim := connlimit.New(connlimit.Options{Source: ConnSource})
-				opts.ConnContext, opts.ConnState = f.srv.ConnContext, lim.ConnState
-				ln = lim.Listener(ln)
-			}
-			hs := httpserver.New(opts)
-			done := make(chan error, 1)
-			go func() { done <- httpserver.Serve(hs, ln) }()
-			defer func() {
-				hs.Close()
-				if err := <-done; err != nil {
-					b.Error(err)
-				}
-			}()
-			addr := ln.Addr().String()
+			addr := serveStack(b, f.srv, tc.h, tc.limited)
 			put := []byte("PUT " + tokenPath + " HTTP/1.1\r\nHost: " + addr + "\r\n" + tokenTTLHeader + ": 21600\r\n\r\n")
 			b.SetParallelism(4)
 			b.ResetTimer()
