@@ -34,20 +34,7 @@ import (
 // ns/op includes the client and the kernel; the differences between rows
 // are the server's pieces.
 func BenchmarkServeKeepAlive(b *testing.B) {
-	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
-	f.srv.log = zap.NewNop()
-	// The sidecar's answer, once, to give the bare handler the same bytes.
-	ctx := f.srv.ConnContext(context.Background(), benchConn{})
-	tok := f.srv.tokens.issue(time.Now().Add(time.Hour), "local-dev", benchConn{}.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, credsPath+"/app", nil)
-	req.RemoteAddr, req.Host = "127.0.0.1:40000", "127.0.0.1"
-	req.Header.Set(tokenHeader, tok)
-	w := &discardWriter{h: http.Header{}}
-	var body []byte
-	f.srv.Handler().ServeHTTP(bodyWriter{w, &body}, req)
-	if w.status != 200 {
-		b.Fatalf("status %d", w.status)
-	}
+	f, tok, body := serveFixture(b)
 	bare := bareHandler(body)
 	for _, tc := range []struct {
 		name    string
@@ -97,6 +84,27 @@ func BenchmarkServeKeepAlive(b *testing.B) {
 			})
 		})
 	}
+}
+
+// serveFixture is the TCP benchmarks' sidecar, an IMDSv2 token bound to
+// 127.0.0.1 (the connections' address) for its local-dev client, and the
+// sidecar's credentials body for that token, to give the bare handlers the
+// same bytes.
+func serveFixture(b *testing.B) (*fixture, string, []byte) {
+	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
+	f.srv.log = zap.NewNop()
+	ctx := f.srv.ConnContext(context.Background(), benchConn{})
+	tok := f.srv.tokens.issue(time.Now().Add(time.Hour), "local-dev", benchConn{}.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, credsPath+"/app", nil)
+	req.RemoteAddr, req.Host = "127.0.0.1:40000", "127.0.0.1"
+	req.Header.Set(tokenHeader, tok)
+	w := &discardWriter{h: http.Header{}}
+	var body []byte
+	f.srv.Handler().ServeHTTP(bodyWriter{w, &body}, req)
+	if w.status != 200 {
+		b.Fatalf("status %d", w.status)
+	}
+	return f, tok, body
 }
 
 // serveStack serves h on 127.0.0.1 with the sidecar's http.Server settings
@@ -201,19 +209,7 @@ func roundTrip(c net.Conn, br *bufio.Reader, raw []byte) (int, error) {
 // cpu-ns/op is CPU per sequence, client and kernel included: the
 // differences between rows are the server's pieces per new connection.
 func BenchmarkServeCold(b *testing.B) {
-	f := newFixture(b, mainConfigYAML("required"), fixtureOpts{metrics: metrics.New()})
-	f.srv.log = zap.NewNop()
-	ctx := f.srv.ConnContext(context.Background(), benchConn{})
-	tok := f.srv.tokens.issue(time.Now().Add(time.Hour), "local-dev", benchConn{}.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, credsPath+"/app", nil)
-	req.RemoteAddr, req.Host = "127.0.0.1:40000", "127.0.0.1"
-	req.Header.Set(tokenHeader, tok)
-	w := &discardWriter{h: http.Header{}}
-	var body []byte
-	f.srv.Handler().ServeHTTP(bodyWriter{w, &body}, req)
-	if w.status != 200 {
-		b.Fatalf("status %d", w.status)
-	}
+	f, tok, body := serveFixture(b)
 	bare := bareColdHandler([]byte(tok), []byte("app"), body)
 	for _, tc := range []struct {
 		name    string
