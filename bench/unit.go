@@ -253,7 +253,7 @@ func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
 		u.KeepAlive.Sidecar.RPS, u.KeepAlive.Bare.RPS, u.KeepAlive.Ratio)
 	fmt.Fprintf(w, "  plain sidecar, same load %8.0f seq/s: the unit client makes %.3f of it\n", u.PlainCold.RPS, u.RatioToPlain)
 	fmt.Fprintf(w, "  uids client, same load %8.0f seq/s, p50 %s (sock_diag alone, coalesced under load)\n", u.UIDCold.RPS, fmtDur(u.UIDCold.P50us))
-	if u.IdentifyUs > 0 {
+	if u.IdentifyUs >= 0 {
 		fmt.Fprintf(w, "  attestation per new connection: %s (cold p50 over the uids client's)\n", fmtDur(u.IdentifyUs))
 	} else {
 		// A difference of two medians under load: below zero it is noise,

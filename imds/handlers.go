@@ -294,7 +294,7 @@ func (s *Server) adapt(ep endpoint) http.HandlerFunc {
 		q.c = s.caller(r, q.ci, ep.flags&bearer != 0)
 		id, idErr := s.agent.Resolve(q.c)
 		q.id = id
-		if err := s.limit(q.c, id, start); err != nil {
+		if err := s.limit(q.c, id); err != nil {
 			s.refuse(w, ep, start, q, id, err)
 			return
 		}

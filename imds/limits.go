@@ -112,7 +112,7 @@ func networkKey(addr netip.Addr) string {
 
 // limit applies limits.per_client_rps to the identified caller; when the
 // limit is off it costs one atomic load. The error carries Retry-After.
-func (s *Server) limit(c *agent.Caller, id agent.Identity, now time.Time) error {
+func (s *Server) limit(c *agent.Caller, id agent.Identity) error {
 	ls := s.limits.Load()
 	if ls == nil {
 		return nil
@@ -123,8 +123,12 @@ func (s *Server) limit(c *agent.Caller, id agent.Identity, now time.Time) error 
 	} else {
 		lim = ls.other(unidentifiedKey(c))
 	}
-	// At the request's start rather than a clock read of its own: the
-	// limiter runs on the wall clock, as start is read.
+	// One clock read for the reservation, its delay and its cancel
+	// (Reserve, Delay and Cancel read it once each). It is read here, not
+	// at the request's start: requests of one caller that reach the
+	// limiter out of order (a slow uid lookup or JWT check) would move its
+	// clock back and be handed the tokens of time already counted.
+	now := time.Now()
 	res := lim.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)

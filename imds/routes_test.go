@@ -38,14 +38,21 @@ func TestPathMatchersMatchTemplates(t *testing.T) {
 		paths = append(paths, p, p+"/", p+"//", p+"x", p[:len(p)-1], "/"+p, p+"/x", p+"/x/",
 			strings.ReplaceAll(rt.path, "{role}", ""), strings.ReplaceAll(rt.path, "{role}", "a%2Fb"),
 			strings.ReplaceAll(rt.path, "{role}", ".."), strings.ReplaceAll(rt.path, "{role}", "%20"),
-			strings.ReplaceAll(rt.path, "{role}", "app/"), strings.ReplaceAll(rt.path, "{role}", "/app"))
+			strings.ReplaceAll(rt.path, "{role}", "app/"), strings.ReplaceAll(rt.path, "{role}", "/app"),
+			// Bytes a [^/]+ regexp takes as any other: a newline, a NUL,
+			// invalid UTF-8, a multi-byte letter.
+			strings.ReplaceAll(rt.path, "{role}", "a\nb"), strings.ReplaceAll(rt.path, "{role}", "a\x00"),
+			strings.ReplaceAll(rt.path, "{role}", "\xff"), strings.ReplaceAll(rt.path, "{role}", "é"),
+			p+"\n", p+"\xff")
 	}
 	paths = append(paths, "/", "", "/latest", "/latest/", "/role", "/role/", "/role//")
 	routed := 0
 	for _, p := range paths {
-		for _, method := range []string{"GET", "PUT", "POST", "HEAD"} {
-			req := httptest.NewRequest(method, "http://169.254.169.254/", nil)
-			req.URL.Path = p
+		for _, method := range []string{"GET", "PUT", "POST", "HEAD", "DELETE", "get"} {
+			// The path is set decoded, as net/http hands it to the router
+			// (both match on URL.Path): "%2F" in it is three characters.
+			req := httptest.NewRequest(http.MethodGet, "http://169.254.169.254/", nil)
+			req.Method, req.URL.Path = method, p
 			outcome = ""
 			ref.ServeHTTP(httptest.NewRecorder(), req)
 			want := outcome

@@ -199,8 +199,8 @@ func roundTrip(c net.Conn, br *bufio.Reader, raw []byte) (int, error) {
 }
 
 // BenchmarkServeCold is botocore's cold sequence (token PUT, role list,
-// credentials GET) on a new connection each time, 8 at once as the bench
-// runs it, against the same stacks as BenchmarkServeKeepAlive:
+// credentials GET) on a new connection each time, four per P at once (8
+// on two cores, as the bench runs it), against the same stacks as BenchmarkServeKeepAlive:
 //
 //	bare      a handler answering the three with fixed bodies
 //	limited   + the connection limiter and ConnContext
