@@ -28,10 +28,12 @@ type JWT struct {
 	// memo: the matching clients per compiled state, and the session
 	// ids rendered for this token per state, client and role.
 	memo sync.Map // memoKey -> []*client or sessionID
-	// lastMatch and lastSession are memo's latest entries of each kind,
-	// read with no hashing: a token's requests nearly all come under one
-	// compiled state, client and role (a sync.Map load of a struct key
-	// was ~50-75 ns of each cached JWT request, twice).
+	// lastMatch and lastSession are memo's latest stored entries of each
+	// kind, read with no hashing: a token's requests nearly all come under
+	// one compiled state, client and role (a sync.Map load of a struct key
+	// was ~50-75 ns of each cached JWT request, twice). A hit in memo
+	// does not replace them, so a token used for two roles in turn costs
+	// a map load, not an allocation per request.
 	lastMatch   atomic.Pointer[matchMemo]
 	lastSession atomic.Pointer[sessionMemo]
 }
@@ -205,9 +207,7 @@ func (st *state) jwtMatching(j *JWT) []*client {
 	}
 	mk := memoKey{st: st}
 	if v, ok := j.memo.Load(mk); ok {
-		out := v.([]*client)
-		j.lastMatch.Store(&matchMemo{st: st, clients: out})
-		return out
+		return v.([]*client)
 	}
 	out := st.jwt.matching(j)
 	j.memo.Store(mk, out)
@@ -224,9 +224,7 @@ func (j *JWT) memoSession(mk memoKey) (sessionID, bool) {
 	if !ok {
 		return sessionID{}, false
 	}
-	id := v.(sessionID)
-	j.lastSession.Store(&sessionMemo{k: mk, id: id})
-	return id, true
+	return v.(sessionID), true
 }
 
 // storeSession memoizes id for mk.
