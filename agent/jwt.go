@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/credsidecar/credsidecar/config"
+	"github.com/credsidecar/credsidecar/internal/glob"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
@@ -93,7 +93,7 @@ func compileJWTMatch(m *config.JWTMatch) *jwtMatch {
 
 // matches reports whether j satisfies m (the request path: no allocation).
 func (m *jwtMatch) matches(j *JWT) bool {
-	if j.Provider != m.provider || (m.subject != "" && !globMatch(m.subject, j.Subject)) {
+	if j.Provider != m.provider || (m.subject != "" && !glob.Match(m.subject, j.Subject)) {
 		return false
 	}
 	for _, c := range m.claims {
@@ -110,7 +110,7 @@ func (m *jwtMatch) check(j *JWT) string {
 	if j.Provider != m.provider {
 		return fmt.Sprintf("the token is from identity provider %q, not %q", j.Provider, m.provider)
 	}
-	if m.subject != "" && !globMatch(m.subject, j.Subject) {
+	if m.subject != "" && !glob.Match(m.subject, j.Subject) {
 		return fmt.Sprintf("subject %q does not match %q", j.Subject, m.subject)
 	}
 	for _, c := range m.claims {
@@ -141,11 +141,11 @@ func claimAt(claims map[string]any, path []string) (any, bool) {
 
 // claimMatches: a string (or number, or boolean) value must match the
 // glob; a list matches when one of its elements does.
-func claimMatches(glob string, v any) bool {
+func claimMatches(pattern string, v any) bool {
 	switch x := v.(type) {
 	case []any:
 		for _, e := range x {
-			if claimMatches(glob, e) {
+			if claimMatches(pattern, e) {
 				return true
 			}
 		}
@@ -153,7 +153,7 @@ func claimMatches(glob string, v any) bool {
 	case map[string]any, nil:
 		return false
 	}
-	return globMatch(glob, claimString(v))
+	return glob.Match(pattern, claimString(v))
 }
 
 func claimString(v any) string {
@@ -164,39 +164,6 @@ func claimString(v any) string {
 		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%f", x), "0"), ".")
 	}
 	return fmt.Sprint(v)
-}
-
-// globMatch matches s against pattern as a whole: * is any run of
-// characters, ? one character, nothing else is special. Linear in
-// len(s)*len(pattern) at worst (no exponential backtracking).
-func globMatch(p, s string) bool {
-	pi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		_, n := utf8.DecodeRuneInString(s[si:]) // '?' is one character
-		switch {
-		case pi < len(p) && p[pi] == '?':
-			pi++
-			si += n
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case pi < len(p) && p[pi] == s[si]:
-			pi++
-			si++
-		case star >= 0:
-			pi = star + 1
-			_, m := utf8.DecodeRuneInString(s[mark:])
-			mark += m
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
 
 // jwtMatching returns the JWT clients, in file order, whose jwt condition

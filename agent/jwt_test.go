@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/credsidecar/credsidecar/internal/clock"
+	"github.com/credsidecar/credsidecar/internal/glob"
 )
 
 const jwtYAML = `
@@ -214,8 +215,8 @@ func TestGlobMatch(t *testing.T) {
 		{strings.Repeat("*a", 30) + "b", strings.Repeat("a", 60), false},
 		{"?", "é", true}, {"a?b", "aéb", true}, {"*é", "xxé", true}, {"é*", "éx", true}, {"??", "é", false},
 	} {
-		if got := globMatch(tc.p, tc.s); got != tc.ok {
-			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
+		if got := glob.Match(tc.p, tc.s); got != tc.ok {
+			t.Errorf("glob.Match(%q, %q) = %v", tc.p, tc.s, got)
 		}
 	}
 }
