@@ -129,6 +129,9 @@ func (c *uidCoalescer) lookup(p sockPair) (sockOwner, error) {
 		return o, nil
 	}
 	if err := b.errs[p]; err != nil {
+		if errors.Is(err, ErrUIDBusy) {
+			return sockOwner{}, err // already says so
+		}
 		return sockOwner{}, fmt.Errorf("%v: %w", err, ErrUIDBusy)
 	}
 	if b.err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -85,8 +86,11 @@ func TestUIDBatchErrors(t *testing.T) {
 		func(map[sockPair]bool) (map[sockPair]sockOwner, error) { return nil, errors.New("no dump expected") })
 	c.direct = 1
 	c.batchGet = func(p sockPair) (sockOwner, error) {
-		if p.client.Port() == 1 {
+		switch p.client.Port() {
+		case 1:
 			return sockOwner{}, fmt.Errorf("wrapped: %w", errNoSocket)
+		case 3:
+			return sockOwner{}, fmt.Errorf("timed out: %w", ErrUIDBusy)
 		}
 		return sockOwner{}, errors.New("netlink broke")
 	}
@@ -98,5 +102,11 @@ func TestUIDBatchErrors(t *testing.T) {
 	}
 	if _, err := c.lookup(sockPair{netip.MustParseAddrPort("127.0.0.2:2"), server}); !errors.Is(err, ErrUIDBusy) {
 		t.Errorf("a failed lookup: %v, want ErrUIDBusy", err)
+	}
+	// An exact lookup that already says busy is passed on as it is, not
+	// wrapped a second time.
+	_, err := c.lookup(sockPair{netip.MustParseAddrPort("127.0.0.2:3"), server})
+	if !errors.Is(err, ErrUIDBusy) || strings.Count(err.Error(), ErrUIDBusy.Error()) != 1 {
+		t.Errorf("a busy lookup: %q, want ErrUIDBusy said once", err)
 	}
 }
