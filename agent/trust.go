@@ -263,14 +263,11 @@ func sessionName(r *role, d sessionData) string {
 	if r.defaultName && d.jwtDefault != "" {
 		return stsrules.SanitizeSessionName(d.jwtDefault)
 	}
-	if name, ok := r.cfg.QuickSessionName(d.Client, d.Role); ok {
-		return stsrules.SanitizeSessionName(name)
+	name, ok := r.cfg.RenderSessionName(d.Client, d.Role, d)
+	if !ok {
+		name = d.Client
 	}
-	var b strings.Builder
-	if r.cfg.SessionTemplate == nil || r.cfg.SessionTemplate.Execute(&b, d) != nil {
-		return stsrules.SanitizeSessionName(d.Client)
-	}
-	return stsrules.SanitizeSessionName(b.String())
+	return stsrules.SanitizeSessionName(name)
 }
 
 // Errors of identify, allocated once: refusals are common and cheap.

@@ -33,13 +33,9 @@ func (v *validator) checkSessionNames(c *Config) {
 			if !ok || r.SessionTemplate == nil || usesPerCallerFields(r.SessionName) {
 				continue
 			}
-			raw, ok := r.QuickSessionName(cl.Name, rn)
+			raw, ok := r.RenderSessionName(cl.Name, rn, sessionData{Client: cl.Name, Role: rn})
 			if !ok {
-				var b strings.Builder
-				if r.SessionTemplate.Execute(&b, sessionData{Client: cl.Name, Role: rn}) != nil {
-					continue
-				}
-				raw = b.String()
+				continue
 			}
 			name := stsrules.SanitizeSessionName(raw)
 			key := rn + "\x00" + name
@@ -59,6 +55,25 @@ func usesPerCallerFields(tmpl string) bool {
 		}
 	}
 	return false
+}
+
+// RenderSessionName renders the role's session_name for a caller of client
+// asking for role: by QuickSessionName when the template allows it, else by
+// executing it on data (which must have the fields the template reads). ok
+// is false when the role has no template or executing it fails. The name
+// is not yet sanitised.
+func (r *Role) RenderSessionName(client, role string, data any) (name string, ok bool) {
+	if name, ok := r.QuickSessionName(client, role); ok {
+		return name, true
+	}
+	if r.SessionTemplate == nil {
+		return "", false
+	}
+	var b strings.Builder
+	if r.SessionTemplate.Execute(&b, data) != nil {
+		return "", false
+	}
+	return b.String(), true
 }
 
 // QuickSessionName renders the role's session_name for a caller of client
