@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -16,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/credsidecar/credsidecar/iampolicy"
+	"github.com/credsidecar/credsidecar/internal/charclass"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
@@ -39,13 +39,52 @@ const (
 	DefaultSessionName = "{{.Client}}"
 )
 
+// Character classes of the AWS identifiers the config holds
+// (internal/charclass: no regexps kept live for them).
 var (
-	accountRE     = regexp.MustCompile(`^\d{12}$`)
-	roleARNRE     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/([\w+=,.@/-]+)$`)
-	policyARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$`)
-	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z0-9]{16,124}$`) // see userKeyIDNote
+	digitChars      = charclass.Class(charclass.Digit)
+	partitionChars  = charclass.ASCII(false, "abcdefghijklmnopqrstuvwxyz-")
+	iamNameChars    = charclass.ASCII(true, "+=,.@/-")
+	externalIDChars = charclass.ASCII(true, "+=,.@:/-")
+	keyIDChars      = charclass.ASCII(false, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 )
+
+// validAccount reports whether s is an account ID: 12 digits.
+func validAccount(s string) bool { return len(s) == 12 && digitChars.All(s) }
+
+// validAccessKeyID reports whether s is a user's access key ID:
+// AKIA and 16-124 of [A-Z0-9] (see userKeyIDNote).
+func validAccessKeyID(s string) bool {
+	rest, ok := strings.CutPrefix(s, "AKIA")
+	return ok && len(rest) >= 16 && len(rest) <= 124 && keyIDChars.All(rest)
+}
+
+// parseIAMARN splits an IAM ARN of the given resource kind ("role",
+// "policy"), arn:aws[a-z-]*:iam::ACCOUNT:KIND/NAME with ACCOUNT 12 digits
+// (or "aws", AWS's managed policies, when awsOwned) and NAME one or more
+// of [\w+=,.@/-]. ok is false for anything else.
+func parseIAMARN(s, kind string, awsOwned bool) (account, name string, ok bool) {
+	rest, ok := strings.CutPrefix(s, "arn:aws")
+	if !ok {
+		return "", "", false
+	}
+	partition, rest, ok := strings.Cut(rest, ":")
+	if !ok || !partitionChars.All(partition) {
+		return "", "", false
+	}
+	if rest, ok = strings.CutPrefix(rest, "iam::"); !ok {
+		return "", "", false
+	}
+	account, rest, ok = strings.Cut(rest, ":")
+	if !ok || !(validAccount(account) || awsOwned && account == "aws") {
+		return "", "", false
+	}
+	name, ok = strings.CutPrefix(rest, kind+"/")
+	if !ok || name == "" || !iamNameChars.All(name) {
+		return "", "", false
+	}
+	return account, name, true
+}
 
 // validName reports whether s is a name of the config (a role, client,
 // user, provider): ^[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}$, checked by hand
@@ -319,7 +358,7 @@ func (v *validator) checkListen(path []any, what, addr string, public bool) {
 
 func (v *validator) validateLocal(c *Config) {
 	l := &c.STS.Local
-	if !accountRE.MatchString(l.AccountID) {
+	if !validAccount(l.AccountID) {
 		v.errf(p("sts", "local", "account_id"), "sts.local.account_id must be 12 digits (quote it so YAML keeps leading zeros), not %q", l.AccountID)
 	}
 	v.checkListen(p("sts", "local", "listen"), "sts.local.listen", l.Listen, c.AllowPublicListen)
@@ -336,7 +375,7 @@ func (v *validator) validateLocal(c *Config) {
 			v.errf(p("sts", "local", "users", i, "name"), "user %q is defined twice", u.Name)
 		}
 		seen[u.Name] = true
-		if !accessKeyIDRE.MatchString(u.AccessKeyID) {
+		if !validAccessKeyID(u.AccessKeyID) {
 			v.errf(p("sts", "local", "users", i, "access_key_id"), "user %q: access_key_id must be %s", u.Name, userKeyIDNote)
 		}
 		if keys[u.AccessKeyID] {
@@ -382,10 +421,10 @@ func (v *validator) validateRoles(c *Config) {
 			v.errf(at("name"), "role %q is defined twice", r.Name)
 		}
 		names[r.Name] = i
-		if m := roleARNRE.FindStringSubmatch(r.ARN); m == nil {
+		if account, _, ok := parseIAMARN(r.ARN, "role", false); !ok {
 			v.errf(at("arn"), "role %q: arn %q is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", r.Name, r.ARN)
-		} else if c.STS.Mode == ModeLocal && m[1] != c.STS.Local.AccountID {
-			v.errf(at("arn"), "role %q: local mode emulates account %s, not %s", r.Name, c.STS.Local.AccountID, m[1])
+		} else if c.STS.Mode == ModeLocal && account != c.STS.Local.AccountID {
+			v.errf(at("arn"), "role %q: local mode emulates account %s, not %s", r.Name, c.STS.Local.AccountID, account)
 		}
 		// Local mode goes down to MinLocalDuration so users can watch their
 		// apps refresh.
@@ -410,7 +449,7 @@ func (v *validator) validateRoles(c *Config) {
 		} else {
 			r.SessionTemplate = tmpl
 		}
-		if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalIDRE.MatchString(r.ExternalID)) {
+		if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalIDChars.All(r.ExternalID)) {
 			v.errf(at("external_id"), "role %q: external_id must be 2-1224 characters of [\\w+=,.@:/-]", r.Name)
 		}
 		if r.SourceIdentity != "" && (!stsrules.ValidSessionName(r.SourceIdentity) || stsrules.ReservedSourceIdentity(r.SourceIdentity)) {
@@ -420,7 +459,7 @@ func (v *validator) validateRoles(c *Config) {
 			v.errf(at("policy_arns"), "role %q: at most 10 policy_arns", r.Name)
 		}
 		for j, a := range r.PolicyARNs {
-			if !policyARNRE.MatchString(a) {
+			if _, _, ok := parseIAMARN(a, "policy", true); !ok {
 				v.errf(at("policy_arns", j), "role %q: %q is not a policy ARN", r.Name, a)
 			}
 		}

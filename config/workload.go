@@ -3,9 +3,9 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 
+	"github.com/credsidecar/credsidecar/internal/charclass"
 	"github.com/credsidecar/credsidecar/internal/glob"
 )
 
@@ -91,10 +91,17 @@ func (c *Config) NeedsProcesses() bool {
 }
 
 var (
-	sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-	// labelKeyRE is Docker's label key alphabet.
-	labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+	hexChars = charclass.Class(charclass.HexDigit)
+	// labelKeyChars is Docker's label key alphabet (the first character
+	// alphanumeric).
+	labelKeyChars = charclass.ASCII(false, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-")
 )
+
+// validLabelKey reports whether k is a Docker label key:
+// [A-Za-z0-9][A-Za-z0-9._/-]*.
+func validLabelKey(k string) bool {
+	return k != "" && charclass.Word(rune(k[0])) && k[0] != '_' && labelKeyChars.All(k)
+}
 
 func (v *validator) validateWorkload(cl *Client, at func(k ...any) []any) {
 	w := &cl.Match.Workload
@@ -121,7 +128,7 @@ func (v *validator) validateWorkload(cl *Client, at func(k ...any) []any) {
 	if w.Exe != "" && !strings.HasPrefix(w.Exe, "/") && !strings.HasPrefix(w.Exe, "*") {
 		v.errf(at("match", "exe"), "client %q: match.exe %q must be an absolute path", cl.Name, w.Exe)
 	}
-	if w.ExeSHA256 != "" && !sha256RE.MatchString(w.ExeSHA256) {
+	if w.ExeSHA256 != "" && (len(w.ExeSHA256) != 64 || !hexChars.All(w.ExeSHA256)) {
 		v.errf(at("match", "exe_sha256"), "client %q: match.exe_sha256 must be 64 hex characters (a SHA-256 digest), not %d characters", cl.Name, len(w.ExeSHA256))
 	}
 	if w.SystemdUserUnit != "" && len(cl.Match.UIDs) == 0 {
@@ -136,7 +143,7 @@ func (v *validator) validateWorkload(cl *Client, at func(k ...any) []any) {
 			v.errf(at("match", "container"), "client %q: match.container needs at least one of labels, name, image", cl.Name)
 		}
 		for k := range c.Labels {
-			if !labelKeyRE.MatchString(k) {
+			if !validLabelKey(k) {
 				v.errf(at("match", "container", "labels"), "client %q: match.container.labels: %q is not a Docker label key", cl.Name, k)
 			}
 		}

@@ -4,23 +4,26 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/credsidecar/credsidecar/iampolicy"
+	"github.com/credsidecar/credsidecar/internal/charclass"
 	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
-// STS's parameter rules (reference C.2).
+// STS's parameter rules (reference C.2), as character classes
+// (internal/charclass).
 var (
-	externalIDRE   = regexp.MustCompile(`^[\w+=,.@:/-]*$`)
-	serialNumberRE = regexp.MustCompile(`^[\w+=/:,.@-]*$`)
-	tokenCodeRE    = regexp.MustCompile(`^[\d]{6}$`)
-	// policyCharsRE is the session policy's character class:
+	externalIDChars   = charclass.ASCII(true, "+=,.@:/-")
+	serialNumberChars = charclass.ASCII(true, "+=/:,.@-")
+	tokenCodeChars    = charclass.Class(charclass.Digit)
+	// policyChars is the session policy's character class:
 	// \u0009 \u000A \u000D \u0020-\u00FF.
-	policyCharsRE = regexp.MustCompile(`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{00FF}]+$`)
+	policyChars charclass.Class = func(r rune) bool {
+		return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0xFF)
+	}
 )
 
 // Duration bounds of GetSessionToken (role sessions: package stsrules).
@@ -122,7 +125,7 @@ func checkSessionPolicy(policy string, arns []string) *Error {
 		if len(policy) > maxPolicyChars {
 			return constraintErr("policy", "", fmt.Sprintf("Member must have length less than or equal to %d", maxPolicyChars))
 		}
-		if !policyCharsRE.MatchString(policy) {
+		if !policyChars.All(policy) {
 			return constraintErr("policy", "", `Member must satisfy regular expression pattern: [\u0009\u000A\u000D\u0020-\u00FF]+`)
 		}
 	}
@@ -142,11 +145,11 @@ func checkMFA(serial, code string) *Error {
 		if err := checkLen("serialNumber", serial, 9, 256); err != nil {
 			return err
 		}
-		if !serialNumberRE.MatchString(serial) {
+		if !serialNumberChars.All(serial) {
 			return constraintErr("serialNumber", serial, `Member must satisfy regular expression pattern: [\w+=/:,.@-]*`)
 		}
 	}
-	if code != "" && !tokenCodeRE.MatchString(code) {
+	if code != "" && (len(code) != 6 || !tokenCodeChars.All(code)) {
 		return constraintErr("tokenCode", code, `Member must satisfy regular expression pattern: [\d]*`)
 	}
 	if (serial == "") != (code == "") {
@@ -174,7 +177,7 @@ func (in *AssumeRoleInput) validate() *Error {
 		if err := checkLen("externalId", in.ExternalID, 2, 1224); err != nil {
 			return err
 		}
-		if !externalIDRE.MatchString(in.ExternalID) {
+		if !externalIDChars.All(in.ExternalID) {
 			return constraintErr("externalId", in.ExternalID, `Member must satisfy regular expression pattern: [\w+=,.@:\/-]*`)
 		}
 	}

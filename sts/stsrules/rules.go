@@ -11,10 +11,11 @@ package stsrules
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/credsidecar/credsidecar/internal/charclass"
 )
 
 // Session durations.
@@ -58,13 +59,14 @@ const (
 	TagValuePattern = `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`
 )
 
+// The patterns' character classes (internal/charclass: no regexps kept
+// live for them).
 var (
-	sessionNameRE = regexp.MustCompile(`^` + SessionNamePattern + `$`)
-	invalidNameRE = regexp.MustCompile(`[^\w+=,.@-]`)
-	tagKeyRE      = regexp.MustCompile(`^` + TagKeyPattern + `$`)
-	// tagValueRE also takes '*', which STS accepts in values (wildcard
+	sessionNameChars = charclass.ASCII(true, "+=,.@-")
+	tagKeyChars      = charclass.LetterSpaceNumber("_.:/=+-@")
+	// tagValueChars also takes '*', which STS accepts in values (wildcard
 	// condition values are common) though its documented pattern omits it.
-	tagValueRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]*$`)
+	tagValueChars = charclass.LetterSpaceNumber("_.:/=+-@*")
 )
 
 // Tag is a session tag.
@@ -73,7 +75,7 @@ type Tag struct{ Key, Value string }
 // ValidSessionName reports whether s is a valid RoleSessionName (and
 // SourceIdentity, which shares its rule): 2-64 of [\w+=,.@-].
 func ValidSessionName(s string) bool {
-	return len(s) >= MinSessionNameLen && len(s) <= MaxSessionNameLen && sessionNameRE.MatchString(s)
+	return len(s) >= MinSessionNameLen && len(s) <= MaxSessionNameLen && sessionNameChars.All(s)
 }
 
 // ReservedSourceIdentity reports whether s uses the prefix STS reserves.
@@ -84,12 +86,12 @@ func ReservedSourceIdentity(s string) bool {
 // ValidTagKey reports whether k is a valid session tag key.
 func ValidTagKey(k string) bool {
 	n := utf8.RuneCountInString(k)
-	return n >= 1 && n <= MaxTagKeyLen && tagKeyRE.MatchString(k)
+	return n >= 1 && n <= MaxTagKeyLen && tagKeyChars.All(k)
 }
 
 // ValidTagValue reports whether v is a valid session tag value.
 func ValidTagValue(v string) bool {
-	return utf8.RuneCountInString(v) <= MaxTagValueLen && tagValueRE.MatchString(v)
+	return utf8.RuneCountInString(v) <= MaxTagValueLen && tagValueChars.All(v)
 }
 
 // SanitizeSessionName makes s acceptable to STS as a RoleSessionName. A
@@ -103,7 +105,7 @@ func SanitizeSessionName(s string) string {
 	if ValidSessionName(s) {
 		return s
 	}
-	out := invalidNameRE.ReplaceAllString(s, "-")
+	out := sessionNameChars.Replace(s, '-')
 	if out == "" {
 		out = "credsidecar"
 	}

@@ -1,11 +1,6 @@
 package stsrules
 
-import (
-	"regexp"
-	"unicode/utf8"
-)
-
-var invalidTagValueRE = regexp.MustCompile(`[^\p{L}\p{Z}\p{N}_.:/=+\-@*]`)
+import "unicode/utf8"
 
 // SanitizeTagValue makes a rendered session tag value acceptable to STS:
 // characters outside its set become '_' and the value is cut to
@@ -15,7 +10,7 @@ func SanitizeTagValue(v string) string {
 	if ValidTagValue(v) {
 		return v
 	}
-	v = invalidTagValueRE.ReplaceAllString(v, "_")
+	v = tagValueChars.Replace(v, '_')
 	if utf8.RuneCountInString(v) > MaxTagValueLen {
 		r := []rune(v)
 		v = string(r[:MaxTagValueLen])
