@@ -67,7 +67,7 @@ func LetterSpaceNumber(extra string) Class {
 
 // All reports whether every character of s is in c (true for ""). A byte
 // that is not valid UTF-8 is in no class, as in RE2, which reads it as
-// U+FFFD; so is U+FFFD itself in every class here.
+// U+FFFD, a symbol that none of these classes holds.
 func (c Class) All(s string) bool {
 	for _, r := range s {
 		if !c(r) || r == utf8.RuneError {
