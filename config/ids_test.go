@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // The identifier checks say what the regexps they replaced said, on valid
@@ -56,7 +58,7 @@ func TestIdentifierChecksMatchRegexps(t *testing.T) {
 		if _, _, ok := parseIAMARN(s, "policy", true); ok != policyARNRE.MatchString(s) {
 			t.Errorf("parseIAMARN(%q, policy) = %v, regexp %v", s, ok, !ok)
 		}
-		if got, want := s != "" && externalIDChars.All(s), externalIDRE.MatchString(s); got != want {
+		if got, want := s != "" && stsrules.ExternalIDChars.All(s), externalIDRE.MatchString(s); got != want {
 			t.Errorf("externalIDChars(%q) = %v, regexp %v", s, got, want)
 		}
 		if got, want := validAccessKeyID(s), accessKeyIDRE.MatchString(s); got != want {

@@ -42,11 +42,10 @@ const (
 // Character classes of the AWS identifiers the config holds
 // (internal/charclass: no regexps kept live for them).
 var (
-	digitChars      = charclass.Class(charclass.Digit)
-	partitionChars  = charclass.ASCII(false, "abcdefghijklmnopqrstuvwxyz-")
-	iamNameChars    = charclass.ASCII(true, "+=,.@/-")
-	externalIDChars = charclass.ASCII(true, "+=,.@:/-")
-	keyIDChars      = charclass.ASCII(false, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+	digitChars     = charclass.Class(charclass.Digit)
+	partitionChars = charclass.ASCII(false, "abcdefghijklmnopqrstuvwxyz-")
+	iamNameChars   = charclass.ASCII(true, "+=,.@/-")
+	keyIDChars     = charclass.ASCII(false, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 )
 
 // validAccount reports whether s is an account ID: 12 digits.
@@ -449,7 +448,7 @@ func (v *validator) validateRoles(c *Config) {
 		} else {
 			r.SessionTemplate = tmpl
 		}
-		if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalIDChars.All(r.ExternalID)) {
+		if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !stsrules.ExternalIDChars.All(r.ExternalID)) {
 			v.errf(at("external_id"), "role %q: external_id must be 2-1224 characters of [\\w+=,.@:/-]", r.Name)
 		}
 		if r.SourceIdentity != "" && (!stsrules.ValidSessionName(r.SourceIdentity) || stsrules.ReservedSourceIdentity(r.SourceIdentity)) {

@@ -16,7 +16,6 @@ import (
 // STS's parameter rules (reference C.2), as character classes
 // (internal/charclass).
 var (
-	externalIDChars   = charclass.ASCII(true, "+=,.@:/-")
 	serialNumberChars = charclass.ASCII(true, "+=/:,.@-")
 	tokenCodeChars    = charclass.Class(charclass.Digit)
 	// policyChars is the session policy's character class:
@@ -177,7 +176,7 @@ func (in *AssumeRoleInput) validate() *Error {
 		if err := checkLen("externalId", in.ExternalID, 2, 1224); err != nil {
 			return err
 		}
-		if !externalIDChars.All(in.ExternalID) {
+		if !stsrules.ExternalIDChars.All(in.ExternalID) {
 			return constraintErr("externalId", in.ExternalID, `Member must satisfy regular expression pattern: [\w+=,.@:\/-]*`)
 		}
 	}

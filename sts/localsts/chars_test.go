@@ -3,6 +3,8 @@ package localsts
 import (
 	"regexp"
 	"testing"
+
+	"github.com/credsidecar/credsidecar/sts/stsrules"
 )
 
 // The parameter checks say what the regexps they replaced said: every
@@ -15,7 +17,7 @@ func TestParameterCharsMatchRegexps(t *testing.T) {
 		re    *regexp.Regexp
 	}{
 		{"policy", func(s string) bool { return s != "" && policyChars.All(s) }, regexp.MustCompile(`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{00FF}]+$`)},
-		{"external id", externalIDChars.All, regexp.MustCompile(`^[\w+=,.@:/-]*$`)},
+		{"external id", stsrules.ExternalIDChars.All, regexp.MustCompile(`^[\w+=,.@:/-]*$`)},
 		{"serial number", serialNumberChars.All, regexp.MustCompile(`^[\w+=/:,.@-]*$`)},
 		{"token code", func(s string) bool { return len(s) == 6 && tokenCodeChars.All(s) }, regexp.MustCompile(`^[\d]{6}$`)},
 	}

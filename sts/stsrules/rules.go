@@ -63,7 +63,9 @@ const (
 // live for them).
 var (
 	sessionNameChars = charclass.ASCII(true, "+=,.@-")
-	tagKeyChars      = charclass.LetterSpaceNumber("_.:/=+-@")
+	// ExternalIDChars is ExternalId's character class, [\w+=,.@:/-].
+	ExternalIDChars = charclass.ASCII(true, "+=,.@:/-")
+	tagKeyChars     = charclass.LetterSpaceNumber("_.:/=+-@")
 	// tagValueChars also takes '*', which STS accepts in values (wildcard
 	// condition values are common) though its documented pattern omits it.
 	tagValueChars = charclass.LetterSpaceNumber("_.:/=+-@*")
