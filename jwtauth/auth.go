@@ -145,13 +145,26 @@ func (a *Authenticator) Close() {
 	a.wg.Wait()
 }
 
-// Apply installs the identity providers of cfg. A provider whose settings
-// are unchanged keeps its keys (and its cached tokens); a changed or new
-// one starts afresh. jwks_file keys are read from cfg's snapshot, so a
-// changed file arrives as a reload. An error names a provider whose keys
-// could not be loaded (a file or CA that does not parse), and then the
-// running providers stay.
+// Apply installs the identity providers of cfg: Prepare, then its commit.
 func (a *Authenticator) Apply(cfg *config.Config) error {
+	commit, err := a.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare builds the identity providers of cfg and returns the function
+// that puts them in force; until it is called nothing changes, so a
+// reload that another component refuses leaves the running providers as
+// they were. A provider whose settings are unchanged keeps its keys (and
+// its cached tokens); a changed or new one starts afresh. jwks_file keys
+// are read from cfg's snapshot, so a changed file arrives as a reload. An
+// error names a provider whose keys could not be loaded (a file or CA
+// that does not parse). Prepare and commit are not for concurrent use
+// with another Prepare (the daemon applies one reload at a time).
+func (a *Authenticator) Prepare(cfg *config.Config) (commit func(), err error) {
 	old := *a.provs.Load()
 	byName := map[string]*provider{}
 	for _, p := range old {
@@ -189,14 +202,15 @@ func (a *Authenticator) Apply(cfg *config.Config) error {
 	}
 	if len(errs) > 0 {
 		// A bad config never replaces a good one.
-		return errors.Join(errs...)
+		return nil, errors.Join(errs...)
 	}
-	for _, sw := range swaps {
-		sw.to.keys.Store(sw.keys)
-	}
-	a.provs.Store(&next)
-	a.gen.Add(1)
-	return nil
+	return func() {
+		for _, sw := range swaps {
+			sw.to.keys.Store(sw.keys)
+		}
+		a.provs.Store(&next)
+		a.gen.Add(1)
+	}, nil
 }
 
 // Verify returns the identity of a caller's bearer token. source names

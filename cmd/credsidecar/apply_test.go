@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
@@ -140,5 +145,54 @@ clients: [{name: c, match: {token: t}, roles: [app]}]
 			t.Fatalf("%s still bound after the failed start: %v", a, err)
 		}
 		l.Close()
+	}
+}
+
+// TestApplyIsAllOrNothing: a reload that one component refuses after
+// another could have taken it (here the identity providers refuse a JWKS
+// file that does not parse, after the local STS could have rebuilt its
+// account with a new role) changes nothing anywhere: the local STS keeps
+// the running account, the agent the running config.
+func TestApplyIsAllOrNothing(t *testing.T) {
+	d := builtDaemon(t, serveYAML("us-east-1", false))
+	inForce, acct := d.cfg, d.issuer.Account()
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys": "not a key set"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next := serveYAML("us-east-1", false) + `  - {name: fresh, match: {token: fresh-token}, roles: [added]}
+identity_providers:
+  - {name: cluster, issuer: "https://k8s.test", audiences: [credsidecar], jwks_file: ` + jwks + `}
+`
+	next = strings.Replace(next, "  - {name: other, duration: 1h}\n", "  - {name: other, duration: 1h}\n  - {name: added, duration: 1h}\n", 1)
+	cfg := loadYAML(t, next)
+	added, _ := cfg.RoleByName("added")
+	if _, ok := d.issuer.Account().Role(added.ARN); ok {
+		t.Fatal("the running account already has the new role")
+	}
+	d.apply(cfg)
+	if d.cfg != inForce || d.agent.Config() != inForce {
+		t.Fatal("a config the identity providers refused was applied")
+	}
+	if d.issuer.Account() != acct {
+		t.Fatal("the local STS took the account of a config the identity providers refused")
+	}
+	if m := reloads(t, d); m != `credsidecar_config_reloads_total{result="failure"} 1` {
+		t.Fatalf("reload metrics: %s", m)
+	}
+
+	// The same config with a good key set applies everywhere.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k", Use: "sig"}}})
+	os.WriteFile(jwks, good, 0o600)
+	d.apply(loadYAML(t, next))
+	if d.cfg == inForce || d.issuer.Account() == acct {
+		t.Fatal("a valid config was not applied")
+	}
+	if _, ok := d.issuer.Account().Role(added.ARN); !ok {
+		t.Fatal("the applied account lacks the new role")
 	}
 }

@@ -418,19 +418,32 @@ func (d *daemon) apply(next *config.Config) {
 		return
 	}
 	cfg := r.Config
+	// Every component that can refuse the config builds its part first,
+	// and only once all have does any take it: a reload refused by one
+	// (a JWKS file that does not parse, say) leaves the local STS's
+	// account and the container lookup as they were, in step with the
+	// agent's running config.
+	var commits []func()
 	if d.issuer != nil {
-		if err := d.issuer.Apply(cfg); err != nil {
+		c, err := d.issuer.Prepare(cfg)
+		if err != nil {
 			d.reloadFailed(err)
 			return
 		}
+		commits = append(commits, c)
 	}
-	if err := d.jwt.Apply(cfg); err != nil {
+	c, err := d.jwt.Prepare(cfg)
+	if err != nil {
 		d.reloadFailed(fmt.Errorf("identity providers: %w", err))
 		return
 	}
-	if err := d.ctrs.set(cfg); err != nil {
+	commits = append(commits, c)
+	if c, err = d.ctrs.prepare(cfg); err != nil {
 		d.reloadFailed(err)
 		return
+	}
+	for _, c := range append(commits, c) {
+		c()
 	}
 	// Attestation reads more (the executable, its hash) before the config
 	// that needs it is in force, and less only after: a connection

@@ -75,18 +75,33 @@ func (c *containers) Resolve(local, remote netip.AddrPort) (*agent.Container, er
 	return r.Resolve(local, remote)
 }
 
-// set makes the running resolver follow cfg: started when a client
-// matches on containers, replaced when docker.host changed, stopped when
-// no client needs it. A resolver built before run starts runs with it.
+// set makes the running resolver follow cfg: prepare, then its commit.
 func (c *containers) set(cfg *config.Config) error {
+	commit, err := c.prepare(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// prepare builds the resolver cfg needs and returns the function that
+// puts it in force: started when a client matches on containers, replaced
+// when docker.host changed, stopped when no client needs it. A resolver
+// built before run starts runs with it. Until commit is called the
+// running resolver stays, so a reload another component refuses changes
+// nothing here; prepare and commit are not for concurrent use with
+// another prepare (the daemon applies one reload at a time).
+func (c *containers) prepare(cfg *config.Config) (commit func(), err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	host := c.host
+	c.mu.Unlock()
 	want := ""
 	if cfg.NeedsContainers() {
 		want = cfg.Docker.HostOrDefault()
 	}
-	if want == c.host { // (a resolver runs exactly while host is set)
-		return nil
+	if want == host { // (a resolver runs exactly while host is set)
+		return func() {}, nil
 	}
 	var next *docker.Resolver
 	if want != "" {
@@ -95,17 +110,20 @@ func (c *containers) set(cfg *config.Config) error {
 			Outcome: func(o string) { c.count("container", o) },
 		})
 		if err != nil {
-			return fmt.Errorf("docker.host: %w", err)
+			return nil, fmt.Errorf("docker.host: %w", err)
 		}
 		next = r
 	}
-	c.stopLocked()
-	c.host = want
-	c.cur.Store(next)
-	if next != nil && c.parent != nil {
-		c.startLocked(next)
-	}
-	return nil
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.stopLocked()
+		c.host = want
+		c.cur.Store(next)
+		if next != nil && c.parent != nil {
+			c.startLocked(next)
+		}
+	}, nil
 }
 
 // startLocked runs r until it is stopped or the daemon ends.

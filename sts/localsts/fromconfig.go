@@ -27,31 +27,42 @@ func NewIssuerFromConfig(cfg *config.Config, clk clock.Clock) (*Issuer, error) {
 	return NewIssuer(key, clk, acct)
 }
 
-// Apply puts a reloaded config in force: the account is rebuilt from cfg
-// (users, roles, policies, OIDC providers with their JWKS), and the signing
-// key rotates to the one sts.local.signing_key_file holds in cfg's
-// snapshot (credentials signed before keep verifying until they expire).
-// An empty signing_key_file keeps the running key. On error nothing
-// changes: the running account and key stay.
+// Apply puts a reloaded config in force: Prepare, then its commit.
 func (i *Issuer) Apply(cfg *config.Config) error {
+	commit, err := i.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare builds what a reloaded config puts in force and returns the
+// function that does so: the account rebuilt from cfg (users, roles,
+// policies, OIDC providers with their JWKS), and the signing key rotated
+// to the one sts.local.signing_key_file holds in cfg's snapshot
+// (credentials signed before keep verifying until they expire). An empty
+// signing_key_file keeps the running key. Until commit is called nothing
+// changes, so a reload another component refuses leaves the running
+// account and key as they were; on error too.
+func (i *Issuer) Prepare(cfg *config.Config) (commit func(), err error) {
 	var key []byte
 	if cfg.STS.Local.SigningKeyFile != "" {
-		var err error
 		if key, err = signingKey(cfg); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	acct, err := NewAccount(cfg, RandomUserKeys)
 	if err != nil {
-		return fmt.Errorf("local sts: %w", err)
+		return nil, fmt.Errorf("local sts: %w", err)
 	}
-	if key != nil {
-		if err := i.RotateKey(key); err != nil {
-			return err
+	return func() {
+		if key != nil {
+			// signingKey refused keys RotateKey would refuse.
+			_ = i.RotateKey(key)
 		}
-	}
-	i.SetAccount(acct)
-	return nil
+		i.SetAccount(acct)
+	}, nil
 }
 
 // signingKey is the signing_key_file's content, from cfg's snapshot.
