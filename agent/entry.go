@@ -140,7 +140,12 @@ func (a *Agent) install(e *entry, creds *Credentials) {
 		a.entries.Store(e.key, e)
 		a.lru.Add(e.key, e) // replacing a value does not call onEvict
 		if had && prev != e {
-			a.uncount(prev) // replacing a value does not call onEvict
+			// Replacing a value does not call onEvict: the entry it
+			// replaces is ended here, or its deadline would hold it in
+			// the queue until it expired, and a renewal of it, were it
+			// touched meanwhile, would install it back over e.
+			a.uncount(prev)
+			a.end(prev)
 		}
 		a.count(e)
 		a.fair.room.Unlock()
@@ -219,6 +224,12 @@ func (a *Agent) onEvict(key string, e *entry) {
 		// Its client asked here: remembered for the next warm-up's choice.
 		a.noteAsked(e.client, time.Unix(0, ns))
 	}
+	a.end(e)
+}
+
+// end marks e gone from the cache and cancels its deadline: it is neither
+// renewed nor installed again.
+func (a *Agent) end(e *entry) {
 	e.mu.Lock()
 	e.gone = true
 	a.due.cancel(e)
