@@ -206,6 +206,11 @@ type connInfo struct {
 	// bearer memoizes the digest of the last bearer token (digestOf).
 	bearer atomic.Pointer[bearerDigest]
 
+	// grown: the connection's goroutine has grown its stack (growStack).
+	// Read and written only by that goroutine: HTTP/1 serves one
+	// connection's requests in turn, on the goroutine that reads them.
+	grown bool
+
 	// The process and container behind the connection (workload.go).
 	procOnce, ctrOnce sync.Once
 	proc              *agent.Process
