@@ -432,18 +432,18 @@ func (d *daemon) apply(next *config.Config) {
 		}
 		commits = append(commits, c)
 	}
-	c, err := d.jwt.Prepare(cfg)
+	jwtCommit, err := d.jwt.Prepare(cfg)
 	if err != nil {
 		d.reloadFailed(fmt.Errorf("identity providers: %w", err))
 		return
 	}
-	commits = append(commits, c)
-	if c, err = d.ctrs.prepare(cfg); err != nil {
+	ctrCommit, err := d.ctrs.prepare(cfg)
+	if err != nil {
 		d.reloadFailed(err)
 		return
 	}
-	for _, c := range append(commits, c) {
-		c()
+	for _, commit := range append(commits, jwtCommit, ctrCommit) {
+		commit()
 	}
 	// Attestation reads more (the executable, its hash) before the config
 	// that needs it is in force, and less only after: a connection
