@@ -1,8 +1,10 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGoals: each printed figure is judged against its goal, tolerance
@@ -59,5 +61,27 @@ func TestToleranceFlag(t *testing.T) {
 	o, err := parseFlags([]string{"-tolerance", "0.05"}, &strings.Builder{})
 	if err != nil || o.tolerance != 0.05 {
 		t.Fatalf("%+v %v", o, err)
+	}
+}
+
+// TestCompareRounds: the merged figure is the rounds' totals, and the
+// spread is over each round's own pair (hand-computed figures).
+func TestCompareRounds(t *testing.T) {
+	run := func(n uint64) *result { return &result{Requests: n, Elapsed: time.Second} }
+	c := compareRounds([]*result{run(100), run(100), run(200)}, []*result{run(90), run(110), run(160)})
+	if want := 360.0 / 400; math.Abs(c.Ratio-want) > 1e-9 {
+		t.Errorf("merged ratio %v, want %v", c.Ratio, want)
+	}
+	s := c.RoundRatios
+	if s == nil || s.Rounds != 3 || s.Min != 0.8 || s.Max != 1.1 || math.Abs(s.Median-0.9) > 1e-9 {
+		t.Fatalf("spread %+v, want 3 rounds, 0.8 to 1.1, median 0.9", s)
+	}
+	// Mean 0.9333, deviations -0.1333, -0.0333, 0.1667: sample SD 0.1528,
+	// over sqrt(3).
+	if want := 0.15275252 / math.Sqrt(3); math.Abs(s.SE-want) > 1e-6 {
+		t.Errorf("standard error %v, want %v", s.SE, want)
+	}
+	if one := compareRounds([]*result{run(100)}, []*result{run(90)}); one.RoundRatios != nil || one.Ratio != 0.9 {
+		t.Errorf("one round: spread %+v, ratio %v; want none and 0.9", one.RoundRatios, one.Ratio)
 	}
 }

@@ -97,7 +97,7 @@ func jwtRun(ctx context.Context, o *options, bin, dir string, rep *report, progr
 	}
 	// "static" is the control: the same sidecar, a request of the same
 	// size, a static token client.
-	accs := map[string]*result{"bare": {}, "sidecar": {}, "static": {}}
+	accs := map[string][]*result{}
 	reqs := map[string][]byte{"bare": ecsReq(bare.addr, tok), "sidecar": ecsReq(side.addr, tok), "static": ecsReq(side.addr, static)}
 	addrs := map[string]string{"bare": bare.addr, "sidecar": side.addr, "static": side.addr}
 	for _, n := range []string{"bare", "sidecar", "static"} {
@@ -111,15 +111,15 @@ func jwtRun(ctx context.Context, o *options, bin, dir string, rep *report, progr
 		}
 		for _, n := range order {
 			progress("jwt round %d/%d: %s, %d keep-alive connections, %s", round+1, o.rounds, n, o.conns, per)
-			accs[n].merge(keepAlive(ctx, addrs[n], reqs[n], o.conns, per))
+			accs[n] = append(accs[n], keepAlive(ctx, addrs[n], reqs[n], o.conns, per))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
 	}
-	c := compare(accs["bare"], accs["sidecar"])
+	c := compareRounds(accs["bare"], accs["sidecar"])
 	rep.JWTKeepAlive = &c
-	st := compare(accs["bare"], accs["static"])
+	st := compareRounds(accs["bare"], accs["static"])
 	rep.JWTStaticToken = &st
 
 	// New tokens: each first request verifies (RS256) before the cached
@@ -163,6 +163,7 @@ func printJWT(w io.Writer, r *report) {
 	fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d\n", "bare", c.Bare.RPS, fmtDur(c.Bare.P50us), fmtDur(c.Bare.P99us), c.Bare.Errors)
 	fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d\n", "sidecar", c.Sidecar.RPS, fmtDur(c.Sidecar.P50us), fmtDur(c.Sidecar.P99us), c.Sidecar.Errors)
 	fmt.Fprintf(w, "  %-9s %12.3f %10s %10s   (goal >= 0.90)\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio), fmt.Sprintf("%.2fx", c.P99Ratio))
+	printSpread(w, "throughput", c.RoundRatios)
 	if st := r.JWTStaticToken; st != nil {
 		fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d   (control: a static token of the same length, same sidecar)\n", "static", st.Sidecar.RPS, fmtDur(st.Sidecar.P50us), fmtDur(st.Sidecar.P99us), st.Sidecar.Errors)
 		fmt.Fprintf(w, "  %-9s %12.3f %10s %10s   (JWT/static %.3f)\n", "ratio", st.Ratio, fmt.Sprintf("%.2fx", st.P50Ratio), fmt.Sprintf("%.2fx", st.P99Ratio), c.Ratio/st.Ratio)

@@ -24,11 +24,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +59,7 @@ type options struct {
 	coldDuration   time.Duration
 	coldConns      int
 	singleDuration time.Duration
+	singleRounds   int
 	sessions       int
 	scale          bool
 	scaleDuration  time.Duration
@@ -86,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.coldDuration, "cold-duration", 0, "cold-sequence load per server (default duration/2)")
 	fs.IntVar(&o.coldConns, "cold-conns", 8, "concurrent cold sequences")
 	fs.DurationVar(&o.singleDuration, "single-duration", 0, "single-connection load per server (default duration/4)")
+	fs.IntVar(&o.singleRounds, "single-rounds", 0, "alternate bare and sidecar this many times for the single-connection load (default: -rounds, or one per 250 ms of -single-duration if more: its latency moves from one fraction of a second to the next)")
 	fs.IntVar(&o.sessions, "sessions", 10000, "cached sessions for the memory run (0 skips it)")
 	fs.BoolVar(&o.scale, "scale", true, "also measure the cost of the config: the cached path with 10, 1 000 and 10 000 exact-match clients and 1 000 and 10 000 glob clients, and loading and reloading 10 000 clients")
 	fs.DurationVar(&o.scaleDuration, "scale-duration", 0, "keep-alive load per scale config (default duration/2)")
@@ -123,11 +127,25 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.singleDuration == 0 {
 		o.singleDuration = o.duration / 4
 	}
+	if o.singleRounds < 0 {
+		return nil, fmt.Errorf("-single-rounds must be 0 or more, not %d", o.singleRounds)
+	}
+	if o.singleRounds == 0 {
+		o.singleRounds = max(o.rounds, int(o.singleDuration/singleRoundLength))
+	}
 	if o.scaleDuration == 0 {
 		o.scaleDuration = o.duration / 2
 	}
 	return o, nil
 }
+
+// singleRoundLength is the default length of a single-connection round.
+// One connection's latency here moves from one fraction of a second to the
+// next, and a round's p50 ratio with it (0.65 to 1.99 over 16 rounds of
+// 250 ms in one run): many short rounds pair each sidecar run with a bare
+// run under the same conditions, where three long ones let a slow second
+// fall on one server only.
+const singleRoundLength = 250 * time.Millisecond
 
 // figures is one server's result of one kind of load.
 type figures struct {
@@ -160,10 +178,68 @@ type comparison struct {
 	Ratio    float64 `json:"throughput_ratio"`
 	P99Ratio float64 `json:"p99_ratio"`
 	P50Ratio float64 `json:"p50_ratio"`
+	// RoundRatios and RoundP50Ratios are how the throughput and p50
+	// ratios varied over the rounds (nil for a single round).
+	RoundRatios    *spread `json:"throughput_ratio_rounds,omitempty"`
+	RoundP50Ratios *spread `json:"p50_ratio_rounds,omitempty"`
 }
 
 func compare(bare, side *result) comparison {
 	return compareFigures(figuresOf(bare), figuresOf(side))
+}
+
+// compareRounds compares the merged rounds, and says how each round's
+// ratio (a bare run against the sidecar run next to it in time) varied:
+// a figure whose rounds spread wide says little about its goal on its own.
+func compareRounds(bare, side []*result) comparison {
+	all := [2]*result{{}, {}}
+	var thr, p50 []float64
+	for i := range min(len(bare), len(side)) {
+		all[0].merge(bare[i])
+		all[1].merge(side[i])
+		c := compare(bare[i], side[i])
+		thr = append(thr, c.Ratio)
+		p50 = append(p50, c.P50Ratio)
+	}
+	c := compare(all[0], all[1])
+	c.RoundRatios, c.RoundP50Ratios = spreadOf(thr), spreadOf(p50)
+	return c
+}
+
+// spread is the distribution of one ratio over a run's rounds.
+type spread struct {
+	Rounds int     `json:"rounds"`
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+	// SE is the standard error of the rounds' mean: with the rounds
+	// independent, the mean is within about 2 SE of the figure the
+	// machine would give in a long run.
+	SE float64 `json:"standard_error"`
+}
+
+// spreadOf describes xs; nil for fewer than two rounds.
+func spreadOf(xs []float64) *spread {
+	if len(xs) < 2 {
+		return nil
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	var sum float64
+	for _, x := range s {
+		sum += x
+	}
+	mean := sum / float64(len(s))
+	var ss float64
+	for _, x := range s {
+		ss += (x - mean) * (x - mean)
+	}
+	median := s[len(s)/2]
+	if len(s)%2 == 0 {
+		median = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return &spread{Rounds: len(s), Min: s[0], Median: median, Max: s[len(s)-1],
+		SE: math.Sqrt(ss/float64(len(s)-1)) / math.Sqrt(float64(len(s)))}
 }
 
 func compareFigures(bare, side figures) comparison {
@@ -193,6 +269,7 @@ type report struct {
 	ColdConns     int         `json:"cold_conns"`
 	Cold          comparison  `json:"cold_sequence"`
 	Single        comparison  `json:"single_connection"`
+	SingleRounds  int         `json:"single_connection_rounds"`
 	RSSIdleKB     int         `json:"rss_idle_kb"`
 	RSSLoadKB     int         `json:"rss_under_load_peak_kb"`
 	BareRSSLoadKB int         `json:"bare_rss_under_load_peak_kb"`
@@ -342,16 +419,16 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		name string
 		p    *process
 		req  []byte
-		acc  *result
 	}
 	targets := []*target{
-		{name: "bare", p: bare, req: credReq(bare.addr), acc: &result{}},
-		{name: "sidecar", p: side, req: credReq(side.addr), acc: &result{}},
+		{name: "bare", p: bare, req: credReq(bare.addr)},
+		{name: "sidecar", p: side, req: credReq(side.addr)},
 	}
 	for _, t := range targets {
 		keepAlive(ctx, t.p.addr, t.req, o.conns, o.warmup)
 	}
 	peaks := map[string]int{}
+	rounds := map[string][]*result{}
 	per := o.duration / time.Duration(o.rounds)
 	for round := range o.rounds {
 		order := targets
@@ -362,7 +439,7 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 			progress("round %d/%d: %s, %d keep-alive connections, %s", round+1, o.rounds, t.name, o.conns, per)
 			stop := make(chan struct{})
 			peak := sampleRSS(t.p.pid(), stop)
-			t.acc.merge(serverCPU(t.p.pid(), func() *result { return keepAlive(ctx, t.p.addr, t.req, o.conns, per) }))
+			rounds[t.name] = append(rounds[t.name], serverCPU(t.p.pid(), func() *result { return keepAlive(ctx, t.p.addr, t.req, o.conns, per) }))
 			close(stop)
 			peaks[t.name] = max(peaks[t.name], <-peak)
 			if ctx.Err() != nil {
@@ -371,7 +448,7 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		}
 	}
 	rep.RSSLoadKB, rep.BareRSSLoadKB = peaks["sidecar"], peaks["bare"]
-	rep.KeepAlive = compare(targets[0].acc, targets[1].acc)
+	rep.KeepAlive = compareRounds(rounds["bare"], rounds["sidecar"])
 
 	if o.wrk {
 		if _, err := exec.LookPath("wrk"); err != nil {
@@ -396,28 +473,27 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		rep.KeepAliveWrk = &c
 	}
 
-	// alternate runs load against both servers in -rounds alternating runs
-	// of total/rounds each, as the keep-alive rounds do.
-	alternate := func(what string, total time.Duration, load func(addr string, req []byte, d time.Duration) *result) (*result, *result) {
-		accs := map[string]*result{"bare": {}, "sidecar": {}}
-		each := max(total/time.Duration(o.rounds), 200*time.Millisecond)
-		for round := range o.rounds {
+	// alternate runs load against both servers in n alternating runs of
+	// total/n each, as the keep-alive rounds do.
+	alternate := func(what string, total time.Duration, n int, load func(addr string, req []byte, d time.Duration) *result) comparison {
+		accs := map[string][]*result{}
+		each := max(total/time.Duration(n), 200*time.Millisecond)
+		for round := range n {
 			order := targets
 			if round%2 == 1 {
 				order = []*target{targets[1], targets[0]}
 			}
 			for _, t := range order {
-				progress("%s round %d/%d: %s, %s", what, round+1, o.rounds, t.name, each)
-				accs[t.name].merge(serverCPU(t.p.pid(), func() *result { return load(t.p.addr, t.req, each) }))
+				progress("%s round %d/%d: %s, %s", what, round+1, n, t.name, each)
+				accs[t.name] = append(accs[t.name], serverCPU(t.p.pid(), func() *result { return load(t.p.addr, t.req, each) }))
 			}
 		}
-		return accs["bare"], accs["sidecar"]
+		return compareRounds(accs["bare"], accs["sidecar"])
 	}
-	coldBare, coldSide := alternate(fmt.Sprintf("cold sequences (%d workers)", o.coldConns), o.coldDuration,
+	rep.Cold = alternate(fmt.Sprintf("cold sequences (%d workers)", o.coldConns), o.coldDuration, o.rounds,
 		func(addr string, _ []byte, d time.Duration) *result {
 			return coldSequence(ctx, addr, addr, o.coldConns, d)
 		})
-	rep.Cold = compare(coldBare, coldSide)
 	if o.coldProfile != "" {
 		if err := profile(ctx, side, o.coldProfile, o.coldDuration, progress, func(d time.Duration) {
 			coldSequence(ctx, side.addr, side.addr, o.coldConns, d)
@@ -434,9 +510,9 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		rep.BareColdProfile = bareFile
 	}
 
-	oneBare, oneSide := alternate("single connection", o.singleDuration,
+	rep.SingleRounds = o.singleRounds
+	rep.Single = alternate("single connection", o.singleDuration, o.singleRounds,
 		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
-	rep.Single = compare(oneBare, oneSide)
 
 	for _, same := range []bool{false, true} {
 		if !o.unit {
@@ -547,6 +623,15 @@ func sessionsRun(ctx context.Context, o *options, bin, dir string, rep *report, 
 	return ctx.Err()
 }
 
+// printSpread prints how a ratio varied over the rounds.
+func printSpread(w io.Writer, what string, s *spread) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "  rounds' %s ratios: %.3f to %.3f, median %.3f, mean's standard error %.3f (%d rounds)\n",
+		what, s.Min, s.Max, s.Median, s.SE, s.Rounds)
+}
+
 func fmtDur(us float64) string {
 	if us >= 1000 {
 		return fmt.Sprintf("%.2fms", us/1000)
@@ -577,6 +662,8 @@ func printReport(w io.Writer, r *report) {
 		} else {
 			fmt.Fprintf(w, "  %-9s %12.3f %10s\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio))
 		}
+		printSpread(w, "throughput", c.RoundRatios)
+		printSpread(w, "p50", c.RoundP50Ratios)
 		fmt.Fprintln(w)
 	}
 	table(fmt.Sprintf("keep-alive: GET /latest/meta-data/iam/security-credentials/app with the IMDSv2 token, %d connections, %s per server in %d rounds",
@@ -587,7 +674,7 @@ func printReport(w io.Writer, r *report) {
 	printJWT(w, r)
 	table(fmt.Sprintf("cold SDK sequence on a new connection each time (PUT token, GET role list, GET credentials), %d workers", r.ColdConns),
 		"seq/s", r.Cold, true)
-	table("single connection, closed loop", "req/s", r.Single, false)
+	table(fmt.Sprintf("single connection, closed loop, in %d rounds", r.SingleRounds), "req/s", r.Single, false)
 	printUnit(w, r.Unit)
 	printUnit(w, r.UnitSameUID)
 	printScale(w, r.Scale)

@@ -126,19 +126,30 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare, plain *proc
 		return fmt.Errorf("the unit-matched client was refused: %w", err)
 	}
 	each := max(o.coldDuration/time.Duration(o.rounds), 200*time.Millisecond)
-	coldBare, coldUnit, coldUID, coldPlain := &result{}, &result{}, &result{}, &result{}
+	var runs [4][]*result // bare, unit, uids, plain sidecar
 	var cpu [4]time.Duration
+	servers := [4]*process{bare, side, uidSide, plain}
 	for round := range o.rounds {
 		progress("unit-matched cold sequences round %d/%d, %s each", round+1, o.rounds, each)
-		for i, t := range []struct {
-			p   *process
-			acc *result
-		}{{bare, coldBare}, {side, coldUnit}, {uidSide, coldUID}, {plain, coldPlain}} {
-			before := cpuTime(t.p.pid())
-			t.acc.merge(coldSequence(ctx, t.p.addr, t.p.addr, o.coldConns, each))
-			cpu[i] += cpuTime(t.p.pid()) - before
+		order := []int{0, 1, 2, 3}
+		if round%2 == 1 {
+			order = []int{3, 2, 1, 0}
+		}
+		for _, i := range order {
+			before := cpuTime(servers[i].pid())
+			runs[i] = append(runs[i], coldSequence(ctx, servers[i].addr, servers[i].addr, o.coldConns, each))
+			cpu[i] += cpuTime(servers[i].pid()) - before
 		}
 	}
+	u.Cold = compareRounds(runs[0], runs[1])
+	merged := func(rs []*result) *result {
+		all := &result{}
+		for _, r := range rs {
+			all.merge(r)
+		}
+		return all
+	}
+	coldBare, coldUnit, coldUID, coldPlain := merged(runs[0]), merged(runs[1]), merged(runs[2]), merged(runs[3])
 	perSeq := func(d time.Duration, r *result) float64 {
 		if r.Requests == 0 {
 			return 0
@@ -147,7 +158,6 @@ func unitRun(ctx context.Context, o *options, bin, dir string, bare, plain *proc
 	}
 	u.CPUPerSeq = cpuFigures{Bare: perSeq(cpu[0], coldBare), Unit: perSeq(cpu[1], coldUnit), UIDs: perSeq(cpu[2], coldUID), Plain: perSeq(cpu[3], coldPlain)}
 	u.IdentifyCPUUs = u.CPUPerSeq.Unit - u.CPUPerSeq.UIDs
-	u.Cold = compare(coldBare, coldUnit)
 	u.UIDCold = figuresOf(coldUID)
 	u.PlainCold = figuresOf(coldPlain)
 	if u.PlainCold.RPS > 0 {
@@ -249,6 +259,7 @@ func printUnit(w interface{ Write([]byte) (int, error) }, u *unitFigures) {
 	fmt.Fprintf(w, "systemd_unit client (the load generator runs in system.slice/credsidecar-bench.service; %d other processes %s)\n", u.OtherProcesses, whose)
 	fmt.Fprintf(w, "  cold SDK sequence   sidecar %8.0f seq/s, bare %8.0f seq/s: ratio %.3f (goal >= 0.80); p50 %s vs %s\n",
 		u.Cold.Sidecar.RPS, u.Cold.Bare.RPS, u.Cold.Ratio, fmtDur(u.Cold.Sidecar.P50us), fmtDur(u.Cold.Bare.P50us))
+	printSpread(w, "cold sequence", u.Cold.RoundRatios)
 	fmt.Fprintf(w, "  keep-alive          sidecar %8.0f req/s, bare %8.0f req/s: ratio %.3f (attested once per connection)\n",
 		u.KeepAlive.Sidecar.RPS, u.KeepAlive.Bare.RPS, u.KeepAlive.Ratio)
 	fmt.Fprintf(w, "  plain sidecar, same load %8.0f seq/s: the unit client makes %.3f of it\n", u.PlainCold.RPS, u.RatioToPlain)
