@@ -43,8 +43,10 @@ type Options struct {
 	// Host is the Engine API address (unix:///PATH).
 	Host   string
 	Logger *zap.Logger
-	// MaxLookups bounds the API calls lookups make at once (0 = 4); Wait
-	// bounds how long a lookup waits for a slot (0 = 2s).
+	// MaxLookups bounds the confirmations of a mapped address running at
+	// once (0 = 4); scans for an address the map does not know get half
+	// as many slots of their own. Wait bounds how long a lookup waits for
+	// a slot (0 = 2s).
 	MaxLookups int
 	Wait       time.Duration
 	// Outcome, when set, counts each resolution's outcome.
@@ -53,11 +55,16 @@ type Options struct {
 
 // Resolver maps caller addresses to containers. Run keeps its map.
 type Resolver struct {
-	c       *client
-	log     *zap.Logger
-	wait    time.Duration
-	sem     chan struct{}
-	outcome func(string)
+	c    *client
+	log  *zap.Logger
+	wait time.Duration
+	// Separate budgets, so callers the map does not know — any local
+	// user, most of them no container — cannot use up the lookups a
+	// known container's connection needs: confirm is one inspect of the
+	// container the map names, scans list and inspect every container.
+	confirms chan struct{}
+	scans    chan struct{}
+	outcome  func(string)
 	// procNet: the sidecar shares the containers' PID namespace (the
 	// host's), so it can read a container's own TCP table.
 	procNet bool
@@ -66,7 +73,10 @@ type Resolver struct {
 	byAddr map[netip.Addr][]string // address -> ids of running containers holding it
 	addrs  map[string][]netip.Addr // id -> its addresses
 	images map[string]*imageJSON   // by image ID (immutable)
-	up     atomic.Bool             // the events stream is open and the list loaded
+	// scanning: addresses with a scan in flight (closed when it ends), so
+	// one address's connections take one scan slot at a time.
+	scanning map[netip.Addr]chan struct{}
+	up       atomic.Bool // the events stream is open and the list loaded
 }
 
 // New builds a Resolver; nothing is asked of the API until Run.
@@ -76,7 +86,8 @@ func New(opts Options) (*Resolver, error) {
 		return nil, err
 	}
 	r := &Resolver{c: c, log: opts.Logger, wait: opts.Wait, outcome: opts.Outcome,
-		byAddr: map[netip.Addr][]string{}, addrs: map[string][]netip.Addr{}, images: map[string]*imageJSON{}}
+		byAddr: map[netip.Addr][]string{}, addrs: map[string][]netip.Addr{}, images: map[string]*imageJSON{},
+		scanning: map[netip.Addr]chan struct{}{}}
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
@@ -87,7 +98,8 @@ func New(opts Options) (*Resolver, error) {
 	if n <= 0 {
 		n = 4
 	}
-	r.sem = make(chan struct{}, n)
+	r.confirms = make(chan struct{}, n)
+	r.scans = make(chan struct{}, max(1, n/2))
 	if r.outcome == nil {
 		r.outcome = func(string) {}
 	}
@@ -202,6 +214,11 @@ func (r *Resolver) reload(ctx context.Context) error {
 // refresh re-reads one container and updates its addresses.
 func (r *Resolver) refresh(ctx context.Context, id string) {
 	cj, err := r.c.inspect(ctx, id)
+	r.update(id, cj, err)
+}
+
+// update puts what an inspect of id answered into the map.
+func (r *Resolver) update(id string, cj *containerJSON, err error) {
 	var addrs []netip.Addr
 	if err == nil && cj.State.Running {
 		addrs = addressesOf(cj)
@@ -272,66 +289,32 @@ func (r *Resolver) Resolve(local, remote netip.AddrPort) (*agent.Container, erro
 
 func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, error) {
 	addr := remote.Addr().Unmap()
-	r.mu.RLock()
-	ids := append([]string(nil), r.byAddr[addr]...)
-	r.mu.RUnlock()
-	if len(ids) > 1 {
-		return nil, ErrAmbiguous
+	if addr.IsLoopback() {
+		// Never a container's own address (Docker's networks give each
+		// container one of its own): no API work for any local user.
+		return nil, ErrUnknown
 	}
-	// The bound on API work unidentified callers can trigger.
-	t := time.NewTimer(r.wait)
-	defer t.Stop()
-	select {
-	case r.sem <- struct{}{}:
-	case <-t.C:
-		return nil, ErrBusy
-	}
-	defer func() { <-r.sem }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if !r.up.Load() {
-		// The map is not kept (starting, or dockerd was down): ask the
-		// API directly, which also finds out whether it is back.
-		if err := r.c.negotiate(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		ids = nil
-	}
-	var cj *containerJSON
-	if len(ids) == 1 {
-		c, err := r.c.inspect(ctx, ids[0])
-		if err == nil && c.State.Running && holds(c, addr) {
-			cj = c
-		} else {
-			r.refresh(ctx, ids[0]) // gone or moved: out of the map
-		}
+	cj, err := r.confirm(ctx, addr)
+	if err != nil {
+		return nil, err
 	}
 	if cj == nil {
-		// Unknown to the map, or the map is behind: ask the API itself.
-		// A container's process can connect before dockerd lists it as
-		// running: an address nobody holds is asked about again for
-		// about a second before it counts as unknown.
-		var err error
-		for wait := 50 * time.Millisecond; ; wait *= 2 {
-			cj, err = r.find(ctx, addr)
-			if !errors.Is(err, ErrUnknown) || wait > 800*time.Millisecond {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ErrUnknown
-			case <-time.After(wait):
-			}
-		}
-		if err != nil {
+		if cj, err = r.scan(ctx, addr); err != nil {
 			return nil, err
 		}
 	}
 	if strings.HasPrefix(cj.HostConfig.NetworkMode, "container:") {
 		return nil, errSharedNet
 	}
-	if r.procNet && cj.State.Pid > 0 && pidOf(cj.State.Pid, cj.ID) {
+	if r.procNet {
 		// A table that cannot be read proves nothing either: fail closed.
+		// In our PID namespace the container's pid is its process unless
+		// it has just exited (and the number may be reused): no proof.
+		if cj.State.Pid <= 0 || !pidOf(cj.State.Pid, cj.ID) {
+			return nil, fmt.Errorf("%w (its process %d is not the container's: it has exited)", ErrSpoofed, cj.State.Pid)
+		}
 		if ok, err := inTCPTable(cj.State.Pid, remote, local); err != nil {
 			return nil, fmt.Errorf("%w (its TCP table is unreadable: %v)", ErrSpoofed, err)
 		} else if !ok {
@@ -343,6 +326,113 @@ func (r *Resolver) resolve(local, remote netip.AddrPort) (*agent.Container, erro
 		return nil, fmt.Errorf("%w: image %s: %v", ErrUnavailable, cj.Image, err)
 	}
 	return describe(cj, img), nil
+}
+
+// confirm asks the API about the container the map names for addr: nil
+// (and no error) when the map names none, or its answer disagrees (a
+// replaced container, lagging events), which takes it out of the map.
+func (r *Resolver) confirm(ctx context.Context, addr netip.Addr) (*containerJSON, error) {
+	r.mu.RLock()
+	ids := append([]string(nil), r.byAddr[addr]...)
+	r.mu.RUnlock()
+	if len(ids) > 1 {
+		return nil, ErrAmbiguous
+	}
+	if len(ids) == 0 || !r.up.Load() {
+		return nil, nil
+	}
+	release, err := r.slot(r.confirms)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	cj, err := r.c.inspect(ctx, ids[0])
+	if err == nil && cj.State.Running && holds(cj, addr) {
+		return cj, nil
+	}
+	r.update(ids[0], cj, err) // gone or moved: out of the map
+	return nil, nil
+}
+
+// scan asks the API itself which container holds addr: the map does not
+// know it, or is behind. A container's process can connect before dockerd
+// lists it as running, so an address nobody holds is asked about again
+// for about a second before it counts as unknown. One address scans once
+// at a time: its other connections wait for that scan, then look at the
+// map it updated before scanning themselves.
+func (r *Resolver) scan(ctx context.Context, addr netip.Addr) (*containerJSON, error) {
+	t := time.NewTimer(r.wait)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		busy, waiting := r.scanning[addr]
+		if !waiting {
+			done := make(chan struct{})
+			r.scanning[addr] = done
+			r.mu.Unlock()
+			defer func() {
+				r.mu.Lock()
+				delete(r.scanning, addr)
+				r.mu.Unlock()
+				close(done)
+			}()
+			break
+		}
+		r.mu.Unlock()
+		select {
+		case <-busy:
+		case <-t.C:
+			return nil, ErrBusy
+		}
+		if cj, err := r.confirm(ctx, addr); cj != nil || err != nil {
+			return cj, err
+		}
+	}
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		cj, err := r.scanOnce(ctx, addr)
+		if !errors.Is(err, ErrUnknown) || wait > 800*time.Millisecond {
+			return cj, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ErrUnknown
+		case <-time.After(wait):
+		}
+	}
+}
+
+// scanOnce is one scan, in a slot of the scans' budget.
+func (r *Resolver) scanOnce(ctx context.Context, addr netip.Addr) (*containerJSON, error) {
+	release, err := r.slot(r.scans)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if !r.up.Load() {
+		// The map is not kept (starting, or dockerd was down): this also
+		// finds out whether the API is back.
+		if err := r.c.negotiate(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	return r.find(ctx, addr)
+}
+
+// slot takes a place in a budget, waiting at most r.wait.
+func (r *Resolver) slot(budget chan struct{}) (release func(), err error) {
+	select {
+	case budget <- struct{}{}:
+		return func() { <-budget }, nil
+	default:
+	}
+	t := time.NewTimer(r.wait)
+	defer t.Stop()
+	select {
+	case budget <- struct{}{}:
+		return func() { <-budget }, nil
+	case <-t.C:
+		return nil, ErrBusy
+	}
 }
 
 // find lists the running containers and returns the one holding addr.
@@ -359,7 +449,7 @@ func (r *Resolver) find(ctx context.Context, addr netip.Addr) (*containerJSON, e
 		if err == nil && c.State.Running && holds(c, addr) {
 			found = append(found, c)
 		}
-		r.refresh(ctx, e.ID)
+		r.update(e.ID, c, err)
 	}
 	// Containers the list no longer has leave the map (their events may
 	// still be on the way).
@@ -458,6 +548,10 @@ func (r *Resolver) Inspect(ctx context.Context, name string) (*agent.Container, 
 // through its init process) holds the connection from caller to sidecar:
 // on a shared bridge, a container with NET_RAW can send packets from
 // another's address, but the connection then lives in its own table.
+// Only an entry whose state says the sidecar's end still exists counts:
+// ESTABLISHED, or FIN_WAIT1/2 (the caller has sent its request and shut
+// its side). A TIME_WAIT entry outlives the sidecar's end, so a spoofer
+// could open the same 4-tuple anew while it lingers.
 func inTCPTable(pid int, caller, sidecar netip.AddrPort) (bool, error) {
 	name := "/proc/" + strconv.Itoa(pid) + "/net/tcp"
 	if caller.Addr().Is6() && !caller.Addr().Is4In6() {
@@ -472,12 +566,16 @@ func inTCPTable(pid int, caller, sidecar netip.AddrPort) (bool, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 2 && fields[1]+" "+fields[2] == want {
+		if len(fields) > 3 && fields[1]+" "+fields[2] == want && liveStates[fields[3]] {
 			return true, nil
 		}
 	}
 	return false, sc.Err()
 }
+
+// liveStates are /proc/net/tcp's st values (include/net/tcp_states.h) of
+// a client socket whose peer's end must still exist.
+var liveStates = map[string]bool{"01": true, "04": true, "05": true} // ESTABLISHED, FIN_WAIT1, FIN_WAIT2
 
 // procAddr formats an IPv4 address and port as /proc/net/tcp does
 // (little-endian hex address, big-endian hex port).

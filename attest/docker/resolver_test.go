@@ -3,24 +3,37 @@ package docker
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // fakeEngine is a scripted Engine API on a unix socket.
 type fakeEngine struct {
 	version string
-	mu      sync.Mutex
-	ctrs    map[string]containerJSON
-	images  map[string]imageJSON
+	// listDelay slows each list down (a busy dockerd with many containers).
+	listDelay time.Duration
+	calls     atomic.Int64 // requests other than /_ping
+	mu        sync.Mutex
+	ctrs      map[string]containerJSON
+	images    map[string]imageJSON
 }
 
 func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/_ping" {
+		f.calls.Add(1)
+	}
+	if strings.HasSuffix(r.URL.Path, "/containers/json") {
+		time.Sleep(f.listDelay)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.URL.Path == "/_ping" {
@@ -188,5 +201,116 @@ func TestProcAddr(t *testing.T) {
 	// /proc/net/tcp spells 169.254.170.10:40000 as 0AAAFEA9:9C40.
 	if got := procAddr(netip.MustParseAddrPort("169.254.170.10:40000")); got != "0AAAFEA9:9C40" {
 		t.Errorf("procAddr = %s", got)
+	}
+}
+
+// An unknown address costs a scan of every container, repeated for about
+// a second; callers that are not containers (any local user, from any of
+// loopback's 16M addresses) must not use up the lookups a known
+// container's connection needs.
+func TestUnknownCallersDoNotStarveKnownOnes(t *testing.T) {
+	img := imageJSON{ID: "sha256:img"}
+	f := &fakeEngine{version: "1.41", listDelay: 50 * time.Millisecond, images: map[string]imageJSON{"sha256:img": img},
+		ctrs: map[string]containerJSON{"known": ctr("known", "web", "169.254.170.10", nil)}}
+	r := start(t, f)
+	r.wait = 300 * time.Millisecond
+	if err := r.c.negotiate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r.refresh(t.Context(), "known")
+	r.up.Store(true) // the map is kept: "known" is in it
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r.Resolve(sidecar, from(fmt.Sprintf("169.254.171.%d", i+1)))
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond) // the unknown callers hold their lookups
+	for range 5 {
+		if c, err := r.Resolve(sidecar, from("169.254.170.10")); err != nil || c.ID != "known" {
+			t.Fatalf("a known container while unknown callers scan: %+v, %v", c, err)
+		}
+	}
+}
+
+// A loopback address is never a container's own: no API work for it.
+func TestLoopbackIsNoContainer(t *testing.T) {
+	f := &fakeEngine{version: "1.41", ctrs: map[string]containerJSON{"a": ctr("a", "a", "169.254.170.10", nil)}}
+	r := start(t, f)
+	for _, ip := range []string{"127.0.0.1", "127.3.4.5", "::1"} {
+		if _, err := r.Resolve(sidecar, from(ip)); !errors.Is(err, ErrUnknown) {
+			t.Errorf("%s: %v, want ErrUnknown", ip, err)
+		}
+	}
+	if n := f.calls.Load(); n != 0 {
+		t.Errorf("loopback callers made %d API calls, want 0", n)
+	}
+}
+
+// The container's TCP table proves an address only while the container
+// holds the connection: a TIME_WAIT entry left by a connection it closed
+// is no proof (a spoofer on the bridge can reopen the same 4-tuple once the
+// sidecar's end is gone).
+func TestTCPTableNeedsALiveConnection(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := netip.MustParseAddrPort(c.LocalAddr().String())
+	side := netip.MustParseAddrPort(ln.Addr().String())
+	if ok, err := inTCPTable(os.Getpid(), caller, side); !ok || err != nil {
+		t.Fatalf("an established connection: %v, %v; want found", ok, err)
+	}
+	c.Close() // the caller closes first: its end goes to TIME_WAIT
+	s.Read(make([]byte, 1))
+	s.Close()
+	want := procAddr(caller) + " " + procAddr(side) + " 06"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile("/proc/self/net/tcp")
+		if strings.Contains(string(b), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the caller's end never reached TIME_WAIT")
+		}
+	}
+	if ok, _ := inTCPTable(os.Getpid(), caller, side); ok {
+		t.Error("a TIME_WAIT entry counted as the container holding the connection")
+	}
+}
+
+// Where the sidecar shares the containers' PID namespace, a container
+// whose pid is not its process (it exited; the number may be reused) has
+// no TCP table to prove its address: fail closed, not skip the check.
+func TestSpoofCheckFailsClosed(t *testing.T) {
+	c := ctr("c0ffee-not-in-any-cgroup", "web", "169.254.170.10", nil)
+	c.State.Pid = 1 // pid 1's cgroup does not name this id
+	f := &fakeEngine{version: "1.41", images: map[string]imageJSON{"sha256:img": {ID: "sha256:img"}},
+		ctrs: map[string]containerJSON{c.ID: c}}
+	r := start(t, f)
+	r.procNet = true
+	if _, err := r.Resolve(sidecar, from("169.254.170.10")); !errors.Is(err, ErrSpoofed) {
+		t.Errorf("a container whose pid is not its process: %v, want ErrSpoofed", err)
 	}
 }
