@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/credsidecar/credsidecar/agent"
@@ -86,8 +87,21 @@ type Attestor struct {
 	useSeq  uint64                     // orders pins by last use, for eviction
 	clock   clock.Clock
 
-	hashMu sync.Mutex
-	hashes map[fileKey]string
+	// hashes caches executables' digests (least recently used evicted:
+	// another user's churn of files it owns cannot flush a trusted
+	// binary's entry while that binary's callers keep using it); hashing
+	// is bounded: hashSem slots at once, one per file owner (inHash), and
+	// one hash per file however many callers ask (hashing).
+	hashes  *lru.Cache[fileKey, string]
+	hashSem chan struct{}
+	hashMu  sync.Mutex
+	inHash  map[uint32]*hashCall
+	hashing map[fileKey]*hashCall
+	maxHash int64 // the largest executable hashed (bytes)
+
+	// running: per uid, the scan holding a slot. A uid scans one at a
+	// time, so one user's flood cannot hold every slot.
+	running map[uint32]chan struct{}
 
 	// Scans counts /proc scans run, FastHits the attestations answered by
 	// the fast path (bench and tests read them).
@@ -96,6 +110,7 @@ type Attestor struct {
 
 type scan struct {
 	done    chan struct{}
+	after   chan struct{}       // the uid's scan running when this one was made (nil: none)
 	holders map[uint64][]holder // socket inode -> processes holding it
 	err     error
 }
@@ -193,7 +208,20 @@ const (
 	// see); what is believed is what the process was in at most this long
 	// ago, while it was holding the uid's sockets.
 	cgroupTTL = time.Second
+	// maxHashBytes is the largest executable hashed: a larger one has no
+	// exe_sha256 (its conditions fail closed). A user can make a file of
+	// any size for free (a sparse tail after the ELF image still runs),
+	// and each chmod gives it a new cache key.
+	maxHashBytes = 512 << 20
+	// maxHashes bounds the executables hashed at once.
+	maxHashes = 2
 )
+
+// hashCall is one hash in flight, which callers of the same file share.
+type hashCall struct {
+	done chan struct{}
+	sum  string
+}
 
 // fileKey identifies an executable's contents as far as the file system
 // tells: its owner can put mtime back, but not ctime.
@@ -206,7 +234,9 @@ type fileKey struct {
 // conditions fail closed on this system (hidden /proc, no CAP_SYS_PTRACE, a
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
-	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{}, hashes: map[fileKey]string{},
+	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{},
+		running: map[uint32]chan struct{}{}, hashSem: make(chan struct{}, maxHashes), inHash: map[uint32]*hashCall{},
+		hashing: map[fileKey]*hashCall{}, maxHash: maxHashBytes,
 		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{},
 		pins: map[int]*pin{}, clock: opts.Clock}
 	if a.clock == nil {
@@ -220,6 +250,7 @@ func New(opts Options) (*Attestor, []string, error) {
 		n = 2
 	}
 	a.sem = make(chan struct{}, n)
+	a.hashes, _ = lru.New[fileKey, string](4096)
 	a.hash.Store(opts.Hash)
 	a.exeOn.Store(opts.ExeMatched)
 	if a.outcome == nil {
@@ -360,6 +391,9 @@ func (a *Attestor) attest(uid uint32, inode uint64) (*agent.Process, error) {
 // executable is not of that kind — fork, exec the matched binary with the
 // socket inherited, let the parent write on it — so Exe and ExeSHA256 are
 // left unknown here, and the fast path is off while a client reads them.
+// (Even the scan cannot see a holder that parked its copy in flight over
+// SCM_RIGHTS meanwhile: Exe names a holder, not the writer of the request,
+// which is why check-config warns about a client matched by exe alone.)
 //
 // PID reuse is safe as on the scan path: the process is pinned (by its
 // /proc/PID directory, see fastPID), checked to hold this very socket
@@ -763,7 +797,7 @@ func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 	a.mu.Lock()
 	sc := a.pending[uid]
 	if sc == nil {
-		sc = &scan{done: make(chan struct{})}
+		sc = &scan{done: make(chan struct{}), after: a.running[uid]}
 		a.pending[uid] = sc
 		go a.run(uid, sc)
 	}
@@ -782,18 +816,35 @@ func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 }
 
 func (a *Attestor) run(uid uint32, sc *scan) {
+	if sc.after != nil {
+		// One scan per uid at a time: the next one (which every lookup
+		// of that uid meanwhile joins) waits for it, not for a second slot.
+		<-sc.after
+	}
 	a.sem <- struct{}{}
 	a.mu.Lock()
 	delete(a.pending, uid) // later lookups start a new scan
+	a.running[uid] = sc.done
 	a.mu.Unlock()
 	a.Scans.Add(1)
-	sc.holders, sc.err = a.scanUID(uid)
+	sc.holders, sc.err = a.scanUID(uid, a.clock.Now().Add(a.wait/2))
 	<-a.sem
+	a.mu.Lock()
+	if a.running[uid] == sc.done {
+		delete(a.running, uid)
+	}
+	a.mu.Unlock()
 	close(sc.done)
 }
 
+// errScanTooLong: the uid's processes hold more fds than a scan reads in
+// its time. Its slot goes to other uids' scans; the lookup fails closed.
+var errScanTooLong = fmt.Errorf("the uid's processes hold too many fds to scan in time: %w", ErrBusy)
+
 // scanUID maps the socket inodes held by uid's processes to their pids.
-func (a *Attestor) scanUID(uid uint32) (map[uint64][]holder, error) {
+// It gives up at deadline: any user may open as many fds as its limits
+// allow, in as many processes, and a scan holds one of a few slots.
+func (a *Attestor) scanUID(uid uint32, deadline time.Time) (map[uint64][]holder, error) {
 	d, err := os.Open(a.proc)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.proc, err)
@@ -806,6 +857,7 @@ func (a *Attestor) scanUID(uid uint32) (map[uint64][]holder, error) {
 	out := map[uint64][]holder{}
 	var denied bool
 	var buf [64]byte
+	reads := 0
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil || pid <= 0 {
@@ -826,6 +878,9 @@ func (a *Attestor) scanUID(uid uint32) (map[uint64][]holder, error) {
 		fds, _ := fdd.Readdirnames(-1)
 		fdd.Close()
 		for _, fd := range fds {
+			if reads++; reads%256 == 0 && a.clock.Now().After(deadline) {
+				return nil, errScanTooLong
+			}
 			n, err := unix.Readlink(dir+"/"+fd, buf[:])
 			if err != nil {
 				continue
@@ -1000,30 +1055,69 @@ func (a *Attestor) exe(dir string) (path, sum string) {
 
 // sha256 hashes the opened executable, cached by device, inode, size, mtime
 // and ctime: rewriting the file changes ctime even if mtime is put back.
+// "" (unknown) for a file over maxHash, when no hash slot frees within
+// the wait, or when the file changed while hashed. Callers of one file
+// share one hash; a file owner's files are hashed one at a time, so a
+// user churning its own files' ctime holds at most one of the slots.
 func (a *Attestor) sha256(f *os.File, st *unix.Stat_t) string {
 	k := fileKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim}
-	a.hashMu.Lock()
-	sum, ok := a.hashes[k]
-	a.hashMu.Unlock()
-	if ok {
+	if sum, ok := a.hashes.Get(k); ok {
 		return sum
 	}
+	if st.Size > a.maxHash {
+		return ""
+	}
+	t := time.NewTimer(a.wait)
+	defer t.Stop()
+	var c *hashCall
+	for c == nil {
+		a.hashMu.Lock()
+		if same := a.hashing[k]; same != nil {
+			a.hashMu.Unlock()
+			select {
+			case <-same.done:
+				return same.sum
+			case <-t.C:
+				return ""
+			}
+		}
+		if other := a.inHash[st.Uid]; other != nil {
+			a.hashMu.Unlock()
+			select { // the owner's other file first
+			case <-other.done:
+				continue
+			case <-t.C:
+				return ""
+			}
+		}
+		c = &hashCall{done: make(chan struct{})}
+		a.hashing[k], a.inHash[st.Uid] = c, c
+		a.hashMu.Unlock()
+	}
+	defer func() {
+		a.hashMu.Lock()
+		delete(a.hashing, k)
+		delete(a.inHash, st.Uid)
+		a.hashMu.Unlock()
+		close(c.done)
+	}()
+	select {
+	case a.hashSem <- struct{}{}:
+	case <-t.C:
+		return ""
+	}
+	defer func() { <-a.hashSem }()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, a.maxHash+1)); err != nil {
 		return ""
 	}
 	var after unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &after) != nil || after.Ctim != st.Ctim || after.Size != st.Size {
 		return "" // changed while hashed
 	}
-	sum = hex.EncodeToString(h.Sum(nil))
-	a.hashMu.Lock()
-	if len(a.hashes) >= 4096 {
-		clear(a.hashes)
-	}
-	a.hashes[k] = sum
-	a.hashMu.Unlock()
-	return sum
+	c.sum = hex.EncodeToString(h.Sum(nil))
+	a.hashes.Add(k, c.sum)
+	return c.sum
 }
 
 // exited reports whether the process of pidfd has exited: a pidfd polls

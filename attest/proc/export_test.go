@@ -4,3 +4,6 @@ package proc
 
 // CgroupTTL is cgroupTTL for the external tests.
 const CgroupTTL = cgroupTTL
+
+// MaxHashBytes is maxHashBytes for the external tests.
+const MaxHashBytes = maxHashBytes

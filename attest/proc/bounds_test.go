@@ -1,0 +1,164 @@
+//go:build linux
+
+package proc_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/credsidecar/credsidecar/agent"
+	"github.com/credsidecar/credsidecar/attest/proc"
+)
+
+// Helper mode (CSCI_MANY_FDS): open as many fds as RLIMIT_NOFILE's hard
+// limit allows, as any unprivileged process may, print how many, and wait
+// for stdin to close.
+func init() {
+	if os.Getenv("CSCI_MANY_FDS") == "" {
+		return
+	}
+	var rl unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
+	rl.Cur = rl.Max
+	unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	n := 0
+	for {
+		if _, err := unix.Dup(fd); err != nil {
+			break
+		}
+		n++
+	}
+	fmt.Println(n)
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// A user whose processes hold as many fds as its limits allow floods
+// connections: its scans must not hold every slot while another uid's
+// attestation waits. A uid scans one at a time, and a scan gives up at
+// half the wait.
+func TestOneUIDCannotStarveOthersScans(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	const attacker, victim = 4840, 4841
+	self := copyExe(t, publicDir(t), "fds", "")
+	total := 0
+	for range 10 {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "CSCI_MANY_FDS=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { in.Close(); cmd.Wait() })
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		n, _ := strconv.Atoi(strings.TrimSpace(line))
+		total += n
+	}
+	s, ino := heldSocket(t)
+	startHolder(t, victim, "", s)
+
+	a, _, err := proc.New(proc.Options{ExeMatched: true, Wait: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Attest(attacker, 1)
+	t.Logf("attacker: %d fds; its scan: %v", total, err)
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 4 { // the attacker's connections, each asking for attestation
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				a.Attest(attacker, 1)
+			}
+		}()
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond)
+	for range 3 {
+		if _, err := a.Attest(victim, ino); err != nil {
+			t.Fatalf("uid %d's attestation while uid %d floods: %v", victim, attacker, err)
+		}
+	}
+	if _, err := a.Attest(attacker, 1); !errors.Is(err, proc.ErrBusy) {
+		t.Logf("the attacker's own scan: %v (its processes may have fit the time)", err)
+	}
+}
+
+// An executable over the hashing bound has no exe_sha256: any user can
+// make a file of any size for free (a sparse tail still runs), and hashing
+// it per connection would be CPU on demand.
+func TestHugeExecutableIsNotHashed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	const uid = 4850
+	dir := publicDir(t)
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep binary")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, huge := dir+"/small", dir+"/huge"
+	for _, p := range []string{small, huge} {
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Truncate(huge, proc.MaxHashBytes+1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	a, _, err := proc.New(proc.Options{Hash: true, ExeMatched: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		exe    string
+		hashed bool
+	}{{small, true}, {huge, false}} {
+		f, ino := heldSocket(t)
+		cmd := exec.Command(tc.exe, "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		cmd.ExtraFiles = []*os.File{f}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		var p *agent.Process
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			// until the exec is done and /proc/PID/exe names the copy
+			if p, err = a.Attest(uid, ino); err == nil && p.Exe == tc.exe {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v, %v", tc.exe, p, err)
+			}
+		}
+		if got := p.ExeSHA256 != ""; got != tc.hashed {
+			t.Errorf("%s (%d bytes): hashed %v (%q), want %v", tc.exe, map[bool]int64{true: int64(len(b)), false: proc.MaxHashBytes + 1}[tc.hashed], got, p.ExeSHA256, tc.hashed)
+		}
+	}
+}
