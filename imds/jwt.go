@@ -113,7 +113,12 @@ type jwtCall struct {
 	err   error
 }
 
-func (jc *jwtCall) source() string { return networkKey(jc.c.Addr) }
+// source is whose budget of new-token verifications this request spends:
+// the socket owner's uid when it is known (on loopback every address is
+// one network, shared by every local user), else the source network. It
+// is asked only for a token not verified before, so the uid lookup is
+// not paid per request.
+func (jc *jwtCall) source() string { return unidentifiedKey(jc.c) }
 
 func (jc *jwtCall) verify() (*agent.JWT, error) {
 	if jc.done {

@@ -293,7 +293,9 @@ func (a *Authenticator) verify(ctx context.Context, d [32]byte, token string, so
 		return nil, fail(ReasonBusy, nil, "too many new tokens from this source; retry later")
 	}
 	v, err, _ := a.flight.Do(string(d[:]), func() (any, error) {
-		return a.verifyNew(ctx, d, token, provs)
+		// Detached from the first caller: its cancellation must not
+		// decide for the others sharing the flight.
+		return a.verifyNew(context.WithoutCancel(ctx), d, token, provs)
 	})
 	if err != nil {
 		return nil, err
@@ -312,15 +314,26 @@ func (a *Authenticator) hit(ctx context.Context, e *cached, provs map[string]*pr
 		a.prov(e.prov, now)
 		return true, nil
 	}
-	// The review is stale: ask again (one request per token at a time).
+	if e.prov.reviewDown(now) {
+		// The API server was away moments ago: keep the already verified
+		// identity without asking again per request (which would turn
+		// each request into an API call exactly while it is throttling).
+		return true, nil
+	}
+	// The review is stale: ask again (one request per token at a time),
+	// detached from the caller who asks first: a caller cancelling its
+	// own request must not turn the review into "unavailable" — kept —
+	// for the requests sharing it.
 	_, err, _ := a.flight.Do("review\x00"+token, func() (any, error) {
-		err := e.prov.review.check(ctx, token, e.id.Subject)
+		err := e.prov.review.check(context.WithoutCancel(ctx), token, e.id.Subject)
 		switch {
 		case err == nil:
 			e.reviewed.Store(a.clk.Now().UnixNano())
 		case ReasonOf(err) == ReasonUnavailable:
 			// Already verified, and the API server is away: keep the
-			// identity (a recoverable failure), log it.
+			// identity (a recoverable failure), log it, and ask again
+			// only after reviewRetry.
+			e.prov.setReviewDown(a.clk.Now().Add(reviewRetry))
 			a.log.Warn("token review unavailable; keeping an already verified token", zap.String("provider", e.id.Provider), zap.Error(err))
 			return nil, nil
 		}
@@ -352,9 +365,17 @@ func (a *Authenticator) verifyNew(ctx context.Context, d [32]byte, token string,
 	keys := p.keys.Load()
 	if p.url != "" && (keys == nil || (parsed.KeyID != "" && !keys.HasKeyID(parsed.KeyID))) {
 		// First use, or a kid we do not know (a rotation): fetch now, at
-		// most once per UnknownKIDInterval.
-		if keys == nil || now.Sub(p.lastTry()) >= a.opts.UnknownKIDInterval {
-			a.refresh(ctx, p)
+		// most once per UnknownKIDInterval — per noKeysRetry while there
+		// are no keys at all (the endpoint failing since start): anyone
+		// can sign a token naming the issuer, and each fetch carries our
+		// bearer token to the endpoint. Detached from the caller, so one
+		// that cancels at once cannot use the interval's fetch up.
+		every := a.opts.UnknownKIDInterval
+		if keys == nil {
+			every = min(every, noKeysRetry)
+		}
+		if p.claimTry(now, every) {
+			a.refresh(context.WithoutCancel(ctx), p)
 			keys = p.keys.Load()
 		}
 	}

@@ -38,18 +38,50 @@ type provider struct {
 	tried    time.Time // last attempt
 	err      error     // last fetch error
 	inflight bool      // a background refresh is running
+	// reviewRetryAt: a TokenReview found the API server away; stale
+	// reviews are not asked again before then.
+	reviewRetryAt time.Time
+}
+
+// Intervals of the bounded retries.
+const (
+	// reviewRetry is how long after a TokenReview found the API server
+	// unavailable that already verified tokens are kept without asking.
+	reviewRetry = 5 * time.Second
+	// noKeysRetry is the least time between fetches a token triggers
+	// while a provider has no key set at all.
+	noKeysRetry = 5 * time.Second
+)
+
+// claimTry records an attempt to fetch at now, unless one was made less
+// than every ago (false: do not fetch). Check and record are one step, so
+// concurrent callers make one fetch.
+func (p *provider) claimTry(now time.Time, every time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.tried.IsZero() && now.Sub(p.tried) < every {
+		return false
+	}
+	p.tried = now
+	return true
+}
+
+func (p *provider) reviewDown(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return now.Before(p.reviewRetryAt)
+}
+
+func (p *provider) setReviewDown(until time.Time) {
+	p.mu.Lock()
+	p.reviewRetryAt = until
+	p.mu.Unlock()
 }
 
 func (p *provider) fetchedAt() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.fetched
-}
-
-func (p *provider) lastTry() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.tried
 }
 
 func (p *provider) lastErr() error {
