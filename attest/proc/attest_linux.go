@@ -77,6 +77,10 @@ type Attestor struct {
 	mntNS   uint64 // the sidecar's mount namespace inode
 	hostNS  uint64 // PID 1's mount namespace inode (0 if unreadable)
 	sem     chan struct{}
+	// sysSem is one more scan slot, for system uids only (see systemUID):
+	// users, who may hold uids by the thousand through subordinate uid
+	// ranges, cannot keep system services' scans waiting.
+	sysSem chan struct{}
 
 	mu      sync.Mutex
 	pending map[uint32]*scan           // per uid: the scan not started yet, which new lookups join
@@ -250,6 +254,7 @@ func New(opts Options) (*Attestor, []string, error) {
 		n = 2
 	}
 	a.sem = make(chan struct{}, n)
+	a.sysSem = make(chan struct{}, 1)
 	a.hashes, _ = lru.New[fileKey, string](4096)
 	a.hash.Store(opts.Hash)
 	a.exeOn.Store(opts.ExeMatched)
@@ -821,14 +826,23 @@ func (a *Attestor) run(uid uint32, sc *scan) {
 		// of that uid meanwhile joins) waits for it, not for a second slot.
 		<-sc.after
 	}
-	a.sem <- struct{}{}
+	slot := a.sem
+	if systemUID(uid) {
+		select {
+		case a.sem <- struct{}{}:
+		case a.sysSem <- struct{}{}:
+			slot = a.sysSem
+		}
+	} else {
+		a.sem <- struct{}{}
+	}
 	a.mu.Lock()
 	delete(a.pending, uid) // later lookups start a new scan
 	a.running[uid] = sc.done
 	a.mu.Unlock()
 	a.Scans.Add(1)
 	sc.holders, sc.err = a.scanUID(uid, a.clock.Now().Add(a.wait/2))
-	<-a.sem
+	<-slot
 	a.mu.Lock()
 	if a.running[uid] == sc.done {
 		delete(a.running, uid)
@@ -836,6 +850,13 @@ func (a *Attestor) run(uid uint32, sc *scan) {
 	a.mu.Unlock()
 	close(sc.done)
 }
+
+// systemUID reports whether uid is a system account's — below 1000
+// (login.defs' UID_MIN on Debian and most distributions), or in systemd's
+// DynamicUser range 61184–65519 — where services run, and which no user
+// can create processes as, not even through subordinate uids (from 100000
+// by default).
+func systemUID(uid uint32) bool { return uid < 1000 || uid >= 61184 && uid <= 65519 }
 
 // errScanTooLong: the uid's processes hold more fds than a scan reads in
 // its time. Its slot goes to other uids' scans; the lookup fails closed.

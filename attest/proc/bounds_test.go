@@ -162,3 +162,68 @@ func TestHugeExecutableIsNotHashed(t *testing.T) {
 		}
 	}
 }
+
+// manyFDs starts n processes of uid, each holding as many fds as its limit
+// allows, and returns the total.
+func manyFDs(t *testing.T, exe string, uid uint32, n int) int {
+	t.Helper()
+	total := 0
+	for range n {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), "CSCI_MANY_FDS=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { in.Close(); cmd.Wait() })
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		k, _ := strconv.Atoi(strings.TrimSpace(line))
+		total += k
+	}
+	return total
+}
+
+// Users with many uids (a subordinate uid range gives each 65536) flood
+// connections from processes with huge fd tables, one scan per uid at a
+// time: a system service's attestation still gets a scan, in the slot
+// only system uids may take.
+func TestManyUIDsCannotStarveSystemScans(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	const victim = 990 // a system uid
+	self := copyExe(t, publicDir(t), "fds", "")
+	attackers := make([]uint32, 10)
+	total := 0
+	for i := range attackers {
+		attackers[i] = uint32(104860 + i) // subordinate-range uids
+		total += manyFDs(t, self, attackers[i], 2)
+	}
+	s, ino := heldSocket(t)
+	startHolder(t, victim, "", s)
+	a, _, err := proc.New(proc.Options{ExeMatched: true, Wait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d attacker uids, %d fds", len(attackers), total)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for _, uid := range attackers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				a.Attest(uid, 1)
+			}
+		}()
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond)
+	for range 5 {
+		if _, err := a.Attest(victim, ino); err != nil {
+			t.Fatalf("system uid %d's attestation while %d user uids flood: %v", victim, len(attackers), err)
+		}
+	}
+}
