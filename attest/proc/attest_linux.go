@@ -301,12 +301,8 @@ func (a *Attestor) Root() string { return a.root }
 
 func (a *Attestor) warnings() []string {
 	var w []string
-	if status, err := os.ReadFile(a.proc + "/self/status"); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			if rest, ok := strings.CutPrefix(line, "NSpid:"); ok && len(strings.Fields(rest)) > 1 {
-				w = append(w, "the sidecar runs in a PID namespace of its own: processes outside it are invisible, so systemd_unit/cgroup/exe conditions fail closed for them")
-			}
-		}
+	if !InInitialPIDNamespace(a.proc) {
+		w = append(w, "the sidecar runs in a PID namespace of its own: processes outside it are invisible, so systemd_unit/cgroup/exe conditions fail closed for them")
 	}
 	if hidden, err := HidesProcesses(a.proc); err == nil && hidden {
 		w = append(w, "/proc is mounted with hidepid (or ProtectProc=invisible): other users' processes are hidden, so systemd_unit/cgroup/exe conditions fail closed for them")
