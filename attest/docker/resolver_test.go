@@ -237,7 +237,9 @@ func TestUnknownCallersDoNotStarveKnownOnes(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond) // the unknown callers hold their lookups
+	for len(r.scans) < cap(r.scans) { // until the unknown callers hold every scan slot
+		time.Sleep(time.Millisecond)
+	}
 	for range 5 {
 		if c, err := r.Resolve(sidecar, from("169.254.170.10")); err != nil || c.ID != "known" {
 			t.Fatalf("a known container while unknown callers scan: %+v, %v", c, err)

@@ -57,21 +57,7 @@ func TestOneUIDCannotStarveOthersScans(t *testing.T) {
 	}
 	const attacker, victim = 4840, 4841
 	self := copyExe(t, publicDir(t), "fds", "")
-	total := 0
-	for range 10 {
-		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), "CSCI_MANY_FDS=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
-		in, _ := cmd.StdinPipe()
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { in.Close(); cmd.Wait() })
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		n, _ := strconv.Atoi(strings.TrimSpace(line))
-		total += n
-	}
+	total := manyFDs(t, self, attacker, 10)
 	s, ino := heldSocket(t)
 	startHolder(t, victim, "", s)
 
