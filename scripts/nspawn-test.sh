@@ -95,9 +95,12 @@ done
 [ -n "$leader" ] || { cat "$work/console.log"; die "the container's systemd did not start"; }
 inside() { nsenter -t "$leader" -a "$@"; }
 state=""
-for _ in $(seq 1 300); do # until the manager answers on its bus (then it waits itself)
+# Until the manager answers on its bus (then it waits itself). Before
+# systemd has made /run/systemd/system, systemctl says "offline" (its
+# sd_booted() test): on a loaded machine the first attempts can see that.
+for _ in $(seq 1 300); do
   state=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait 2>&1 || true)
-  case "$state" in *"Failed to connect"*|*"No such file"*) sleep 0.1 ;; *) break ;; esac
+  case "$state" in *"Failed to connect"*|*"No such file"*|offline) sleep 0.1 ;; *) break ;; esac
 done
 log "booted: $state (leader pid $leader)"
 case "$state" in running|degraded) ;; *) die "the container did not boot: $state";; esac
