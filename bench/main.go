@@ -14,7 +14,7 @@
 // cached path with 10 to 10 000 clients listed before the caller's, and
 // the time to load and reload 10 000 clients.
 //
-//	go run ./bench [-duration 10s] [-conns 32] [-json] [-cpuprofile FILE] [-check [-tolerance 0.05]]
+//	go run ./bench [-duration 10s] [-conns 32] [-json] [-cpuprofile FILE] [-single-cpuprofile FILE] [-check [-tolerance 0.05]]
 package main
 
 import (
@@ -67,6 +67,7 @@ type options struct {
 	cpuprofile     string
 	unitProfile    string
 	coldProfile    string
+	singleProfile  string
 	wrk            bool
 	check          bool
 	tolerance      float64
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as JSON")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sidecar under keep-alive load to this file (builds it with a pprof listener), and one of the bare server to FILE without .pprof + .bare.pprof")
 	fs.StringVar(&o.coldProfile, "cold-cpuprofile", "", "write a CPU profile of the sidecar under the cold-sequence load to this file, and one of the bare server to FILE without .pprof + .bare.pprof")
+	fs.StringVar(&o.singleProfile, "single-cpuprofile", "", "write a CPU profile of the sidecar under the single-connection load to this file, and one of the bare server to FILE without .pprof + .bare.pprof")
 	fs.StringVar(&o.unitProfile, "unit-cpuprofile", "", "write CPU profiles of the systemd_unit-matched sidecar under the cold-sequence load to FILE.other-uid and FILE.same-uid")
 	fs.BoolVar(&o.wrk, "wrk", false, "also drive the keep-alive comparison with wrk (must be installed: apt-get install wrk)")
 	fs.BoolVar(&o.check, "check", false, "exit 1 when a figure misses its goal (issue 16: keep-alive >= 0.95 x bare and p99 <= 1.10 x, cold sequence >= 0.95 x, single-connection p50 <= 1.05 x, RSS <= 20 MiB idle and <= 24 MiB under load, 10 000 sessions <= 48 MiB, ready <= 100 ms)")
@@ -137,6 +139,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.scaleDuration = o.duration / 2
 	}
 	return o, nil
+}
+
+// profiling says whether a CPU profile was asked for: the sidecar is then
+// built with a pprof listener.
+func (o *options) profiling() bool {
+	return o.cpuprofile != "" || o.coldProfile != "" || o.singleProfile != "" || o.unitProfile != ""
 }
 
 // singleRoundLength is the default length of a single-connection round.
@@ -293,6 +301,9 @@ type report struct {
 	ColdProfile    string      `json:"cold_cpu_profile,omitempty"`
 	// BareColdProfile is the bare server's, under the same load.
 	BareColdProfile string `json:"bare_cold_cpu_profile,omitempty"`
+	// SingleProfile and BareSingleProfile are the single-connection load's.
+	SingleProfile     string `json:"single_cpu_profile,omitempty"`
+	BareSingleProfile string `json:"bare_single_cpu_profile,omitempty"`
 	// Unit is the systemd_unit client's run (unit.go).
 	Unit        *unitFigures `json:"systemd_unit,omitempty"`
 	UnitSameUID *unitFigures `json:"systemd_unit_same_uid,omitempty"`
@@ -330,7 +341,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	progress("building ./cmd/credsidecar")
-	bin, err := buildSidecar(ctx, root, dir, o.cpuprofile != "" || o.coldProfile != "" || o.unitProfile != "")
+	bin, err := buildSidecar(ctx, root, dir, o.profiling())
 	if err != nil {
 		return err
 	}
@@ -385,7 +396,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // throughput runs the keep-alive, cold-sequence and single-connection loads
 // against the sidecar and the bare server.
 func throughput(ctx context.Context, o *options, bin, dir string, rep *report, progress func(string, ...any)) error {
-	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.cpuprofile != "" || o.coldProfile != "" || o.unitProfile != "")
+	side, err := startSidecar(ctx, bin, dir, "sidecar", sidecarConfig(0), o.profiling())
 	if err != nil {
 		return err
 	}
@@ -513,6 +524,21 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 	rep.SingleRounds = o.singleRounds
 	rep.Single = alternate("single connection", o.singleDuration, o.singleRounds,
 		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
+	if o.singleProfile != "" {
+		if err := profile(ctx, side, o.singleProfile, o.singleDuration, progress, func(d time.Duration) {
+			keepAlive(ctx, side.addr, targets[1].req, 1, d)
+		}); err != nil {
+			return err
+		}
+		rep.SingleProfile = o.singleProfile
+		bareFile := strings.TrimSuffix(o.singleProfile, ".pprof") + ".bare.pprof"
+		if err := profile(ctx, bare, bareFile, o.singleDuration, progress, func(d time.Duration) {
+			keepAlive(ctx, bare.addr, targets[0].req, 1, d)
+		}); err != nil {
+			return err
+		}
+		rep.BareSingleProfile = bareFile
+	}
 
 	for _, same := range []bool{false, true} {
 		if !o.unit {
