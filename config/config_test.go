@@ -628,6 +628,16 @@ func TestWarnings(t *testing.T) {
 		{"1m is the local minimum", "roles: [{name: app, duration: 1m}]\n", []string{"duration 1m0s"}},
 		{"15m in aws mode", "sts: {mode: aws}\nroles: [{name: app, arn: \"arn:aws:iam::123456789012:role/a\", duration: 15m}]\n", []string{"duration 15m0s"}},
 		{"30m is enough", "roles: [{name: app, duration: 30m}]\n", nil},
+		{
+			"bearer token kept from a third-party jwks_url",
+			"roles: [{name: app}]\nidentity_providers:\n  - name: ci\n    issuer: https://token.ci.example\n    audiences: [sts]\n    jwks_url: https://token.ci.example/keys\n    kubernetes: {api_url: \"https://127.0.0.1:6443\", bearer_token_file: /run/token}\n",
+			[]string{`line 6: identity provider "ci": jwks_url is not on kubernetes.api_url's server, so kubernetes.bearer_token_file is not sent`},
+		},
+		{
+			"jwks_url on api_url's server",
+			"roles: [{name: app}]\nidentity_providers:\n  - name: k8s\n    issuer: https://kubernetes.default.svc\n    audiences: [sts]\n    jwks_url: https://127.0.0.1:443/openid/v1/jwks\n    kubernetes: {api_url: \"https://127.0.0.1\", bearer_token_file: /run/token}\n",
+			nil,
+		},
 		{"default 1h", "roles: [{name: app}]\n", nil},
 		{
 			"trust policy in aws mode",

@@ -88,6 +88,48 @@ func (p *IdentityProvider) JWKSSource() (file, url string) {
 	return "", ""
 }
 
+// BearerToJWKS reports whether the sidecar's own bearer token
+// (kubernetes.bearer_token_file) goes with the JWKS fetch: always to the
+// API server's own discovery URL, to a jwks_url only when no api_url is
+// set (the token is then configured for that URL alone) or when the
+// jwks_url is on the API server's origin (scheme, host and port). A
+// jwks_url elsewhere (a public OIDC issuer's) needs no credential, and
+// must not receive the sidecar's service-account token.
+func (p *IdentityProvider) BearerToJWKS() bool {
+	k := p.Kubernetes
+	if k == nil || k.BearerTokenFile == "" {
+		return false
+	}
+	_, u := p.JWKSSource()
+	if u == "" {
+		return false
+	}
+	if p.JWKSURL == "" || k.APIURL == "" {
+		return true
+	}
+	return sameOrigin(p.JWKSURL, k.APIURL)
+}
+
+// sameOrigin reports whether URLs a and b have the same scheme, host and
+// port (the default port spelled out or not).
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "http") {
+			return "80"
+		}
+		return "443"
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Hostname(), ub.Hostname()) && port(ua) == port(ub)
+}
+
 // UsesJWT reports whether some client matches on jwt: only then are
 // bearer tokens verified as JWTs.
 func (c *Config) UsesJWT() bool {
@@ -179,6 +221,9 @@ func (v *validator) validateIdentityProviders(c *Config) {
 			if err := checkHTTPSURL(k.APIURL); err != nil {
 				v.errf(at("kubernetes", "api_url"), "identity provider %q: kubernetes.api_url %v", ip.Name, err)
 			}
+		}
+		if k != nil && k.BearerTokenFile != "" && ip.JWKSURL != "" && k.APIURL != "" && !ip.BearerToJWKS() {
+			v.warnings = append(v.warnings, fmt.Sprintf("line %d: identity provider %q: jwks_url is not on kubernetes.api_url's server, so kubernetes.bearer_token_file is not sent with its fetches (only to api_url)", v.line(at("jwks_url")...), ip.Name))
 		}
 		if k != nil && k.TokenReview && k.APIURL == "" {
 			v.errf(at("kubernetes", "token_review"), "identity provider %q: token_review needs kubernetes.api_url", ip.Name)

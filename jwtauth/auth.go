@@ -488,6 +488,7 @@ func (a *Authenticator) newProvider(cfg *config.Config, pc *config.IdentityProvi
 		}
 		if k != nil {
 			p.bearerFile = k.BearerTokenFile
+			p.jwksBearer = pc.BearerToJWKS()
 		}
 		if k != nil && k.TokenReview {
 			p.review = &reviewer{p: p, url: trimSlash(k.APIURL) + "/apis/authentication.k8s.io/v1/tokenreviews", audiences: pc.Audiences}

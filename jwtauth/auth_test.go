@@ -278,6 +278,49 @@ func TestAuthenticatorBearerReread(t *testing.T) {
 	}
 }
 
+// TestBearerOnlyToAPIServer: the sidecar's own service-account token goes
+// with a JWKS fetch only to the API server (its discovery URL, or a
+// jwks_url on api_url's origin), or to a jwks_url when no api_url names
+// another server; a jwks_url elsewhere, a public issuer's, never sees it.
+func TestBearerOnlyToAPIServer(t *testing.T) {
+	k := rsaKey(t, "r1")
+	bearer := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(bearer, []byte("sa-token"), 0o600)
+	elsewhere := httptest.NewServer(http.NotFoundHandler()) // api_url's server, not the JWKS's
+	defer elsewhere.Close()
+	for _, tc := range []struct {
+		name string
+		yml  func(jwks string) string
+		want string
+	}{
+		{"api_url discovery", func(u string) string {
+			return "    kubernetes: {api_url: " + u + ", bearer_token_file: " + bearer + "}\n"
+		}, "Bearer sa-token"},
+		{"jwks_url on api_url's origin", func(u string) string {
+			return "    jwks_url: " + u + "/openid/v1/jwks\n    kubernetes: {api_url: " + u + "/, bearer_token_file: " + bearer + "}\n"
+		}, "Bearer sa-token"},
+		{"jwks_url, no api_url", func(u string) string {
+			return "    jwks_url: " + u + "/keys\n    kubernetes: {bearer_token_file: " + bearer + "}\n"
+		}, "Bearer sa-token"},
+		{"jwks_url on another server", func(u string) string {
+			return "    jwks_url: " + u + "/keys\n    kubernetes: {api_url: " + elsewhere.URL + ", bearer_token_file: " + bearer + "}\n"
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newJWKSServer(t, k)
+			a := newAuth(t, clock.NewFake(testNow), cfgYAML(tc.yml(srv.URL)))
+			if _, err := a.Verify(context.Background(), sign(t, k, claims(), nil), src("src")); err != nil {
+				t.Fatal(err)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			if len(srv.auths) != 1 || srv.auths[0] != tc.want {
+				t.Fatalf("Authorization headers %q, want [%q]", srv.auths, tc.want)
+			}
+		})
+	}
+}
+
 // reviewServer is a fake API server: JWKS at /openid/v1/jwks, TokenReview
 // answering from a set of accepted tokens.
 type reviewServer struct {

@@ -29,6 +29,7 @@ type provider struct {
 	file, url    string // where the keys come from (one of them)
 	http         *http.Client
 	bearerFile   string
+	jwksBearer   bool // the bearer token goes with JWKS fetches (config's BearerToJWKS)
 	review       *reviewer
 
 	keys atomic.Pointer[KeySet] // nil until the first successful load
@@ -130,15 +131,18 @@ func (a *Authenticator) refreshAsync(p *provider) {
 }
 
 // fetchJWKS GETs p.url: no redirects, a timeout, a bounded body, the
-// provider's CA and bearer token when configured.
+// provider's CA when configured, and its bearer token when the URL is the
+// API server's (config's BearerToJWKS).
 func (p *provider) fetchJWKS(ctx context.Context) (*KeySet, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("jwks request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
-	if err := p.authorize(req); err != nil {
-		return nil, err
+	if p.jwksBearer {
+		if err := p.authorize(req); err != nil {
+			return nil, err
+		}
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
