@@ -21,6 +21,7 @@ func TestRevokedTokenNotAcceptedViaCanceledPeer(t *testing.T) {
 	k := rsaKey(t, "r1")
 	doc := jwks(t, k)
 	var revoked atomic.Bool
+	arrived := make(chan struct{}, 1) // a review of the revoked token reached the API server
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/openid/v1/jwks" {
 			w.Write(doc)
@@ -29,6 +30,10 @@ func TestRevokedTokenNotAcceptedViaCanceledPeer(t *testing.T) {
 		var tr tokenReview
 		json.NewDecoder(r.Body).Decode(&tr)
 		if revoked.Load() {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
 			time.Sleep(300 * time.Millisecond) // the API server's round trip
 			tr.Status.Error = "pod not found"
 		} else {
@@ -49,9 +54,14 @@ func TestRevokedTokenNotAcceptedViaCanceledPeer(t *testing.T) {
 
 	ctxA, cancelA := context.WithCancel(context.Background())
 	go a.Verify(ctxA, tok, src("s")) // request A starts the re-review...
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("request A's re-review never reached the API server")
+	}
 	errB := make(chan error, 1)
 	go func() { _, err := a.Verify(context.Background(), tok, src("s")); errB <- err }() // ...B joins it
+	// B's join cannot be observed; it has 250 ms of A's round trip left.
 	time.Sleep(50 * time.Millisecond)
 	cancelA() // A's connection closes
 	if err := <-errB; ReasonOf(err) != ReasonReview {
