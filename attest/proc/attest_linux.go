@@ -91,6 +91,11 @@ type Attestor struct {
 	useSeq  uint64                     // orders pins by last use, for eviction
 	clock   clock.Clock
 
+	// userHints counts the entries of hints that are not system uids'
+	// (systemUID), under mu: only those are forgotten when they reach
+	// maxHintUIDs.
+	userHints int
+
 	// hashes caches executables' digests (least recently used evicted:
 	// another user's churn of files it owns cannot flush a trusted
 	// binary's entry while that binary's callers keep using it); hashing
@@ -187,7 +192,11 @@ const (
 	maxHints = 4
 	// hintFDs is how many fds are remembered per hinted process.
 	hintFDs = 8
-	// maxHintUIDs bounds the uids remembered (then all are forgotten).
+	// maxHintUIDs bounds the user uids remembered (then those are all
+	// forgotten). System uids' hints are never forgotten for room: a user
+	// with a subordinate uid range can attest from 65 536 uids, and must
+	// not thereby send every service's next connection to the scan. Their
+	// number is bounded by systemUID's ranges (5 336 uids).
 	maxHintUIDs = 4096
 	// maxFastFDs bounds the fds the fast path reads per hinted process
 	// when the socket is not near a hinted fd (a scan reads them all, and
@@ -729,8 +738,16 @@ func (a *Attestor) remember(uid uint32, h holder, inode uint64) {
 	defer a.mu.Unlock()
 	hs := a.hints[uid]
 	if hs == nil {
-		if len(a.hints) >= maxHintUIDs {
-			clear(a.hints)
+		if !systemUID(uid) {
+			if a.userHints >= maxHintUIDs {
+				for u := range a.hints {
+					if !systemUID(u) {
+						delete(a.hints, u)
+					}
+				}
+				a.userHints = 0
+			}
+			a.userHints++
 		}
 		hs = &[maxHints]hint{}
 		a.hints[uid] = hs
