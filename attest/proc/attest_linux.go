@@ -64,6 +64,11 @@ type Options struct {
 	Outcome func(outcome string)
 	// Clock dates the fast path's cgroup reads (nil: the real clock).
 	Clock clock.Clock
+	// SubUIDFile lists users' subordinate uid ranges (subuid(5); "" =
+	// DefaultSubUIDFile, "-" = none): a uid in a user's range scans in
+	// that user's turn, so a user holding 65 536 uids through newuidmap
+	// has one turn at the scans like any other user, not 65 536.
+	SubUIDFile string
 }
 
 // Attestor finds and describes the process behind a client socket.
@@ -108,9 +113,12 @@ type Attestor struct {
 	hashing map[fileKey]*hashCall
 	maxHash int64 // the largest executable hashed (bytes)
 
-	// running: per uid, the scan holding a slot. A uid scans one at a
-	// time, so one user's flood cannot hold every slot.
-	running map[uint32]chan struct{}
+	// turns: per owner (a uid, or the user whose subordinate range holds
+	// it: owners), the token of its one scan at a time, so one user's
+	// flood cannot hold every slot nor queue for them more than once.
+	// Under mu.
+	turns  map[uint64]*turn
+	owners *subUIDs
 
 	// Scans counts /proc scans run, FastHits the attestations answered by
 	// the fast path (bench and tests read them).
@@ -119,9 +127,15 @@ type Attestor struct {
 
 type scan struct {
 	done    chan struct{}
-	after   chan struct{}       // the uid's scan running when this one was made (nil: none)
 	holders map[uint64][]holder // socket inode -> processes holding it
 	err     error
+}
+
+// turn is one owner's scan token, with the number of scans holding or
+// waiting for it (the map entry goes when none does).
+type turn struct {
+	ch   chan struct{}
+	refs int
 }
 
 // holder is a process holding a socket, and the fd it holds it as.
@@ -248,7 +262,7 @@ type fileKey struct {
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
 	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{},
-		running: map[uint32]chan struct{}{}, hashSem: make(chan struct{}, maxHashes), inHash: map[uint32]*hashCall{},
+		turns: map[uint64]*turn{}, hashSem: make(chan struct{}, maxHashes), inHash: map[uint32]*hashCall{},
 		hashing: map[fileKey]*hashCall{}, maxHash: maxHashBytes,
 		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{},
 		pins: map[int]*pin{}, clock: opts.Clock}
@@ -264,6 +278,14 @@ func New(opts Options) (*Attestor, []string, error) {
 	}
 	a.sem = make(chan struct{}, n)
 	a.sysSem = make(chan struct{}, 1)
+	switch opts.SubUIDFile {
+	case "":
+		a.owners = newSubUIDs(DefaultSubUIDFile)
+	case "-":
+		a.owners = newSubUIDs("")
+	default:
+		a.owners = newSubUIDs(opts.SubUIDFile)
+	}
 	a.hashes, _ = lru.New[fileKey, string](4096)
 	a.hash.Store(opts.Hash)
 	a.exeOn.Store(opts.ExeMatched)
@@ -287,7 +309,7 @@ func New(opts Options) (*Attestor, []string, error) {
 	if unix.Stat(a.proc+"/1/ns/mnt", &st) == nil {
 		a.hostNS = st.Ino
 	}
-	return a, a.warnings(), nil
+	return a, append(a.warnings(), a.owners.warnings()...), nil
 }
 
 // SetHash turns hashing of executables on or off (a reload added or
@@ -815,7 +837,7 @@ func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 	a.mu.Lock()
 	sc := a.pending[uid]
 	if sc == nil {
-		sc = &scan{done: make(chan struct{}), after: a.running[uid]}
+		sc = &scan{done: make(chan struct{})}
 		a.pending[uid] = sc
 		go a.run(uid, sc)
 	}
@@ -833,35 +855,92 @@ func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 	return sc.holders[inode], nil
 }
 
+// errScanNotStarted: a scan did not get its owner's turn and a slot within
+// the wait; its lookups have given up (or are about to), so it is dropped
+// rather than run for nobody.
+var errScanNotStarted = fmt.Errorf("no scan slot within the wait: %w", ErrBusy)
+
+// run waits for uid's owner's turn, then for a slot, then scans. One turn
+// per owner: the next scan of a uid (which every lookup of that uid
+// meanwhile joins), or of another uid of the same user's subordinate
+// range, waits for the turn, not in the slots' queue, so the slots' queue
+// holds at most one scan per owner and another user's scan waits behind
+// at most one of a flooding user's. A scan that has waited the whole wait
+// without starting is dropped: nobody waits for it any more, and a flood
+// must not leave a backlog of scans to run.
 func (a *Attestor) run(uid uint32, sc *scan) {
-	if sc.after != nil {
-		// One scan per uid at a time: the next one (which every lookup
-		// of that uid meanwhile joins) waits for it, not for a second slot.
-		<-sc.after
+	giveUp := time.NewTimer(a.wait)
+	defer giveUp.Stop()
+	owner := a.owners.owner(uid, time.Now())
+	tn := a.takeTurn(owner)
+	defer a.leaveTurn(owner, tn)
+	select {
+	case tn.ch <- struct{}{}:
+	case <-giveUp.C:
+		a.drop(uid, sc)
+		return
 	}
+	defer func() { <-tn.ch }()
 	slot := a.sem
 	if systemUID(uid) {
 		select {
 		case a.sem <- struct{}{}:
 		case a.sysSem <- struct{}{}:
 			slot = a.sysSem
+		case <-giveUp.C:
+			a.drop(uid, sc)
+			return
 		}
 	} else {
-		a.sem <- struct{}{}
+		select {
+		case a.sem <- struct{}{}:
+		case <-giveUp.C:
+			a.drop(uid, sc)
+			return
+		}
 	}
 	a.mu.Lock()
-	delete(a.pending, uid) // later lookups start a new scan
-	a.running[uid] = sc.done
+	if a.pending[uid] == sc {
+		delete(a.pending, uid) // later lookups start a new scan
+	}
 	a.mu.Unlock()
 	a.Scans.Add(1)
 	sc.holders, sc.err = a.scanUID(uid, a.clock.Now().Add(a.wait/2))
 	<-slot
+	close(sc.done)
+}
+
+// drop ends a scan that never started: its lookups get errScanNotStarted.
+func (a *Attestor) drop(uid uint32, sc *scan) {
 	a.mu.Lock()
-	if a.running[uid] == sc.done {
-		delete(a.running, uid)
+	if a.pending[uid] == sc {
+		delete(a.pending, uid)
 	}
 	a.mu.Unlock()
+	sc.err = errScanNotStarted
 	close(sc.done)
+}
+
+// takeTurn is owner's turn, made if none of its scans holds or waits for
+// it; leaveTurn lets go of it.
+func (a *Attestor) takeTurn(owner uint64) *turn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tn := a.turns[owner]
+	if tn == nil {
+		tn = &turn{ch: make(chan struct{}, 1)}
+		a.turns[owner] = tn
+	}
+	tn.refs++
+	return tn
+}
+
+func (a *Attestor) leaveTurn(owner uint64, tn *turn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tn.refs--; tn.refs == 0 && a.turns[owner] == tn {
+		delete(a.turns, owner)
+	}
 }
 
 // systemUID reports whether uid is a system account's — below 1000

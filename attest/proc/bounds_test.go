@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,6 +211,57 @@ func TestManyUIDsCannotStarveSystemScans(t *testing.T) {
 	for range 5 {
 		if _, err := a.Attest(victim, ino); err != nil {
 			t.Fatalf("system uid %d's attestation while %d user uids flood: %v", victim, len(attackers), err)
+		}
+	}
+}
+
+// A user's subordinate uids (newuidmap gives each user 65 536) flood
+// connections from processes with huge fd tables: they scan in their
+// owner's one turn, so another user's attestation waits behind at most one
+// of their scans, not behind one per uid.
+func TestSubordinateUIDsShareTheirOwnersTurn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	const owner, victim = 4850, 4851 // two users; the victim's uid is not a system one
+	subuid := filepath.Join(t.TempDir(), "subuid")
+	if err := os.WriteFile(subuid, []byte(fmt.Sprintf("%d:204850:65536\n", owner)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self := copyExe(t, publicDir(t), "fds", "")
+	attackers := make([]uint32, 10)
+	total := 0
+	for i := range attackers {
+		attackers[i] = uint32(204850 + i)
+		total += manyFDs(t, self, attackers[i], 2)
+	}
+	s, ino := heldSocket(t)
+	startHolder(t, victim, "", s)
+	a, _, err := proc.New(proc.Options{ExeMatched: true, Wait: 500 * time.Millisecond, SubUIDFile: subuid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d uids of user %d's subordinate range, %d fds", len(attackers), owner, total)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for _, uid := range attackers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				a.Attest(uid, 1)
+			}
+		}()
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	for deadline := time.Now().Add(10 * time.Second); a.Scans.Load() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never scanned")
+		}
+	}
+	for range 5 {
+		if _, err := a.Attest(victim, ino); err != nil {
+			t.Fatalf("uid %d's attestation while %d uids of user %d's range flood: %v", victim, len(attackers), owner, err)
 		}
 	}
 }
