@@ -119,6 +119,10 @@ type Attestor struct {
 	// Under mu.
 	turns  map[uint64]*turn
 	owners *subUIDs
+	// queued: per owner, its scans made and not yet started (under mu),
+	// at most maxQueuedPerOwner: each is a goroutine, and a user with
+	// 65 536 uids must not make 65 536 of them at once.
+	queued map[uint64]int
 
 	// Scans counts /proc scans run, FastHits the attestations answered by
 	// the fast path (bench and tests read them).
@@ -127,6 +131,7 @@ type Attestor struct {
 
 type scan struct {
 	done    chan struct{}
+	owner   uint64              // whose turn it takes (subUIDs.owner)
 	holders map[uint64][]holder // socket inode -> processes holding it
 	err     error
 }
@@ -262,7 +267,7 @@ type fileKey struct {
 // PID namespace of its own).
 func New(opts Options) (*Attestor, []string, error) {
 	a := &Attestor{proc: "/proc", wait: opts.Wait, outcome: opts.Outcome, pending: map[uint32]*scan{},
-		turns: map[uint64]*turn{}, hashSem: make(chan struct{}, maxHashes), inHash: map[uint32]*hashCall{},
+		turns: map[uint64]*turn{}, queued: map[uint64]int{}, hashSem: make(chan struct{}, maxHashes), inHash: map[uint32]*hashCall{},
 		hashing: map[fileKey]*hashCall{}, maxHash: maxHashBytes,
 		hints: map[uint32]*[maxHints]hint{}, fastSem: make(chan struct{}, maxFast), inFast: map[uint32]int{},
 		pins: map[int]*pin{}, clock: opts.Clock}
@@ -834,10 +839,16 @@ func (a *Attestor) forget(uid uint32, pid int) {
 // at once. A scan that started before the lookup is never joined: it may
 // have passed the holder already.
 func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
+	owner := a.owners.owner(uid, time.Now())
 	a.mu.Lock()
 	sc := a.pending[uid]
 	if sc == nil {
-		sc = &scan{done: make(chan struct{})}
+		if a.queued[owner] >= maxQueuedPerOwner {
+			a.mu.Unlock()
+			return nil, errOwnerQueueFull
+		}
+		a.queued[owner]++
+		sc = &scan{done: make(chan struct{}), owner: owner}
 		a.pending[uid] = sc
 		go a.run(uid, sc)
 	}
@@ -855,6 +866,14 @@ func (a *Attestor) holders(uid uint32, inode uint64) ([]holder, error) {
 	return sc.holders[inode], nil
 }
 
+// maxQueuedPerOwner bounds one owner's scans waiting to start (one per
+// uid: lookups of a uid join its waiting scan).
+const maxQueuedPerOwner = 16
+
+// errOwnerQueueFull: the uid's owner has maxQueuedPerOwner scans waiting
+// already (its other uids').
+var errOwnerQueueFull = fmt.Errorf("the user's uids have %d scans waiting already: %w", maxQueuedPerOwner, ErrBusy)
+
 // errScanNotStarted: a scan did not get its owner's turn and a slot within
 // the wait; its lookups have given up (or are about to), so it is dropped
 // rather than run for nobody.
@@ -871,7 +890,7 @@ var errScanNotStarted = fmt.Errorf("no scan slot within the wait: %w", ErrBusy)
 func (a *Attestor) run(uid uint32, sc *scan) {
 	giveUp := time.NewTimer(a.wait)
 	defer giveUp.Stop()
-	owner := a.owners.owner(uid, time.Now())
+	owner := sc.owner
 	tn := a.takeTurn(owner)
 	defer a.leaveTurn(owner, tn)
 	select {
@@ -899,11 +918,7 @@ func (a *Attestor) run(uid uint32, sc *scan) {
 			return
 		}
 	}
-	a.mu.Lock()
-	if a.pending[uid] == sc {
-		delete(a.pending, uid) // later lookups start a new scan
-	}
-	a.mu.Unlock()
+	a.unqueue(uid, sc) // later lookups start a new scan
 	a.Scans.Add(1)
 	sc.holders, sc.err = a.scanUID(uid, a.clock.Now().Add(a.wait/2))
 	<-slot
@@ -912,13 +927,22 @@ func (a *Attestor) run(uid uint32, sc *scan) {
 
 // drop ends a scan that never started: its lookups get errScanNotStarted.
 func (a *Attestor) drop(uid uint32, sc *scan) {
+	a.unqueue(uid, sc)
+	sc.err = errScanNotStarted
+	close(sc.done)
+}
+
+// unqueue takes sc, starting or dropped, off uid's pending scan and its
+// owner's count of waiting ones.
+func (a *Attestor) unqueue(uid uint32, sc *scan) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.pending[uid] == sc {
 		delete(a.pending, uid)
 	}
-	a.mu.Unlock()
-	sc.err = errScanNotStarted
-	close(sc.done)
+	if a.queued[sc.owner]--; a.queued[sc.owner] <= 0 {
+		delete(a.queued, sc.owner)
+	}
 }
 
 // takeTurn is owner's turn, made if none of its scans holds or waits for
