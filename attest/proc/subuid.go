@@ -33,6 +33,7 @@ const (
 type subRange struct {
 	start, end uint64 // end exclusive
 	owner      uint64
+	reach      uint64 // the largest end of this range and all before it (the walk's stop)
 }
 
 // subUIDs maps a uid to the user whose subordinate range holds it, so that
@@ -80,7 +81,7 @@ func (s *subUIDs) owner(uid uint32, now time.Time) uint64 {
 	i := sort.Search(len(rs), func(i int) bool { return rs[i].start > uint64(uid) })
 	// Ranges may overlap: the last one starting at or below uid that
 	// holds it, else its own.
-	for j := i - 1; j >= 0; j-- {
+	for j := i - 1; j >= 0 && uint64(uid) < rs[j].reach; j-- {
 		if uint64(uid) < rs[j].end {
 			return rs[j].owner
 		}
@@ -186,5 +187,10 @@ func parseSubUIDs(data []byte, lookup func(string) (uint32, bool)) ([]subRange, 
 		out = append(out, subRange{start: start, end: start + count, owner: owner})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].start < out[j].start })
+	var reach uint64
+	for i := range out {
+		reach = max(reach, out[i].end)
+		out[i].reach = reach
+	}
 	return out, bad
 }

@@ -37,6 +37,15 @@ func TestParseSubUIDs(t *testing.T) {
 			t.Errorf("owner(%d) = %d, want %d", tc.uid, got, tc.want)
 		}
 	}
+	// Overlapping ranges: the latest-starting one that holds the uid, and
+	// a uid past a long early range still found in it.
+	ov, _ := parseSubUIDs([]byte("1001:100000:100000\n1002:150000:10\n1003:500000:10\n"), lookup)
+	so := &subUIDs{file: "x", checked: now, ranges: ov}
+	for uid, want := range map[uint32]uint64{150005: 1002, 170000: 1001, 199999: 1001, 200000: 200000, 500005: 1003, 400000: 400000} {
+		if got := so.owner(uid, now); got != want {
+			t.Errorf("overlapping ranges: owner(%d) = %d, want %d", uid, got, want)
+		}
+	}
 	// A name that does not resolve: its two ranges share one owner that
 	// no uid is.
 	if a, b := s.owner(300005, now), s.owner(300025, now); a != b || a < syntheticOwner {
