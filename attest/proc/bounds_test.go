@@ -237,7 +237,9 @@ func TestSubordinateUIDsShareTheirOwnersTurn(t *testing.T) {
 	}
 	s, ino := heldSocket(t)
 	startHolder(t, victim, "", s)
-	a, _, err := proc.New(proc.Options{ExeMatched: true, Wait: 500 * time.Millisecond, SubUIDFile: subuid})
+	// A wait of 1 s: a flood scan gives up after 500 ms, and the victim's
+	// own scan has the rest, with room for a loaded machine.
+	a, _, err := proc.New(proc.Options{ExeMatched: true, Wait: time.Second, SubUIDFile: subuid})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,9 @@ func TestScansNotStartedInTimeAreDropped(t *testing.T) {
 func TestOneOwnersWaitingScansAreBounded(t *testing.T) {
 	subuid := filepath.Join(t.TempDir(), "subuid")
 	os.WriteFile(subuid, []byte("7000:300000:65536\n"), 0o644)
-	a, _, err := New(Options{Wait: 200 * time.Millisecond, SubUIDFile: subuid})
+	// The wait is long enough that no queued scan is dropped (making room
+	// in the bound) before every lookup of the flood has been made.
+	a, _, err := New(Options{Wait: 2 * time.Second, SubUIDFile: subuid})
 	if err != nil {
 		t.Fatal(err)
 	}
