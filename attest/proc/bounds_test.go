@@ -69,19 +69,9 @@ func TestOneUIDCannotStarveOthersScans(t *testing.T) {
 	_, err = a.Attest(attacker, 1)
 	t.Logf("attacker: %d fds; its scan: %v", total, err)
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for range 4 { // the attacker's connections, each asking for attestation
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				a.Attest(attacker, 1)
-			}
-		}()
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond)
+	// The attacker's connections, each asking for attestation; its scan
+	// before them counts as one.
+	flood(t, a, []uint32{attacker, attacker, attacker, attacker}, 2)
 	for range 3 {
 		if _, err := a.Attest(victim, ino); err != nil {
 			t.Fatalf("uid %d's attestation while uid %d floods: %v", victim, attacker, err)
@@ -195,19 +185,7 @@ func TestManyUIDsCannotStarveSystemScans(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d attacker uids, %d fds", len(attackers), total)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for _, uid := range attackers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				a.Attest(uid, 1)
-			}
-		}()
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond)
+	flood(t, a, attackers, 2) // both user slots taken
 	for range 5 {
 		if _, err := a.Attest(victim, ino); err != nil {
 			t.Fatalf("system uid %d's attestation while %d user uids flood: %v", victim, len(attackers), err)
@@ -244,26 +222,32 @@ func TestSubordinateUIDsShareTheirOwnersTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d uids of user %d's subordinate range, %d fds", len(attackers), owner, total)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for _, uid := range attackers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				a.Attest(uid, 1)
-			}
-		}()
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); a.Scans.Load() < 3; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the flood never scanned")
-		}
-	}
+	flood(t, a, attackers, 3)
 	for range 5 {
 		if _, err := a.Attest(victim, ino); err != nil {
 			t.Fatalf("uid %d's attestation while %d uids of user %d's range flood: %v", victim, len(attackers), owner, err)
+		}
+	}
+}
+
+// flood asks a for attestations of uids' (nonexistent) socket 1 in a loop,
+// one goroutine per entry, until the test ends, and returns once a has run
+// at least scans scans: the flood is then holding slots, not about to.
+func flood(t *testing.T, a *proc.Attestor, uids []uint32, scans int64) {
+	t.Helper()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for _, uid := range uids {
+		wg.Go(func() {
+			for !stop.Load() {
+				a.Attest(uid, 1)
+			}
+		})
+	}
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); a.Scans.Load() < scans; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood ran %d scans in 10 s, not %d", a.Scans.Load(), scans)
 		}
 	}
 }
