@@ -278,6 +278,10 @@ type report struct {
 	Cold          comparison  `json:"cold_sequence"`
 	Single        comparison  `json:"single_connection"`
 	SingleRounds  int         `json:"single_connection_rounds"`
+	// SingleControl is the single-connection load's control: a second
+	// bare server against the first, in the same rounds (its "sidecar"
+	// is that second bare server).
+	SingleControl *comparison `json:"single_connection_control,omitempty"`
 	RSSIdleKB     int         `json:"rss_idle_kb"`
 	RSSLoadKB     int         `json:"rss_under_load_peak_kb"`
 	BareRSSLoadKB int         `json:"bare_rss_under_load_peak_kb"`
@@ -484,27 +488,29 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 		rep.KeepAliveWrk = &c
 	}
 
-	// alternate runs load against both servers in n alternating runs of
-	// total/n each, as the keep-alive rounds do.
-	alternate := func(what string, total time.Duration, n int, load func(addr string, req []byte, d time.Duration) *result) comparison {
+	// alternate runs load against each of among in n alternating runs of
+	// total/n each, as the keep-alive rounds do (every other round in the
+	// reverse order), and returns each target's rounds by name.
+	alternate := func(what string, among []*target, total time.Duration, n int, load func(addr string, req []byte, d time.Duration) *result) map[string][]*result {
 		accs := map[string][]*result{}
 		each := max(total/time.Duration(n), 200*time.Millisecond)
 		for round := range n {
-			order := targets
+			order := slices.Clone(among)
 			if round%2 == 1 {
-				order = []*target{targets[1], targets[0]}
+				slices.Reverse(order)
 			}
 			for _, t := range order {
 				progress("%s round %d/%d: %s, %s", what, round+1, n, t.name, each)
 				accs[t.name] = append(accs[t.name], serverCPU(t.p.pid(), func() *result { return load(t.p.addr, t.req, each) }))
 			}
 		}
-		return compareRounds(accs["bare"], accs["sidecar"])
+		return accs
 	}
-	rep.Cold = alternate(fmt.Sprintf("cold sequences (%d workers)", o.coldConns), o.coldDuration, o.rounds,
+	cold := alternate(fmt.Sprintf("cold sequences (%d workers)", o.coldConns), targets, o.coldDuration, o.rounds,
 		func(addr string, _ []byte, d time.Duration) *result {
 			return coldSequence(ctx, addr, addr, o.coldConns, d)
 		})
+	rep.Cold = compareRounds(cold["bare"], cold["sidecar"])
 	if o.coldProfile != "" {
 		if err := profile(ctx, side, o.coldProfile, o.coldDuration, progress, func(d time.Duration) {
 			coldSequence(ctx, side.addr, side.addr, o.coldConns, d)
@@ -522,8 +528,27 @@ func throughput(ctx context.Context, o *options, bin, dir string, rep *report, p
 	}
 
 	rep.SingleRounds = o.singleRounds
-	rep.Single = alternate("single connection", o.singleDuration, o.singleRounds,
+	// The single-connection rounds also measure a second bare server, the
+	// control: of two identical servers, the ratio shows what this load's
+	// own spread makes of no difference at all. Each round runs bare,
+	// sidecar, control or the reverse, so the sidecar stays next to the
+	// bare server in time and the control is the one farther from it. It
+	// first gets the warm-up's keep-alive and cold loads, as the other two
+	// got more of (their threads and heap are those of a server that has
+	// seen both).
+	control, err := startBare(ctx, dir, body, token)
+	if err != nil {
+		return err
+	}
+	defer control.stop()
+	ctl := &target{name: "control", p: control, req: credReq(control.addr)}
+	keepAlive(ctx, ctl.p.addr, ctl.req, o.conns, o.warmup)
+	coldSequence(ctx, ctl.p.addr, ctl.p.addr, o.coldConns, o.warmup)
+	single := alternate("single connection", []*target{targets[0], targets[1], ctl}, o.singleDuration, o.singleRounds,
 		func(addr string, req []byte, d time.Duration) *result { return keepAlive(ctx, addr, req, 1, d) })
+	rep.Single = compareRounds(single["bare"], single["sidecar"])
+	c := compareRounds(single["bare"], single["control"])
+	rep.SingleControl = &c
 	if o.singleProfile != "" {
 		if err := profile(ctx, side, o.singleProfile, o.singleDuration, progress, func(d time.Duration) {
 			keepAlive(ctx, side.addr, targets[1].req, 1, d)
@@ -670,7 +695,7 @@ func mib(kb int) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "credsidecar benchmark (%s, %d CPUs; both servers are separate processes on 127.0.0.1)\n", r.GoVersion, r.CPUs)
 	fmt.Fprintf(w, "response: %d bytes, the sidecar's IMDS credentials JSON; the bare server writes the same bytes\n\n", r.ResponseBytes)
-	table := func(title, unit string, c comparison, withP99 bool) {
+	table := func(title, unit string, c comparison, withP99 bool, extra func()) {
 		fmt.Fprintf(w, "%s\n", title)
 		fmt.Fprintf(w, "  %-9s %12s %10s %10s %8s %12s\n", "", unit, "p50", "p99", "errors", "server CPU")
 		for _, row := range []struct {
@@ -690,17 +715,29 @@ func printReport(w io.Writer, r *report) {
 		}
 		printSpread(w, "throughput", c.RoundRatios)
 		printSpread(w, "p50", c.RoundP50Ratios)
+		if extra != nil {
+			extra()
+		}
 		fmt.Fprintln(w)
 	}
 	table(fmt.Sprintf("keep-alive: GET /latest/meta-data/iam/security-credentials/app with the IMDSv2 token, %d connections, %s per server in %d rounds",
-		r.Conns, r.Duration, r.Rounds), "req/s", r.KeepAlive, true)
+		r.Conns, r.Duration, r.Rounds), "req/s", r.KeepAlive, true, nil)
 	if r.KeepAliveWrk != nil {
-		table("the same with wrk -t2 (p50/p99: averages of the rounds' percentiles)", "req/s", *r.KeepAliveWrk, true)
+		table("the same with wrk -t2 (p50/p99: averages of the rounds' percentiles)", "req/s", *r.KeepAliveWrk, true, nil)
 	}
 	printJWT(w, r)
 	table(fmt.Sprintf("cold SDK sequence on a new connection each time (PUT token, GET role list, GET credentials), %d workers", r.ColdConns),
-		"seq/s", r.Cold, true)
-	table(fmt.Sprintf("single connection, closed loop, in %d rounds", r.SingleRounds), "req/s", r.Single, false)
+		"seq/s", r.Cold, true, nil)
+	table(fmt.Sprintf("single connection, closed loop, in %d rounds", r.SingleRounds), "req/s", r.Single, false, func() {
+		c := r.SingleControl
+		if c == nil {
+			return
+		}
+		fmt.Fprintf(w, "  control: a second bare server in the same rounds (two identical servers: what this load's spread makes of no difference)\n")
+		fmt.Fprintf(w, "  %-9s %12.0f %10s %10s %8d %12s\n", "control", c.Sidecar.RPS, fmtDur(c.Sidecar.P50us), fmtDur(c.Sidecar.P99us), c.Sidecar.Errors, fmt.Sprintf("%.1fµs", c.Sidecar.CPUus))
+		fmt.Fprintf(w, "  %-9s %12.3f %10s\n", "ratio", c.Ratio, fmt.Sprintf("%.2fx", c.P50Ratio))
+		printSpread(w, "control's p50", c.RoundP50Ratios)
+	})
 	printUnit(w, r.Unit)
 	printUnit(w, r.UnitSameUID)
 	printScale(w, r.Scale)
